@@ -1,0 +1,303 @@
+"""The `digest` command: parse flags, call the library, print, exit 0/1/2 (see the README)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import webbrowser
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import date
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import pipeline
+from .config import Settings, load_subscribers
+from .errors import DigestError, InputError, NotImplementedYet
+from .store import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _day(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not a date like 2026-03-12") from exc
+
+
+def _day_option(f: F) -> F:
+    return click.option("--day", "day", metavar="YYYY-MM-DD", callback=lambda c, p, v: _day(v),
+                        help="The digest day (default: the newest day with papers).")(f)
+
+
+def handles_errors(f: F) -> F:
+    """Our errors become one line on stderr and their exit code; never a traceback."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except DigestError as exc:
+            for line in str(exc).splitlines():
+                click.echo(f"digest: {line}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--subscribers", type=click.Path(path_type=Path), help="subscribers.yaml [DIGEST_SUBSCRIBERS]")
+@click.option("--db", type=click.Path(path_type=Path), help="SQLite file [DIGEST_DB, ./var/digest.db]")
+@click.option("--inbox", type=click.Path(path_type=Path), help="Folder of new dumps [DIGEST_INBOX, ./inbox]")
+@click.option("--outbox", type=click.Path(path_type=Path), help="Where .eml files go without SMTP [DIGEST_OUTBOX]")
+@click.version_option(package_name="digest")
+@click.pass_context
+def cli(ctx: click.Context, **flags: Any) -> None:
+    """A personalized research-paper newsletter: ingest the day's papers, rank them for each
+    subscriber, and mail each one a digest."""
+    ctx.obj = flags
+
+
+def _settings() -> Settings:
+    return Settings.load(**click.get_current_context().find_root().obj)
+
+
+def _store(settings: Settings) -> Store:
+    return Store.open(settings.db)
+
+
+def _print_ingest(outcomes: list[pipeline.FileOutcome]) -> bool:
+    """Print one line per file; true if all went well."""
+    ok = True
+    for o in outcomes:
+        if o.error:
+            ok = False
+            click.echo(f"digest: {o.error}", err=True)
+        elif o.skipped:
+            click.echo(f"{o.path}: already ingested, skipped")
+        else:
+            click.echo(f"{o.path}: {o.papers} papers ({o.new} new, {o.updated} updated)")
+    return ok
+
+
+@cli.command()
+@click.argument("paths", nargs=-1)
+@_day_option
+@click.option("--force", is_flag=True, help="Read files again even if ingested before.")
+@handles_errors
+def ingest(paths: tuple[str, ...], day: date | None, force: bool) -> None:
+    """Read dumps, feeds or JSON Lines files (default: new files in the inbox) into the store."""
+    settings = _settings()
+    urls = [p for p in paths if "://" in p]
+    if urls:
+        raise NotImplementedYet(f"{urls[0]}: fetching URLs is not supported yet; save the page and pass the file")
+    files: list[Path] = []
+    for p in map(Path, paths):
+        files.extend(pipeline.inbox_files(p) if p.is_dir() else [p])
+    if not paths:
+        files = pipeline.inbox_files(settings.inbox)
+        if not files:
+            click.echo(f"no new files in {settings.inbox}")
+            return
+    with _store(settings) as store:
+        outcomes = pipeline.ingest(store, files, day=day, force=force)
+    if not _print_ingest(outcomes):
+        sys.exit(1)
+
+
+def _paper_json(p: Any) -> dict[str, Any]:
+    d = asdict(p)
+    d["authors"] = list(p.authors)
+    d["categories"] = list(p.categories)
+    return d
+
+
+@cli.command()
+@_day_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (see the contract).")
+@handles_errors
+def papers(day: date | None, as_json: bool) -> None:
+    """List the stored papers of a day."""
+    settings = _settings()
+    with _store(settings) as store:
+        day = day or pipeline.default_day(store)
+        found = store.papers(day.isoformat())
+    if as_json:
+        click.echo(json.dumps([_paper_json(p) for p in found], indent=2, ensure_ascii=False))
+        return
+    for p in found:
+        extra = f"  ▲{p.upvotes}" if p.upvotes else ""
+        click.echo(f"{p.id:<20} {p.title[:90]}{extra}")
+    click.echo(f"{len(found)} papers on {day}")
+
+
+def _subscribers(settings: Settings, user: str | None) -> list:
+    subs = load_subscribers(settings.subscribers)
+    return [pipeline.find_subscriber(subs, user)] if user else subs
+
+
+@cli.command("rank")
+@click.option("--user", help="Only this subscriber id.")
+@_day_option
+@click.option("--limit", type=click.IntRange(min=0), default=None,
+              help="Papers per subscriber (default: their max_papers; 0: every paper).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (see the contract).")
+@handles_errors
+def rank_cmd(user: str | None, day: date | None, limit: int | None, as_json: bool) -> None:
+    """Rank the day's papers for each subscriber, with the keywords that matched."""
+    settings = _settings()
+    subs = _subscribers(settings, user)
+    with _store(settings) as store:
+        day = day or pipeline.default_day(store)
+        ranked = pipeline.Ranker(store, catchup_days=settings.catchup_days).rank_all(subs, day, limit=limit)
+    if as_json:
+        click.echo(json.dumps({
+            sid: [{"paper_id": r.paper.id, "title": r.paper.title, "score": r.score,
+                   "matched": list(r.matched), "keyphrases": list(r.keyphrases)} for r in rs]
+            for sid, rs in ranked.items()
+        }, indent=2, ensure_ascii=False))
+        return
+    for sid, rs in ranked.items():
+        click.echo(f"{sid}: {len(rs)} papers for {day}")
+        _print_ranked(rs)
+
+
+def _print_ranked(rs: list) -> None:
+    for i, r in enumerate(rs, start=1):
+        matched = ", ".join(r.matched) or "-"
+        click.echo(f"  {i:>2}. {r.score:.3f}  {r.paper.title[:70]:<70}  [{matched}]")
+
+
+@cli.command()
+@click.option("--user", required=True, help="Subscriber id.")
+@_day_option
+@click.option("--format", "fmt", type=click.Choice(["html", "text"]), default="html", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), help="Write here (default: var/preview/DAY/USER.html).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the HTML in a browser.")
+@handles_errors
+def preview(user: str, day: date | None, fmt: str, out: Path | None, open_browser: bool) -> None:
+    """Show what a subscriber's next digest will hold, and write it to a file."""
+    settings = _settings()
+    sub = _subscribers(settings, user)[0]
+    with _store(settings) as store:
+        day = day or pipeline.default_day(store)
+        ranked = pipeline.Ranker(store, catchup_days=settings.catchup_days).rank_all([sub], day)[sub.id]
+    digest = pipeline.render_digest(sub, day, ranked, settings)
+    click.echo(f"{sub.id} <{sub.email}> — {day}: {digest.subject}")
+    _print_ranked(ranked)
+    ext = "html" if fmt == "html" else "txt"
+    out = out or settings.state_dir / "preview" / day.isoformat() / f"{sub.id}.{ext}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(digest.html if fmt == "html" else digest.text, encoding="utf-8")
+    click.echo(f"wrote {out}")
+    if open_browser:
+        webbrowser.open(out.resolve().as_uri())
+
+
+def _print_report(report: pipeline.DeliveryReport) -> None:
+    for o in report.outcomes:
+        where = f" -> {o.location}" if o.location else ""
+        detail = f" ({o.detail})" if o.detail else ""
+        line = f"{o.subscriber:<16} {o.status:<12} {o.papers:>3} papers{where}{detail}"
+        click.echo(line, err=o.status in ("failed", "retry-later", "unknown"))
+
+
+@cli.command()
+@click.option("--user", help="Only this subscriber id.")
+@_day_option
+@click.option("--dry-run", is_flag=True, help="List who would get what; send nothing.")
+@click.option("--to", "to", metavar="ADDRESS", help="Send to this address as a test (needs --user); the ledger is untouched.")
+@click.option("--retry-unknown", is_flag=True, help="Resend digests left 'sending' by a killed run.")
+@handles_errors
+def send(user: str | None, day: date | None, dry_run: bool, to: str | None, retry_unknown: bool) -> None:
+    """Send the day's digests that have not been sent yet."""
+    if to and not user:
+        raise click.UsageError("--to needs --user")
+    if retry_unknown:
+        raise NotImplementedYet("--retry-unknown is not supported yet; see `digest status`")
+    settings = _settings()
+    subs = _subscribers(settings, user)
+    with _store(settings) as store:
+        day = day or pipeline.default_day(store)
+        ranker = pipeline.Ranker(store, catchup_days=settings.catchup_days)
+        report = pipeline.deliver(store, settings, subs, day, ranker, dry_run=dry_run, to=to)
+    _print_report(report)
+    if report.failed:
+        sys.exit(1)
+
+
+@cli.command()
+@_day_option
+@handles_errors
+def run(day: date | None) -> None:
+    """Ingest the inbox, then send the digests that are due (what cron calls)."""
+    settings = _settings()
+    subs = load_subscribers(settings.subscribers)  # refuse a broken file before doing anything
+    with _store(settings) as store:
+        ok = _print_ingest(pipeline.ingest(store, pipeline.inbox_files(settings.inbox), today=day))
+        day = day or pipeline.default_day(store)
+        ranker = pipeline.Ranker(store, catchup_days=settings.catchup_days)
+        report = pipeline.deliver(store, settings, subs, day, ranker)
+    _print_report(report)
+    if report.failed or not ok:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--list", "list_only", is_flag=True, help="Print each subscriber's next send and exit.")
+@handles_errors
+def schedule(list_only: bool) -> None:
+    """Run the scheduler daemon (APScheduler) that sends each digest at local morning time."""
+    raise NotImplementedYet("`digest schedule` is not available yet; use the cron line in cron/digest.cron")
+
+
+@cli.group()
+def subscribers() -> None:
+    """Inspect subscribers.yaml."""
+
+
+@subscribers.command("check")
+@handles_errors
+def subscribers_check() -> None:
+    """Validate subscribers.yaml and list the subscribers (exit 2 on any problem)."""
+    settings = _settings()
+    subs = load_subscribers(settings.subscribers)
+    for s in subs:
+        state = "" if s.active else "  (inactive)"
+        click.echo(f"{s.id:<14} {s.email:<28} {s.timezone:<18} {s.send_time}  {', '.join(s.keywords)}{state}")
+    click.echo(f"{settings.subscribers}: {len(subs)} subscribers, no problems")
+
+
+@cli.command()
+@handles_errors
+def status() -> None:
+    """Show the last ingests and the deliveries that need attention."""
+    settings = _settings()
+    with _store(settings) as store:
+        files = store.recent_files(5)
+        deliveries = store.deliveries()
+        days = store.days()
+    click.echo(f"database: {settings.db} ({len(days)} days of papers)")
+    for f in files:
+        click.echo(f"  ingested {f['ingested_at']}  {f['papers']:>4} papers  {f['path']}")
+    by_status: dict[str, int] = {}
+    for d in deliveries:
+        by_status[d.status] = by_status.get(d.status, 0) + 1
+    click.echo("deliveries: " + (", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) or "none"))
+    for d in deliveries:
+        if d.status != "sent":
+            label = "unknown (a run stopped mid-send)" if d.status == "sending" else d.status
+            click.echo(f"  {d.day} {d.subscriber_id}: {label}{' — ' + d.reply if d.reply else ''}")
+
+
+def main() -> None:
+    cli(prog_name="digest")
+
+
+__all__ = ["cli", "main", "InputError"]

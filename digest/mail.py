@@ -1,0 +1,168 @@
+"""The message (MIME, headers) and the two mailers: SMTP, and the outbox (the embedded
+default, shipped beside the real one as httpx ships MockTransport)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import smtplib
+import ssl
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid, parseaddr
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import quote
+
+from .config import Settings
+from .errors import ConfigError, SendError
+from .models import Digest, Subscriber
+
+
+def _one_line(text: str) -> str:
+    """Display names come from a hand-edited file: no CR/LF may reach a header."""
+    return " ".join(text.split())
+
+
+def sender_address(settings: Settings) -> Address:
+    name, addr = parseaddr(settings.sender)
+    if "@" not in addr:
+        raise ConfigError(f"DIGEST_FROM={settings.sender!r} has no e-mail address")
+    user, domain = addr.rsplit("@", 1)
+    return Address(display_name=_one_line(name), username=user, domain=domain)
+
+
+def unsubscribe_token(subscriber_id: str, secret: str) -> str:
+    return hmac.new(secret.encode(), subscriber_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def unsubscribe_links(subscriber: Subscriber, settings: Settings, secret: str) -> tuple[str, str | None]:
+    """(mailto link, https link or None) for List-Unsubscribe and the footer."""
+    sender = sender_address(settings)
+    mailto = f"mailto:{sender.addr_spec}?subject={quote('unsubscribe ' + subscriber.id)}"
+    if not settings.base_url:
+        return mailto, None
+    token = unsubscribe_token(subscriber.id, secret)
+    base = settings.base_url.rstrip("/")
+    return mailto, f"{base}/unsubscribe?u={quote(subscriber.id)}&t={token}"
+
+
+def build_message(digest: Digest, settings: Settings, *, secret: str, to: str | None = None) -> EmailMessage:
+    """multipart/alternative (text, then HTML) with the list headers mail clients act on."""
+    sender = sender_address(settings)
+    subscriber = digest.subscriber
+    msg = EmailMessage()
+    msg["From"] = sender
+    if to is None:
+        user, domain = subscriber.email.rsplit("@", 1)
+        msg["To"] = Address(display_name=_one_line(subscriber.name or ""), username=user, domain=domain)
+    else:
+        msg["To"] = to
+    msg["Subject"] = _one_line(digest.subject)
+    msg["Date"] = format_datetime(datetime.now(UTC))
+    msg["Message-ID"] = make_msgid(idstring=f"{digest.day.isoformat()}.{subscriber.id}", domain=sender.domain)
+    msg["List-Id"] = f"Paper Digest <digest.{sender.domain}>"
+    mailto, https = unsubscribe_links(subscriber, settings, secret)
+    if https:
+        msg["List-Unsubscribe"] = f"<{https}>, <{mailto}>"
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    else:
+        msg["List-Unsubscribe"] = f"<{mailto}>"
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Digest-Day"] = digest.day.isoformat()
+    msg.set_content(digest.text, subtype="plain", charset="utf-8")
+    msg.add_alternative(digest.html, subtype="html", charset="utf-8")
+    return msg
+
+
+class Mailer(Protocol):
+    """Sends one message; returns where it went (a file path or a host); raises SendError."""
+
+    def send(self, message: EmailMessage, *, key: str) -> str: ...
+
+    def close(self) -> None: ...
+
+
+class OutboxMailer:
+    """The embedded default: each message becomes `<outbox>/<key>.eml` (and its HTML beside it)."""
+
+    def __init__(self, outbox: Path):
+        self.outbox = outbox
+
+    def send(self, message: EmailMessage, *, key: str) -> str:
+        path = self.outbox / f"{key}.eml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".eml.tmp")
+        tmp.write_bytes(message.as_bytes())
+        tmp.replace(path)  # a reader never sees half a message
+        html = message.get_body(("html",))
+        if html is not None:
+            path.with_suffix(".html").write_text(html.get_content(), encoding="utf-8")
+        return str(path)
+
+    def close(self) -> None:
+        pass
+
+
+class SMTPMailer:
+    """smtplib over one reused connection; none/starttls/ssl with verified certificates."""
+
+    def __init__(self, settings: Settings, timeout: float = 30):
+        if not settings.smtp_host:
+            raise ConfigError("DIGEST_SMTP_HOST is not set")
+        self.settings = settings
+        self.timeout = timeout
+        self._smtp: smtplib.SMTP | None = None
+
+    def _context(self) -> ssl.SSLContext:
+        ca = self.settings.smtp_ca_file
+        return ssl.create_default_context(cafile=str(ca) if ca else None)
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        mode = s.smtp_security
+        port = s.smtp_port or {"ssl": 465, "starttls": 587, "none": 25}[mode]
+        try:
+            if mode == "ssl":
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(s.smtp_host, port, timeout=self.timeout, context=self._context())
+            else:
+                smtp = smtplib.SMTP(s.smtp_host, port, timeout=self.timeout)
+                if mode == "starttls":
+                    smtp.starttls(context=self._context())
+            if s.smtp_user:
+                smtp.login(s.smtp_user, s.smtp_password or "")
+        except (OSError, smtplib.SMTPException) as exc:
+            raise SendError(f"cannot connect to SMTP {s.smtp_host}:{port} ({mode}): {exc}") from exc
+        return smtp
+
+    def send(self, message: EmailMessage, *, key: str) -> str:
+        if self._smtp is None:
+            self._smtp = self._connect()
+        try:
+            refused = self._smtp.send_message(message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, reply = next(iter(exc.recipients.values()))
+            raise SendError(f"recipient refused: {code} {reply!r}", permanent=code >= 500,
+                            reply=f"{code} {reply!r}") from exc
+        except smtplib.SMTPResponseException as exc:
+            raise SendError(f"server replied {exc.smtp_code} {exc.smtp_error!r}",
+                            permanent=exc.smtp_code >= 500, reply=f"{exc.smtp_code} {exc.smtp_error!r}") from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            self._smtp = None
+            raise SendError(f"connection to {self.settings.smtp_host} failed: {exc}") from exc
+        if refused:
+            raise SendError(f"recipients refused: {refused}", permanent=True, reply=str(refused))
+        return f"smtp://{self.settings.smtp_host}"
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            try:
+                self._smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                pass
+            self._smtp = None
+
+
+def mailer_for(settings: Settings) -> Mailer:
+    return SMTPMailer(settings) if settings.smtp_host else OutboxMailer(settings.outbox)

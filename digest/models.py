@@ -1,0 +1,120 @@
+"""Plain, frozen data passed between the stages."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date
+
+_ARXIV_ID = re.compile(r"(?<![\d.])(\d{4}\.\d{4,5})(?:v\d+)?(?![\d])")
+
+
+def normalize_title(title: str) -> str:
+    """Lower-case, accent-free, punctuation-free title: the identity of a paper without an id."""
+    text = unicodedata.normalize("NFKD", title)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return " ".join(re.sub(r"[^\w]+", " ", text.lower()).split())
+
+
+def paper_identity(arxiv_id: str | None, title: str) -> str:
+    """arXiv id without version when known, else a stable hash of the normalized title."""
+    if arxiv_id:
+        return arxiv_id
+    digest = hashlib.sha1(normalize_title(title).encode("utf-8")).hexdigest()[:16]
+    return f"t:{digest}"
+
+
+def arxiv_id_from(text: str | None) -> str | None:
+    """The arXiv id (new style, no version) found in a URL or id string, if any."""
+    if not text:
+        return None
+    match = _ARXIV_ID.search(text)
+    return match.group(1) if match else None
+
+
+@dataclass(frozen=True)
+class Paper:
+    id: str
+    title: str
+    abstract: str
+    authors: tuple[str, ...] = ()
+    authors_count: int | None = None
+    published: str | None = None  # ISO date when known
+    upvotes: int | None = None
+    organization: str | None = None
+    url: str | None = None
+    day: str | None = None  # the digest day it arrived on (YYYY-MM-DD)
+    source: str | None = None  # which file or feed it came from
+    categories: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        """What ranking reads: title and abstract."""
+        return f"{self.title}. {self.abstract}"
+
+    @property
+    def link(self) -> str | None:
+        if self.url:
+            return self.url
+        if not self.id.startswith("t:"):
+            return f"https://arxiv.org/abs/{self.id}"
+        return None
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: str
+    email: str
+    name: str | None = None
+    keywords: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    profile_papers: tuple[str, ...] = ()
+    timezone: str = "UTC"
+    send_time: str = "07:00"
+    max_papers: int = 10
+    min_score: float = 0.0
+    trending_weight: float = 0.0
+    send_empty: bool = False
+    active: bool = True
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """One paper as ranked for one subscriber, with why."""
+
+    paper: Paper
+    score: float
+    matched: tuple[str, ...] = ()
+    keyphrases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Digest:
+    """One subscriber's email for one day, rendered."""
+
+    subscriber: Subscriber
+    day: date
+    papers: tuple[Ranked, ...]
+    subject: str
+    html: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A row of the ledger: who got which day's digest, and how it went."""
+
+    subscriber_id: str
+    day: str
+    status: str  # sending | sent | failed
+    message_id: str | None = None
+    paper_ids: tuple[str, ...] = field(default_factory=tuple)
+    location: str | None = None  # outbox file or SMTP host
+    reply: str | None = None
+    updated_at: str | None = None

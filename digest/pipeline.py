@@ -1,0 +1,258 @@
+"""The morning job, stage by stage. Each function takes plain data and a Store.
+
+    ingest(paths)         files -> papers in the store (a bad file is reported, the rest go on)
+    rank_all(day)         every subscriber's candidates -> Ranked lists (one featurization)
+    deliver(day)          for each subscriber not yet in the ledger for `day`:
+                              claim -> render -> send -> mark sent (or failed)
+    run(day)              ingest the inbox, then deliver
+
+Batch stages return per-item outcomes instead of stopping at the first failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from . import rank, render, sources
+from .config import Settings
+from .embed import CachedEmbedder, Embedder, MiniLM, text_hash
+from .errors import DigestError, InputError, NotFoundError, SendError
+from .mail import Mailer, build_message, mailer_for, unsubscribe_links
+from .models import Digest, Ranked, Subscriber
+from .store import Store
+
+# --- ingest -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    path: str
+    papers: int = 0
+    new: int = 0
+    updated: int = 0
+    skipped: bool = False  # already ingested (same content)
+    error: str | None = None
+
+
+def ingest(store: Store, paths: Iterable[Path], *, day: date | None = None, today: date | None = None,
+           force: bool = False) -> list[FileOutcome]:
+    """Read each file and store its papers; one file's failure never stops the others."""
+    outcomes = []
+    for path in paths:
+        try:
+            data = path.read_bytes() if path.is_file() else b""
+            sha = hashlib.sha256(data).hexdigest()
+            if data and store.file_seen(sha) and not force:
+                outcomes.append(FileOutcome(str(path), skipped=True))
+                continue
+            file_day = day or sources.day_from_name(path) or today or date.today()
+            _, papers = sources.read_file(path, day=file_day)
+            result = store.ingest_file(sha, str(path), file_day.isoformat(), papers)
+            outcomes.append(FileOutcome(str(path), len(papers), result.new, result.updated))
+        except (InputError, OSError) as exc:
+            message = str(exc) if isinstance(exc, InputError) else f"{path}: cannot read ({exc})"
+            outcomes.append(FileOutcome(str(path), error=message))
+    return outcomes
+
+
+def inbox_files(inbox: Path) -> list[Path]:
+    """Regular files in the inbox, oldest name first; hidden and partial files are ignored."""
+    if not inbox.is_dir():
+        return []
+    return sorted(
+        p for p in inbox.iterdir()
+        if p.is_file() and not p.name.startswith(".") and not p.name.endswith((".part", ".tmp", "~"))
+    )
+
+
+# --- rank ---------------------------------------------------------------------------------
+
+
+def default_day(store: Store, today: date | None = None) -> date:
+    """The digest day when none is given: the newest day with papers, else today."""
+    days = store.days()
+    return date.fromisoformat(days[-1]) if days else (today or date.today())
+
+
+class Ranker:
+    """Ranks a day's candidates for many subscribers with one featurization of the papers."""
+
+    def __init__(self, store: Store, embedder: Embedder | None = None, catchup_days: int = 3):
+        self.store = store
+        self.embedder = CachedEmbedder(embedder or MiniLM(), store)
+        self.catchup_days = catchup_days
+
+    def candidates(self, day: date) -> list:
+        since = day - timedelta(days=max(self.catchup_days, 1) - 1)
+        return self.store.papers(day.isoformat(), since=since.isoformat())
+
+    def features(self, papers: Sequence) -> rank.PaperFeatures:
+        model = self.embedder.model_id
+        cached = self.store.cached_keyphrases(model, [text_hash(p.text) for p in papers])
+        features, fresh = rank.featurize(papers, self.embedder, cached)
+        if fresh:
+            self.store.cache_keyphrases(model, fresh)
+        return features
+
+    def rank_all(self, subscribers: Sequence[Subscriber], day: date, *, limit: int | None = None,
+                 ) -> dict[str, list[Ranked]]:
+        """Each subscriber's ranked papers for `day`, leaving out every paper an earlier day's
+        digest already gave them: the same day ranks the same before and after it is sent."""
+        features = self.features(self.candidates(day))
+        out: dict[str, list[Ranked]] = {}
+        for sub in subscribers:
+            kv = self.embedder.encode(list(sub.keywords)) if sub.keywords else np.zeros((0, 1))
+            ev = self.embedder.encode(list(sub.exclude)) if sub.exclude else np.zeros((0, 1))
+            sent = self.store.sent_paper_ids(sub.id, before=day.isoformat())
+            out[sub.id] = rank.rank_subscriber(sub, features, kv, ev, limit=limit, exclude_ids=sent)
+        return out
+
+
+# --- render and deliver ------------------------------------------------------------------
+
+
+def secret(settings: Settings) -> str:
+    """Signs unsubscribe links: DIGEST_SECRET, else a random one kept in the state folder."""
+    env = os.environ.get("DIGEST_SECRET")
+    if env:
+        return env
+    path = settings.state_dir / "secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def render_digest(sub: Subscriber, day: date, papers: Sequence[Ranked], settings: Settings) -> Digest:
+    mailto, https = unsubscribe_links(sub, settings, secret(settings))
+    base = settings.base_url.rstrip("/") if settings.base_url else None
+    links = render.Links(
+        unsubscribe=https or mailto,
+        archive=f"{base}/archive/{day.isoformat()}/{sub.id}.html" if base else None,
+        preferences=f"{base}/subscribe" if base else None,
+    )
+    return render.render(sub, day, papers, links)
+
+
+def archive_path(settings: Settings, day: date, subscriber_id: str) -> Path:
+    return settings.state_dir / "archive" / day.isoformat() / f"{subscriber_id}.html"
+
+
+@dataclass
+class Outcome:
+    subscriber: str
+    status: str  # sent | failed | skipped | already | unknown | dry-run | retry-later
+    papers: int = 0
+    location: str | None = None
+    detail: str | None = None
+
+
+@dataclass
+class DeliveryReport:
+    day: date
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status in ("failed", "retry-later")]
+
+
+def deliver(
+    store: Store,
+    settings: Settings,
+    subscribers: Sequence[Subscriber],
+    day: date,
+    ranker: Ranker,
+    *,
+    mailer: Mailer | None = None,
+    dry_run: bool = False,
+    to: str | None = None,
+) -> DeliveryReport:
+    """Send each active subscriber's digest for `day` at most once, as the ledger records.
+
+    With `to`, the digest goes to that address as a test and the ledger is not touched."""
+    report = DeliveryReport(day)
+    key = day.isoformat()
+    already = {d.subscriber_id: d for d in store.deliveries(day=key)}
+    due = [s for s in subscribers if s.active and (to is not None or s.id not in already)]
+    for s in subscribers:
+        if s.active and to is None and s.id in already:
+            d = already[s.id]
+            status = "already" if d.status == "sent" else ("unknown" if d.status == "sending" else d.status)
+            report.outcomes.append(Outcome(s.id, status, len(d.paper_ids), d.location, d.reply))
+    if not due:
+        return report
+    ranked = ranker.rank_all(due, day)
+    mailer = mailer or mailer_for(settings)
+    try:
+        for sub in _progress(due, "sending"):
+            papers = ranked[sub.id]
+            if not papers and not sub.send_empty:
+                report.outcomes.append(Outcome(sub.id, "skipped", 0, detail="nothing new matched"))
+                continue
+            if dry_run:
+                titles = "; ".join(r.paper.title for r in papers[:3])
+                report.outcomes.append(Outcome(sub.id, "dry-run", len(papers), detail=titles))
+                continue
+            if to is None and not store.claim_delivery(sub.id, key):
+                report.outcomes.append(Outcome(sub.id, "already", len(papers)))
+                continue
+            report.outcomes.append(_send_one(store, settings, sub, day, papers, mailer, to))
+    finally:
+        mailer.close()
+    return report
+
+
+def _send_one(store: Store, settings: Settings, sub: Subscriber, day: date, papers: Sequence[Ranked],
+              mailer: Mailer, to: str | None) -> Outcome:
+    key = day.isoformat()
+    ids = [r.paper.id for r in papers]
+    try:
+        digest = render_digest(sub, day, papers, settings)
+        message = build_message(digest, settings, secret=secret(settings), to=to)
+        location = mailer.send(message, key=f"{key}/{sub.id}" if to is None else f"{key}/test-{sub.id}")
+    except SendError as exc:
+        if to is None:
+            if exc.permanent:
+                store.finish_delivery(sub.id, key, status="failed", paper_ids=ids, reply=exc.reply or str(exc))
+            else:
+                store.release_delivery(sub.id, key)  # nothing went out: the next run tries again
+        return Outcome(sub.id, "failed" if exc.permanent else "retry-later", len(ids), detail=str(exc))
+    except DigestError as exc:
+        if to is None:
+            store.release_delivery(sub.id, key)
+        return Outcome(sub.id, "failed", len(ids), detail=str(exc))
+    if to is None:
+        store.finish_delivery(sub.id, key, status="sent", message_id=message["Message-ID"],
+                              paper_ids=ids, location=location)
+        page = archive_path(settings, day, sub.id)
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text(digest.html, encoding="utf-8")
+    return Outcome(sub.id, "sent", len(ids), location)
+
+
+def _progress(items: Sequence, what: str) -> Iterable:
+    """A progress bar on a terminal for long batches; silent under cron."""
+    if len(items) < 20 or not sys.stderr.isatty():
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=what, unit="mail", file=sys.stderr)
+
+
+def find_subscriber(subscribers: Sequence[Subscriber], sid: str) -> Subscriber:
+    for s in subscribers:
+        if s.id == sid:
+            return s
+    known = ", ".join(s.id for s in subscribers) or "none"
+    raise NotFoundError(f"no subscriber {sid!r} in the subscribers file (known: {known})")

@@ -1,0 +1,148 @@
+"""Jinja2 (autoescape on) -> MJML -> HTML with mjml-python, plus the plain-text twin.
+
+The templates see a small view model built here, so they hold no logic beyond loops.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+from mjml import mjml2html
+
+from .errors import ConfigError
+from .models import Digest, Ranked, Subscriber
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+EXCERPT_SENTENCES = 3
+EXCERPT_CHARS = 420
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\[])")
+
+
+@lru_cache(maxsize=4)
+def environment(folder: str | None = None) -> jinja2.Environment:
+    path = Path(folder or os.environ.get("DIGEST_TEMPLATES") or TEMPLATES)
+    if not path.is_dir():
+        raise ConfigError(f"templates folder {path} not found; set DIGEST_TEMPLATES")
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(path),
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("html", "mjml", "mjml.j2", "html.j2"),
+            default_for_string=True,
+            default=False,
+        ),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def excerpt(abstract: str, sentences: int = EXCERPT_SENTENCES, limit: int = EXCERPT_CHARS) -> str:
+    """The first few sentences, cut at a word boundary with an ellipsis when too long."""
+    parts = _SENTENCE_END.split(abstract.strip())
+    text = " ".join(parts[:sentences])
+    if len(text) > limit:
+        text = text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "…"
+    return text
+
+
+def author_line(r: Ranked) -> str:
+    p = r.paper
+    if p.authors:
+        names = list(p.authors)
+        shown = ", ".join(names[:3])
+        return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    parts = []
+    if p.organization:
+        parts.append(p.organization)
+    if p.authors_count:
+        parts.append(f"{p.authors_count} author{'s' if p.authors_count != 1 else ''}")
+    return " · ".join(parts)
+
+
+def gist(papers: Sequence[Ranked], n: int = 2) -> list[str]:
+    """The interests most of today's papers matched, most common first."""
+    counts = Counter(r.matched[0] for r in papers if r.matched)
+    return [k for k, _ in counts.most_common(n)]
+
+
+def day_label(day: date) -> str:
+    return f"{day:%a} {day.day} {day:%b}"
+
+
+def subject_for(papers: Sequence[Ranked], day: date) -> str:
+    if not papers:
+        return f"No new papers for your interests today — {day_label(day)}"
+    n = len(papers)
+    topics = ", ".join(gist(papers))
+    noun = "paper" if n == 1 else "papers"
+    return f"{n} new {noun} on {topics} — {day_label(day)}" if topics else f"{n} new {noun} — {day_label(day)}"
+
+
+@dataclass(frozen=True)
+class Links:
+    unsubscribe: str
+    archive: str | None
+    preferences: str | None
+
+
+def render(
+    subscriber: Subscriber, day: date, papers: Sequence[Ranked], links: Links, *, templates: str | None = None
+) -> Digest:
+    """The subscriber's digest for `day`: subject, HTML (via MJML) and plain text."""
+    env = environment(templates)
+    subject = subject_for(papers, day)
+    items = [
+        {
+            "rank": i,
+            "title": r.paper.title,
+            "link": r.paper.link,
+            "authors": author_line(r),
+            "excerpt": excerpt(r.paper.abstract),
+            "matched": list(r.matched),
+            "keyphrases": list(r.keyphrases[:3]),
+            "upvotes": r.paper.upvotes,
+            "score": r.score,
+            "why": why_line(r),
+        }
+        for i, r in enumerate(papers, start=1)
+    ]
+    topics = gist(papers)
+    context = {
+        "subscriber": subscriber,
+        "name": subscriber.name.split()[0] if subscriber.name else subscriber.id,
+        "day": day_label(day),
+        "day_iso": day.isoformat(),
+        "subject": subject,
+        "preheader": _preheader(papers, topics),
+        "papers": items,
+        "topics": topics,
+        "links": links,
+    }
+    mjml_source = env.get_template("digest.mjml.j2").render(context)
+    html = mjml2html(mjml_source, disable_comments=True, fonts={})
+    text = env.get_template("digest.txt.j2").render(context)
+    return Digest(subscriber, day, tuple(papers), subject, html, text)
+
+
+def why_line(r: Ranked) -> str:
+    if r.matched:
+        quoted = ", ".join(f"“{k}”" for k in r.matched)
+        return f"It matches your interest{'s' if len(r.matched) > 1 else ''} {quoted}."
+    return "It is close to your interests, though no single one matched strongly."
+
+
+def _preheader(papers: Sequence[Ranked], topics: list[str]) -> str:
+    if not papers:
+        return "Nothing new matched your interests today."
+    lead = papers[0].paper.title
+    more = f" and {len(papers) - 1} more" if len(papers) > 1 else ""
+    return f"{lead}{more}" + (f" — on {', '.join(topics)}" if topics else "")
