@@ -32,8 +32,13 @@ def _day(value: str | None) -> date | None:
 
 
 def _day_option(f: F) -> F:
-    return click.option("--day", "day", metavar="YYYY-MM-DD", callback=lambda c, p, v: _day(v),
-                        help="The digest day (default: the newest day with papers).")(f)
+    return click.option(
+        "--day",
+        "day",
+        metavar="YYYY-MM-DD",
+        callback=lambda c, p, v: _day(v),
+        help="The digest day (default: the newest day with papers).",
+    )(f)
 
 
 def handles_errors(f: F) -> F:
@@ -55,7 +60,9 @@ def handles_errors(f: F) -> F:
 @click.option("--subscribers", type=click.Path(path_type=Path), help="subscribers.yaml [DIGEST_SUBSCRIBERS]")
 @click.option("--db", type=click.Path(path_type=Path), help="SQLite file [DIGEST_DB, ./var/digest.db]")
 @click.option("--inbox", type=click.Path(path_type=Path), help="Folder of new dumps [DIGEST_INBOX, ./inbox]")
-@click.option("--outbox", type=click.Path(path_type=Path), help="Where .eml files go without SMTP [DIGEST_OUTBOX]")
+@click.option(
+    "--outbox", type=click.Path(path_type=Path), help="Where .eml files go without SMTP [DIGEST_OUTBOX]"
+)
 @click.version_option(package_name="digest")
 @click.pass_context
 def cli(ctx: click.Context, **flags: Any) -> None:
@@ -96,7 +103,9 @@ def ingest(paths: tuple[str, ...], day: date | None, force: bool) -> None:
     settings = _settings()
     urls = [p for p in paths if "://" in p]
     if urls:
-        raise NotImplementedYet(f"{urls[0]}: fetching URLs is not supported yet; save the page and pass the file")
+        raise NotImplementedYet(
+            f"{urls[0]}: fetching URLs is not supported yet; save the page and pass the file"
+        )
     files: list[Path] = []
     for p in map(Path, paths):
         files.extend(pipeline.inbox_files(p) if p.is_dir() else [p])
@@ -145,8 +154,12 @@ def _subscribers(settings: Settings, user: str | None) -> list:
 @cli.command("rank")
 @click.option("--user", help="Only this subscriber id.")
 @_day_option
-@click.option("--limit", type=click.IntRange(min=0), default=None,
-              help="Papers per subscriber (default: their max_papers; 0: every paper).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Papers per subscriber (default: their max_papers; 0: every paper).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (see the contract).")
 @handles_errors
 def rank_cmd(user: str | None, day: date | None, limit: int | None, as_json: bool) -> None:
@@ -155,13 +168,27 @@ def rank_cmd(user: str | None, day: date | None, limit: int | None, as_json: boo
     subs = _subscribers(settings, user)
     with _store(settings) as store:
         day = day or pipeline.default_day(store)
-        ranked = pipeline.Ranker(store, catchup_days=settings.catchup_days).rank_all(subs, day, limit=limit)
+        ranked = pipeline.Ranker.for_settings(store, settings).rank_all(subs, day, limit=limit)
     if as_json:
-        click.echo(json.dumps({
-            sid: [{"paper_id": r.paper.id, "title": r.paper.title, "score": r.score,
-                   "matched": list(r.matched), "keyphrases": list(r.keyphrases)} for r in rs]
-            for sid, rs in ranked.items()
-        }, indent=2, ensure_ascii=False))
+        click.echo(
+            json.dumps(
+                {
+                    sid: [
+                        {
+                            "paper_id": r.paper.id,
+                            "title": r.paper.title,
+                            "score": r.score,
+                            "matched": list(r.matched),
+                            "keyphrases": list(r.keyphrases),
+                        }
+                        for r in rs
+                    ]
+                    for sid, rs in ranked.items()
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
         return
     for sid, rs in ranked.items():
         click.echo(f"{sid}: {len(rs)} papers for {day}")
@@ -178,7 +205,9 @@ def _print_ranked(rs: list) -> None:
 @click.option("--user", required=True, help="Subscriber id.")
 @_day_option
 @click.option("--format", "fmt", type=click.Choice(["html", "text"]), default="html", show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), help="Write here (default: var/preview/DAY/USER.html).")
+@click.option(
+    "--out", type=click.Path(path_type=Path), help="Write here (default: var/preview/DAY/USER.html)."
+)
 @click.option("--open", "open_browser", is_flag=True, help="Open the HTML in a browser.")
 @handles_errors
 def preview(user: str, day: date | None, fmt: str, out: Path | None, open_browser: bool) -> None:
@@ -187,7 +216,7 @@ def preview(user: str, day: date | None, fmt: str, out: Path | None, open_browse
     sub = _subscribers(settings, user)[0]
     with _store(settings) as store:
         day = day or pipeline.default_day(store)
-        ranked = pipeline.Ranker(store, catchup_days=settings.catchup_days).rank_all([sub], day)[sub.id]
+        ranked = pipeline.Ranker.for_settings(store, settings).rank_all([sub], day)[sub.id]
     digest = pipeline.render_digest(sub, day, ranked, settings)
     click.echo(f"{sub.id} <{sub.email}> — {day}: {digest.subject}")
     _print_ranked(ranked)
@@ -200,19 +229,35 @@ def preview(user: str, day: date | None, fmt: str, out: Path | None, open_browse
         webbrowser.open(out.resolve().as_uri())
 
 
-def _print_report(report: pipeline.DeliveryReport) -> None:
+def _print_report(report: pipeline.DeliveryReport, settings: Settings) -> None:
+    """One row per subscriber: what happened, how many papers, where the mail and its HTML are."""
+    if not report.outcomes:
+        click.echo(f"no active subscribers for {report.day}")
+        return
+    click.echo(f"digests for {report.day}:")
+    click.echo(f"  {'subscriber':<14} {'status':<11} {'papers':>6}  {'email':<40} html")
     for o in report.outcomes:
-        where = f" -> {o.location}" if o.location else ""
-        detail = f" ({o.detail})" if o.detail else ""
-        line = f"{o.subscriber:<16} {o.status:<12} {o.papers:>3} papers{where}{detail}"
-        click.echo(line, err=o.status in ("failed", "retry-later", "unknown"))
+        html = ""
+        if o.location and o.location.endswith(".eml"):
+            html = o.location[: -len(".eml")] + ".html"
+        elif o.status in ("sent", "already"):
+            html = str(pipeline.archive_path(settings, report.day, o.subscriber))
+        line = f"  {o.subscriber:<14} {o.status:<11} {o.papers:>6}  {o.location or '-':<40} {html or '-'}"
+        click.echo(line)
+        if o.detail and o.status not in ("sent", "already"):
+            click.echo(f"      {o.detail}", err=o.status in ("failed", "retry-later", "unknown"))
 
 
 @cli.command()
 @click.option("--user", help="Only this subscriber id.")
 @_day_option
 @click.option("--dry-run", is_flag=True, help="List who would get what; send nothing.")
-@click.option("--to", "to", metavar="ADDRESS", help="Send to this address as a test (needs --user); the ledger is untouched.")
+@click.option(
+    "--to",
+    "to",
+    metavar="ADDRESS",
+    help="Send to this address as a test (needs --user); the ledger is untouched.",
+)
 @click.option("--retry-unknown", is_flag=True, help="Resend digests left 'sending' by a killed run.")
 @handles_errors
 def send(user: str | None, day: date | None, dry_run: bool, to: str | None, retry_unknown: bool) -> None:
@@ -225,9 +270,9 @@ def send(user: str | None, day: date | None, dry_run: bool, to: str | None, retr
     subs = _subscribers(settings, user)
     with _store(settings) as store:
         day = day or pipeline.default_day(store)
-        ranker = pipeline.Ranker(store, catchup_days=settings.catchup_days)
+        ranker = pipeline.Ranker.for_settings(store, settings)
         report = pipeline.deliver(store, settings, subs, day, ranker, dry_run=dry_run, to=to)
-    _print_report(report)
+    _print_report(report, settings)
     if report.failed:
         sys.exit(1)
 
@@ -242,9 +287,9 @@ def run(day: date | None) -> None:
     with _store(settings) as store:
         ok = _print_ingest(pipeline.ingest(store, pipeline.inbox_files(settings.inbox), today=day))
         day = day or pipeline.default_day(store)
-        ranker = pipeline.Ranker(store, catchup_days=settings.catchup_days)
+        ranker = pipeline.Ranker.for_settings(store, settings)
         report = pipeline.deliver(store, settings, subs, day, ranker)
-    _print_report(report)
+    _print_report(report, settings)
     if report.failed or not ok:
         sys.exit(1)
 

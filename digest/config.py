@@ -40,6 +40,7 @@ class Settings:
     sender: str = "Paper Digest <digest@localhost>"
     base_url: str | None = None
     catchup_days: int = 3
+    model: str = "minilm"  # or "hashing": a tiny lexical stand-in for fast tests
 
     @property
     def state_dir(self) -> Path:
@@ -74,15 +75,14 @@ class Settings:
             ("smtp_password", "DIGEST_SMTP_PASSWORD"),
             ("sender", "DIGEST_FROM"),
             ("base_url", "DIGEST_BASE_URL"),
+            ("model", "DIGEST_MODEL"),
         ]:
             raw = pick(name, var)
             if raw is not None:
                 values[name] = raw
         security = (pick("smtp_security", "DIGEST_SMTP_SECURITY") or "starttls").lower()
         if security not in SECURITY_MODES:
-            raise ConfigError(
-                f"DIGEST_SMTP_SECURITY={security!r} is not one of {', '.join(SECURITY_MODES)}"
-            )
+            raise ConfigError(f"DIGEST_SMTP_SECURITY={security!r} is not one of {', '.join(SECURITY_MODES)}")
         values["smtp_security"] = security
         for name, var in [("smtp_port", "DIGEST_SMTP_PORT"), ("catchup_days", "DIGEST_CATCHUP_DAYS")]:
             raw = pick(name, var)
@@ -145,7 +145,7 @@ def _check_fields(entry: dict[str, Any], who: str, line: Any) -> list[str]:
         except (ZoneInfoNotFoundError, ValueError):
             bad("timezone", f"{entry['timezone']!r} is not an IANA time zone such as Europe/Berlin")
     if "send_time" in entry and not _HHMM.match(str(entry["send_time"])):
-        bad("send_time", f"{entry['send_time']!r} is not a 24-hour HH:MM time such as \"07:30\"")
+        bad("send_time", f'{entry["send_time"]!r} is not a 24-hour HH:MM time such as "07:30"')
     if "max_papers" in entry:
         v = entry["max_papers"]
         if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 100:
@@ -171,7 +171,9 @@ def parse_subscribers(text: str, path: str = "subscribers.yaml") -> list[Subscri
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)}); fix the syntax") from exc
+        raise ConfigError(
+            f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)}); fix the syntax"
+        ) from exc
     if not isinstance(data, dict) or not isinstance(data.get("subscribers"), list):
         raise ConfigError(f"{path}: expected a mapping with a 'subscribers:' list (see README)")
     unknown_top = set(data) - {"defaults", "subscribers"}
@@ -193,7 +195,9 @@ def parse_subscribers(text: str, path: str = "subscribers.yaml") -> list[Subscri
         n = _line_of(root, "defaults", name)
         return f" (line {n})" if n else ""
 
-    problems += _check_fields({k: v for k, v in defaults.items() if k in _DEFAULTABLE}, f"{path}: defaults", defaults_line)
+    problems += _check_fields(
+        {k: v for k, v in defaults.items() if k in _DEFAULTABLE}, f"{path}: defaults", defaults_line
+    )
 
     subscribers: list[Subscriber] = []
     seen_ids: dict[str, int] = {}
@@ -212,7 +216,9 @@ def parse_subscribers(text: str, path: str = "subscribers.yaml") -> list[Subscri
 
         before = len(problems)
         for key in sorted(set(entry) - _SUBSCRIBER_FIELDS):
-            problems.append(f"{who}: unknown field {key!r}{_did_you_mean(key, _SUBSCRIBER_FIELDS)}{line(key)}")
+            problems.append(
+                f"{who}: unknown field {key!r}{_did_you_mean(key, _SUBSCRIBER_FIELDS)}{line(key)}"
+            )
         if not isinstance(sid, str) or not _SLUG.match(sid):
             problems.append(f"{who}, field 'id'{line('id')}: required, a lower-case slug such as alice")
         elif sid in seen_ids:
@@ -236,7 +242,9 @@ def parse_subscribers(text: str, path: str = "subscribers.yaml") -> list[Subscri
                 seen_emails[email.lower()] = str(sid)
         merged = {**{k: v for k, v in defaults.items() if k in _DEFAULTABLE}, **entry}
         problems += _check_fields({k: v for k, v in entry.items() if k in _SUBSCRIBER_FIELDS}, who, line)
-        if not _as_str_list(merged.get("keywords") or []) and not _as_str_list(merged.get("profile_papers") or []):
+        if not _as_str_list(merged.get("keywords") or []) and not _as_str_list(
+            merged.get("profile_papers") or []
+        ):
             problems.append(f"{who}, field 'keywords'{line('keywords')}: required (or give profile_papers)")
         if len(problems) > before:
             continue
@@ -266,7 +274,9 @@ def load_subscribers(path: Path) -> list[Subscriber]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: not found; create it (see README, 'Subscribe') or set DIGEST_SUBSCRIBERS") from exc
+        raise ConfigError(
+            f"{path}: not found; create it (see README, 'Subscribe') or set DIGEST_SUBSCRIBERS"
+        ) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot be read ({exc})") from exc
     return parse_subscribers(text, str(path))

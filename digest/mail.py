@@ -3,14 +3,15 @@ default, shipped beside the real one as httpx ships MockTransport)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import smtplib
 import ssl
+from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote
@@ -125,7 +126,9 @@ class SMTPMailer:
         port = s.smtp_port or {"ssl": 465, "starttls": 587, "none": 25}[mode]
         try:
             if mode == "ssl":
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(s.smtp_host, port, timeout=self.timeout, context=self._context())
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                    s.smtp_host, port, timeout=self.timeout, context=self._context()
+                )
             else:
                 smtp = smtplib.SMTP(s.smtp_host, port, timeout=self.timeout)
                 if mode == "starttls":
@@ -143,11 +146,15 @@ class SMTPMailer:
             refused = self._smtp.send_message(message)
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = next(iter(exc.recipients.values()))
-            raise SendError(f"recipient refused: {code} {reply!r}", permanent=code >= 500,
-                            reply=f"{code} {reply!r}") from exc
+            raise SendError(
+                f"recipient refused: {code} {reply!r}", permanent=code >= 500, reply=f"{code} {reply!r}"
+            ) from exc
         except smtplib.SMTPResponseException as exc:
-            raise SendError(f"server replied {exc.smtp_code} {exc.smtp_error!r}",
-                            permanent=exc.smtp_code >= 500, reply=f"{exc.smtp_code} {exc.smtp_error!r}") from exc
+            raise SendError(
+                f"server replied {exc.smtp_code} {exc.smtp_error!r}",
+                permanent=exc.smtp_code >= 500,
+                reply=f"{exc.smtp_code} {exc.smtp_error!r}",
+            ) from exc
         except (OSError, smtplib.SMTPException) as exc:
             self._smtp = None
             raise SendError(f"connection to {self.settings.smtp_host} failed: {exc}") from exc
@@ -157,10 +164,8 @@ class SMTPMailer:
 
     def close(self) -> None:
         if self._smtp is not None:
-            try:
-                self._smtp.quit()
-            except (OSError, smtplib.SMTPException):
-                pass
+            with contextlib.suppress(OSError, smtplib.SMTPException):
+                self._smtp.quit()  # the messages are already accepted; a rude goodbye is harmless
             self._smtp = None
 
 

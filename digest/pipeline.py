@@ -24,7 +24,7 @@ import numpy as np
 
 from . import rank, render, sources
 from .config import Settings
-from .embed import CachedEmbedder, Embedder, MiniLM, text_hash
+from .embed import CachedEmbedder, Embedder, embedder_for, text_hash
 from .errors import DigestError, InputError, NotFoundError, SendError
 from .mail import Mailer, build_message, mailer_for, unsubscribe_links
 from .models import Digest, Ranked, Subscriber
@@ -43,8 +43,14 @@ class FileOutcome:
     error: str | None = None
 
 
-def ingest(store: Store, paths: Iterable[Path], *, day: date | None = None, today: date | None = None,
-           force: bool = False) -> list[FileOutcome]:
+def ingest(
+    store: Store,
+    paths: Iterable[Path],
+    *,
+    day: date | None = None,
+    today: date | None = None,
+    force: bool = False,
+) -> list[FileOutcome]:
     """Read each file and store its papers; one file's failure never stops the others."""
     outcomes = []
     for path in paths:
@@ -69,7 +75,8 @@ def inbox_files(inbox: Path) -> list[Path]:
     if not inbox.is_dir():
         return []
     return sorted(
-        p for p in inbox.iterdir()
+        p
+        for p in inbox.iterdir()
         if p.is_file() and not p.name.startswith(".") and not p.name.endswith((".part", ".tmp", "~"))
     )
 
@@ -86,10 +93,14 @@ def default_day(store: Store, today: date | None = None) -> date:
 class Ranker:
     """Ranks a day's candidates for many subscribers with one featurization of the papers."""
 
-    def __init__(self, store: Store, embedder: Embedder | None = None, catchup_days: int = 3):
+    def __init__(self, store: Store, embedder: Embedder, catchup_days: int = 3):
         self.store = store
-        self.embedder = CachedEmbedder(embedder or MiniLM(), store)
+        self.embedder = CachedEmbedder(embedder, store)
         self.catchup_days = catchup_days
+
+    @classmethod
+    def for_settings(cls, store: Store, settings: Settings) -> Ranker:
+        return cls(store, embedder_for(settings.model), settings.catchup_days)
 
     def candidates(self, day: date) -> list:
         since = day - timedelta(days=max(self.catchup_days, 1) - 1)
@@ -103,8 +114,13 @@ class Ranker:
             self.store.cache_keyphrases(model, fresh)
         return features
 
-    def rank_all(self, subscribers: Sequence[Subscriber], day: date, *, limit: int | None = None,
-                 ) -> dict[str, list[Ranked]]:
+    def rank_all(
+        self,
+        subscribers: Sequence[Subscriber],
+        day: date,
+        *,
+        limit: int | None = None,
+    ) -> dict[str, list[Ranked]]:
         """Each subscriber's ranked papers for `day`, leaving out every paper an earlier day's
         digest already gave them: the same day ranks the same before and after it is sent."""
         features = self.features(self.candidates(day))
@@ -213,8 +229,15 @@ def deliver(
     return report
 
 
-def _send_one(store: Store, settings: Settings, sub: Subscriber, day: date, papers: Sequence[Ranked],
-              mailer: Mailer, to: str | None) -> Outcome:
+def _send_one(
+    store: Store,
+    settings: Settings,
+    sub: Subscriber,
+    day: date,
+    papers: Sequence[Ranked],
+    mailer: Mailer,
+    to: str | None,
+) -> Outcome:
     key = day.isoformat()
     ids = [r.paper.id for r in papers]
     try:
@@ -224,7 +247,9 @@ def _send_one(store: Store, settings: Settings, sub: Subscriber, day: date, pape
     except SendError as exc:
         if to is None:
             if exc.permanent:
-                store.finish_delivery(sub.id, key, status="failed", paper_ids=ids, reply=exc.reply or str(exc))
+                store.finish_delivery(
+                    sub.id, key, status="failed", paper_ids=ids, reply=exc.reply or str(exc)
+                )
             else:
                 store.release_delivery(sub.id, key)  # nothing went out: the next run tries again
         return Outcome(sub.id, "failed" if exc.permanent else "retry-later", len(ids), detail=str(exc))
@@ -233,8 +258,9 @@ def _send_one(store: Store, settings: Settings, sub: Subscriber, day: date, pape
             store.release_delivery(sub.id, key)
         return Outcome(sub.id, "failed", len(ids), detail=str(exc))
     if to is None:
-        store.finish_delivery(sub.id, key, status="sent", message_id=message["Message-ID"],
-                              paper_ids=ids, location=location)
+        store.finish_delivery(
+            sub.id, key, status="sent", message_id=message["Message-ID"], paper_ids=ids, location=location
+        )
         page = archive_path(settings, day, sub.id)
         page.parent.mkdir(parents=True, exist_ok=True)
         page.write_text(digest.html, encoding="utf-8")

@@ -55,7 +55,7 @@ def lexical(keyword: str, paper_tokens: Sequence[str], paper_token_set: set[str]
     present = sum(w in paper_token_set for w in words)
     if present == len(words):
         n = len(words)
-        if n == 1 or any(list(paper_tokens[i:i + n]) == words for i in range(len(paper_tokens) - n + 1)):
+        if n == 1 or any(list(paper_tokens[i : i + n]) == words for i in range(len(paper_tokens) - n + 1)):
             return 1.0
     return 0.5 * present / len(words)
 
@@ -86,7 +86,7 @@ def extract_keyphrases(
     model = KeyBERT(model=_KeyBERTBackend(embedder).backend)
     out: list[list[str]] = []
     for start in range(0, len(texts), KEYBERT_BATCH):
-        batch = texts[start:start + KEYBERT_BATCH]
+        batch = texts[start : start + KEYBERT_BATCH]
         result = model.extract_keywords(
             batch,
             keyphrase_ngram_range=(1, 2),
@@ -94,7 +94,7 @@ def extract_keyphrases(
             top_n=top_n,
             use_mmr=True,
             diversity=0.5,
-            doc_embeddings=doc_vectors[start:start + len(batch)],
+            doc_embeddings=doc_vectors[start : start + len(batch)],
         )
         if len(batch) == 1 and result and isinstance(result[0], tuple):
             result = [result]  # KeyBERT unwraps a single document's list
@@ -113,8 +113,11 @@ class PaperFeatures:
     token_lists: tuple[tuple[str, ...], ...]
 
 
-def featurize(papers: Sequence[Paper], embedder: Embedder, keyphrase_cache: dict[str, list[str]] | None = None,
-              ) -> tuple[PaperFeatures, dict[str, list[str]]]:
+def featurize(
+    papers: Sequence[Paper],
+    embedder: Embedder,
+    keyphrase_cache: dict[str, list[str]] | None = None,
+) -> tuple[PaperFeatures, dict[str, list[str]]]:
     """Embeddings and keyphrases for `papers`; `keyphrase_cache` maps text hash -> phrases and
     spares KeyBERT for papers seen before. Returns the features and the new cache entries."""
     papers = tuple(papers)
@@ -132,7 +135,7 @@ def featurize(papers: Sequence[Paper], embedder: Embedder, keyphrase_cache: dict
     flat_vectors = embedder.encode(flat) if flat else np.zeros((0, vectors.shape[1]), dtype=np.float32)
     per_paper, offset = [], 0
     for group in phrases:
-        per_paper.append(flat_vectors[offset:offset + len(group)])
+        per_paper.append(flat_vectors[offset : offset + len(group)])
         offset += len(group)
     return (
         PaperFeatures(
@@ -149,7 +152,9 @@ def featurize(papers: Sequence[Paper], embedder: Embedder, keyphrase_cache: dict
 # --- scoring (pure) -----------------------------------------------------------------------
 
 
-def keyword_scores(features: PaperFeatures, keywords: Sequence[str], keyword_vectors: np.ndarray) -> np.ndarray:
+def keyword_scores(
+    features: PaperFeatures, keywords: Sequence[str], keyword_vectors: np.ndarray
+) -> np.ndarray:
     """s(k, p) for every paper (rows) and keyword (columns)."""
     n_papers, n_kw = len(features.papers), len(keywords)
     if n_papers == 0 or n_kw == 0:
@@ -189,8 +194,11 @@ def rank_subscriber(
     if subscriber.exclude:
         blocked = keyword_scores(features, list(subscriber.exclude), exclude_vectors)
         excluded = (blocked >= EXCLUDE_FLOOR).any(axis=1) | (
-            np.array([[lexical(k, t, set(t)) >= 1.0 for k in subscriber.exclude] for t in features.token_lists])
-            .reshape(len(features.papers), -1).any(axis=1)
+            np.array(
+                [[lexical(k, t, set(t)) >= 1.0 for k in subscriber.exclude] for t in features.token_lists]
+            )
+            .reshape(len(features.papers), -1)
+            .any(axis=1)
         )
     else:
         excluded = np.zeros(len(features.papers), dtype=bool)

@@ -84,7 +84,9 @@ def subject_for(papers: Sequence[Ranked], day: date) -> str:
     n = len(papers)
     topics = ", ".join(gist(papers))
     noun = "paper" if n == 1 else "papers"
-    return f"{n} new {noun} on {topics} — {day_label(day)}" if topics else f"{n} new {noun} — {day_label(day)}"
+    return (
+        f"{n} new {noun} on {topics} — {day_label(day)}" if topics else f"{n} new {noun} — {day_label(day)}"
+    )
 
 
 @dataclass(frozen=True)

@@ -172,17 +172,20 @@ class Store:
         return result
 
     def recent_files(self, limit: int = 10) -> list[sqlite3.Row]:
-        return list(self.conn.execute(
-            "SELECT path, day, papers, ingested_at FROM files ORDER BY ingested_at DESC, rowid DESC LIMIT ?",
-            (limit,),
-        ))
+        return list(
+            self.conn.execute(
+                "SELECT path, day, papers, ingested_at FROM files"
+                " ORDER BY ingested_at DESC, rowid DESC LIMIT ?",
+                (limit,),
+            )
+        )
 
     # --- caches ---------------------------------------------------------------------
 
     def cached_vectors(self, model: str, hashes: list[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
         for start in range(0, len(hashes), 500):
-            chunk = hashes[start:start + 500]
+            chunk = hashes[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for row in self.conn.execute(
                 f"SELECT text_hash, vector FROM embeddings WHERE model = ? AND text_hash IN ({marks})",
@@ -201,7 +204,7 @@ class Store:
     def cached_keyphrases(self, model: str, hashes: list[str]) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
         for start in range(0, len(hashes), 500):
-            chunk = hashes[start:start + 500]
+            chunk = hashes[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for row in self.conn.execute(
                 f"SELECT text_hash, phrases FROM keyphrases WHERE model = ? AND text_hash IN ({marks})",
@@ -242,8 +245,15 @@ class Store:
         )
 
     def finish_delivery(
-        self, subscriber: str, day: str, *, status: str, message_id: str | None = None,
-        paper_ids: Iterable[str] = (), location: str | None = None, reply: str | None = None,
+        self,
+        subscriber: str,
+        day: str,
+        *,
+        status: str,
+        message_id: str | None = None,
+        paper_ids: Iterable[str] = (),
+        location: str | None = None,
+        reply: str | None = None,
     ) -> None:
         ids = list(paper_ids)
         with self.transaction(immediate=True) as conn:
@@ -273,9 +283,14 @@ class Store:
             sql, args = sql + " AND status = ?", [*args, status]
         return [
             Delivery(
-                subscriber_id=r["subscriber"], day=r["day"], status=r["status"],
-                message_id=r["message_id"], paper_ids=tuple(json.loads(r["paper_ids"])),
-                location=r["location"], reply=r["reply"], updated_at=r["updated_at"],
+                subscriber_id=r["subscriber"],
+                day=r["day"],
+                status=r["status"],
+                message_id=r["message_id"],
+                paper_ids=tuple(json.loads(r["paper_ids"])),
+                location=r["location"],
+                reply=r["reply"],
+                updated_at=r["updated_at"],
             )
             for r in self.conn.execute(sql + " ORDER BY day, subscriber", args)
         ]
@@ -283,10 +298,17 @@ class Store:
 
 def _paper(row: sqlite3.Row) -> Paper:
     return Paper(
-        id=row["id"], title=row["title"], abstract=row["abstract"],
-        authors=tuple(json.loads(row["authors"])), authors_count=row["authors_count"],
-        published=row["published"], upvotes=row["upvotes"], organization=row["organization"],
-        url=row["url"], day=row["day"], source=row["source"],
+        id=row["id"],
+        title=row["title"],
+        abstract=row["abstract"],
+        authors=tuple(json.loads(row["authors"])),
+        authors_count=row["authors_count"],
+        published=row["published"],
+        upvotes=row["upvotes"],
+        organization=row["organization"],
+        url=row["url"],
+        day=row["day"],
+        source=row["source"],
         categories=tuple(json.loads(row["categories"])),
     )
 
@@ -300,9 +322,22 @@ def _add_papers(conn: sqlite3.Connection, papers: Iterable[Paper]) -> AddResult:
         if row is None:
             conn.execute(
                 "INSERT INTO papers VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (p.id, p.title, p.abstract, json.dumps(list(p.authors)), p.authors_count,
-                 p.published, p.upvotes, p.organization, p.url, p.day, p.source,
-                 json.dumps(list(p.categories)), now, now),
+                (
+                    p.id,
+                    p.title,
+                    p.abstract,
+                    json.dumps(list(p.authors)),
+                    p.authors_count,
+                    p.published,
+                    p.upvotes,
+                    p.organization,
+                    p.url,
+                    p.day,
+                    p.source,
+                    json.dumps(list(p.categories)),
+                    now,
+                    now,
+                ),
             )
             new += 1
             continue
@@ -314,7 +349,8 @@ def _add_papers(conn: sqlite3.Connection, papers: Iterable[Paper]) -> AddResult:
             "organization": p.organization if row["organization"] is None else None,
             "url": p.url if row["url"] is None else None,
             "categories": json.dumps(list(p.categories))
-            if p.categories and row["categories"] == "[]" else None,
+            if p.categories and row["categories"] == "[]"
+            else None,
         }
         changes = {k: v for k, v in changes.items() if v is not None}
         if changes:

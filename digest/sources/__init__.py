@@ -66,7 +66,7 @@ def read_file(path: Path, *, day: date | None = None) -> tuple[bytes, list[Paper
         size = path.stat().st_size
         if size > MAX_BYTES:
             raise InputError(
-                f"{size // (1024 * 1024)} MB is over the {MAX_BYTES // (1024 * 1024)} MB limit; split the file",
+                f"{size // 2**20} MB is over the {MAX_BYTES // 2**20} MB limit; split the file",
                 path=source,
             )
         data = path.read_bytes()

@@ -20,11 +20,17 @@ from datetime import date
 from ..errors import InputError
 from ..models import Paper, paper_identity
 
-_MONTHS = {m: i for i, m in enumerate(
-    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}
-_DATE = re.compile(r"^(?P<mon>[A-Z][a-z]{2})\s+(?P<day>\d{1,2})(?:,\s*(?P<year>\d{4}))?(?:\s+(?P<votes>\d+))?$")
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1
+    )
+}
+_DATE = re.compile(
+    r"^(?P<mon>[A-Z][a-z]{2})\s+(?P<day>\d{1,2})(?:,\s*(?P<year>\d{4}))?(?:\s+(?P<votes>\d+))?$"
+)
 _AUTHORS = re.compile(r"^[•·*-]?\s*(?P<n>\d+)\s+authors?$")
-_DOT = {"·", "•", "\u00b7"}
+_DOT = {"·", "•"}
 _BOILERPLATE = {
     "new",
     "subscribe",
@@ -144,12 +150,12 @@ def parse(
 
 
 def _clean_org(line: str | None) -> str | None:
-    """'adobe Adobe' is the org's avatar alt text then its name; keep the name."""
+    """'adobe Adobe' is the org's slug (the avatar's alt text) then its name; keep the name."""
     if not line:
         return None
-    parts = line.split()
-    if len(parts) % 2 == 0:
-        half = len(parts) // 2
-        if " ".join(parts[:half]).lower() == " ".join(parts[half:]).lower():
-            return " ".join(parts[half:])
+    parts = line.split(maxsplit=1)
+    if len(parts) == 2:
+        slug, name = (re.sub(r"[^a-z0-9]", "", part.lower()) for part in parts)
+        if slug and name and (name.startswith(slug) or slug.startswith(name)):
+            return parts[1]
     return line

@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import ROOT, SAMPLES
+
+from digest.cli import cli
+
+COMMANDS = [
+    ["ingest"],
+    ["papers"],
+    ["rank"],
+    ["preview"],
+    ["send"],
+    ["run"],
+    ["schedule"],
+    ["subscribers"],
+    ["subscribers", "check"],
+    ["status"],
+]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    inbox = tmp_path / "inbox"
+    shutil.copytree(SAMPLES, inbox)
+    return {
+        "DIGEST_SUBSCRIBERS": str(ROOT / "subscribers.yaml"),
+        "DIGEST_DB": str(tmp_path / "var" / "digest.db"),
+        "DIGEST_INBOX": str(inbox),
+        "DIGEST_OUTBOX": str(tmp_path / "var" / "outbox"),
+        "DIGEST_MODEL": "hashing",
+        "DIGEST_SMTP_HOST": "",
+    }
+
+
+def invoke(env: dict[str, str], *args: str):
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_every_command_has_help_text(command: list[str]):
+    result = CliRunner().invoke(cli, [*command, "--help"])
+    assert result.exit_code == 0
+    assert len(result.output.split("\n\n")[1].strip()) > 10
+
+
+def test_run_delivers_one_digest_per_subscriber_into_the_outbox(env: dict[str, str], tmp_path: Path):
+    result = invoke(env, "run")
+    assert result.exit_code == 0, result.output
+    emls = sorted((tmp_path / "var" / "outbox" / "2026-11-20").glob("*.eml"))
+    assert [p.stem for p in emls] == ["alice", "bob", "carol"]
+    assert all(p.with_suffix(".html").exists() for p in emls)
+    assert "alice.eml" in result.output and "alice.html" in result.output
+
+
+def test_second_run_for_the_same_day_sends_nothing(env: dict[str, str], tmp_path: Path):
+    invoke(env, "run")
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "var" / "outbox").rglob("*.eml")}
+    result = invoke(env, "run")
+    assert result.exit_code == 0
+    assert "already ingested" in result.output and " sent " not in result.output
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "var" / "outbox").rglob("*.eml")} == before
+
+
+def test_papers_json_has_the_contract_fields(env: dict[str, str]):
+    invoke(env, "ingest")
+    papers = json.loads(invoke(env, "papers", "--day", "2026-11-19", "--json").output)
+    assert len(papers) == 8
+    for key in (
+        "id",
+        "title",
+        "abstract",
+        "authors",
+        "authors_count",
+        "published",
+        "upvotes",
+        "organization",
+        "url",
+        "day",
+        "source",
+    ):
+        assert key in papers[0]
+    assert papers[0]["authors_count"] == 9 and papers[0]["upvotes"] == 14
+
+
+def test_rank_json_limit_zero_scores_every_paper_for_every_subscriber(env: dict[str, str]):
+    invoke(env, "ingest")
+    ranked = json.loads(invoke(env, "rank", "--json", "--limit", "0").output)
+    assert set(ranked) == {"alice", "bob", "carol"}
+    for rows in ranked.values():
+        assert len(rows) >= 20
+        assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
+        assert set(rows[0]) == {"paper_id", "title", "score", "matched", "keyphrases"}
+
+
+def test_preview_prints_a_summary_and_writes_the_html(env: dict[str, str], tmp_path: Path):
+    invoke(env, "ingest")
+    out = tmp_path / "alice.html"
+    result = invoke(env, "preview", "--user", "alice", "--out", str(out))
+    assert result.exit_code == 0
+    assert "1. " in result.output and f"wrote {out}" in result.output
+    assert out.read_text().lower().startswith("<!doctype html>")
+
+
+def test_preview_of_an_unknown_user_is_one_line_and_exit_2(env: dict[str, str]):
+    result = CliRunner().invoke(cli, ["preview", "--user", "zed"], env=env)
+    assert result.exit_code == 2
+    assert result.output.strip().startswith("digest: no subscriber 'zed'")
+
+
+def test_bad_file_in_a_batch_is_reported_and_the_good_ones_are_stored(env: dict[str, str]):
+    (Path(env["DIGEST_INBOX"]) / "2026-11-21.txt").write_bytes(b"\x00\x00binary")
+    result = CliRunner().invoke(cli, ["ingest"], env=env)
+    assert result.exit_code == 1
+    assert "2026-11-21.txt: binary file" in result.output
+    papers = json.loads(invoke(env, "papers", "--day", "2026-11-20", "--json").output)
+    assert len(papers) == 8  # the ninth paper of that dump arrived on 2026-11-19 and keeps that day
+
+
+def test_broken_subscribers_file_refuses_the_run_and_sends_nothing(env: dict[str, str], tmp_path: Path):
+    broken = tmp_path / "subs.yaml"
+    broken.write_text("subscribers:\n  - id: alice\n    keywords: [x]\n")
+    result = CliRunner().invoke(cli, ["run"], env={**env, "DIGEST_SUBSCRIBERS": str(broken)})
+    assert result.exit_code == 2
+    assert "field 'email'" in result.output
+    assert not (tmp_path / "var" / "outbox").exists()
+
+
+def test_commands_not_built_yet_say_so_with_exit_2(env: dict[str, str]):
+    result = CliRunner().invoke(cli, ["schedule"], env=env)
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and result.output.startswith("digest: ")
+
+
+def test_send_to_a_test_address_leaves_the_ledger_alone(env: dict[str, str], smtp_server):
+    controller, inbox = smtp_server
+    smtp = {
+        **env,
+        "DIGEST_SMTP_HOST": "127.0.0.1",
+        "DIGEST_SMTP_PORT": str(controller.port),
+        "DIGEST_SMTP_SECURITY": "none",
+    }
+    invoke(smtp, "ingest")
+    assert invoke(smtp, "send", "--user", "alice", "--to", "me@example.org").exit_code == 0
+    assert len(inbox.to("me@example.org")) == 1
+    assert "deliveries: none" in invoke(smtp, "status").output
+
+
+def test_send_over_smtp_reaches_each_subscriber_once(env: dict[str, str], smtp_server):
+    controller, inbox = smtp_server
+    smtp = {
+        **env,
+        "DIGEST_SMTP_HOST": "127.0.0.1",
+        "DIGEST_SMTP_PORT": str(controller.port),
+        "DIGEST_SMTP_SECURITY": "none",
+    }
+    assert invoke(smtp, "run").exit_code == 0
+    assert invoke(smtp, "send").exit_code == 0
+    for address in ("alice@example.org", "bob@example.org", "carol@example.org"):
+        assert len(inbox.to(address)) == 1
+    assert "3 sent" in invoke(smtp, "status").output

@@ -1,0 +1,91 @@
+"""End to end with the real all-MiniLM-L6-v2 model, as cron would run it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, SAMPLES
+
+pytestmark = pytest.mark.integration
+
+# Hand-labelled: which bundled sample papers belong in whose digest.
+RELEVANT = {
+    "alice@example.org": {
+        "Latent Stitching: Training-Free Panorama Generation with Pretrained Diffusion Models",
+        "Fewer Steps, Same Fidelity: Distilling Diffusion Samplers into Two Denoising Passes",
+        "Text-Guided Image Editing by Inverting Rectified Flows",
+        "Consistency Guidance: Classifier-Free Guidance Without the Oversaturation",
+        "Video Diffusion Models as World Simulators for Robot Planning",
+        "Quantized Diffusion Transformers on Mobile Devices",
+    },
+    "bob@example.org": {
+        "Reward Shaping Without Reward Models: Pairwise Preference Optimization from Self-Critique",
+        "Calibrated Reward Models Make Better Judges for Direct Preference Optimization",
+        "Constitutional Self-Alignment: Aligning Language Models with Written Principles and No Human Labels",
+        "On the Over-Optimization of Learned Reward Models in RLHF",
+        "Preference Data Selection by Gradient Agreement",
+    },
+    "carol@example.org": {
+        "Message Passing on Hypergraphs with Learned Incidence for Session-Based Recommendation",
+        "Sparse Late Interaction for Cheap Dense Retrieval over Scientific Literature",
+        "Graph Transformers Do Not Need Positional Encodings on Molecular Benchmarks",
+        "Cold-Start Recommendation with Language-Model Item Profiles",
+        "Temporal Graph Networks for Fraud Detection in Payment Streams",
+        "Hybrid Lexical-Semantic Retrieval for Long Technical Documents",
+    },
+}
+
+
+def _titles(message: EmailMessage) -> set[str]:
+    """Paper titles listed in the plain-text part ("1. Title" lines)."""
+    text = message.get_body(("plain",)).get_content()
+    return {
+        line.split(". ", 1)[1].strip()
+        for line in text.splitlines()
+        if line[:1].isdigit() and ". " in line and not line.startswith(" ")
+    }
+
+
+def _digest(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("digest", path=str(Path(sys.executable).parent)) or "digest"
+    return subprocess.run([exe, "run"], env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_run_mails_each_subscriber_one_digest_of_their_interests_and_never_twice(tmp_path, smtp_server):
+    controller, inbox = smtp_server
+    shutil.copytree(SAMPLES, tmp_path / "inbox")
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "DIGEST_SUBSCRIBERS": str(ROOT / "subscribers.yaml"),
+        "DIGEST_DB": str(tmp_path / "var" / "digest.db"),
+        "DIGEST_INBOX": str(tmp_path / "inbox"),
+        "DIGEST_SMTP_HOST": "127.0.0.1",
+        "DIGEST_SMTP_PORT": str(controller.port),
+        "DIGEST_SMTP_SECURITY": "none",
+        "DIGEST_MODEL": "minilm",
+    }
+    first = _digest(env)
+    assert first.returncode == 0, first.stderr
+    assert "Loading weights" not in first.stderr  # quiet without a terminal
+
+    from email import message_from_bytes
+
+    assert len(inbox.messages) == 3
+    for address, relevant in RELEVANT.items():
+        (message,) = inbox.to(address)
+        message = message_from_bytes(message.as_bytes(), policy=policy.default)
+        titles = _titles(message)
+        assert titles <= relevant, f"{address} got off-topic papers: {titles - relevant}"
+        assert len(titles) >= 4, f"{address} missed papers: {relevant - titles}"
+
+    second = _digest(env)
+    assert second.returncode == 0, second.stderr
+    assert len(inbox.messages) == 3

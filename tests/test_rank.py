@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from digest import rank
+from digest.embed import HashingEmbedder
+from digest.models import Paper, Subscriber, paper_identity
+
+
+def _paper(title: str, abstract: str, **kw) -> Paper:
+    return Paper(id=paper_identity(None, title), title=title, abstract=abstract, day="2026-11-20", **kw)
+
+
+PAPERS = [
+    _paper(
+        "Faster diffusion models for image generation",
+        "We distill diffusion models so image generation needs two denoising steps.",
+    ),
+    _paper(
+        "Graph neural networks for molecules",
+        "Message passing graph neural networks predict molecular properties.",
+    ),
+    _paper(
+        "Soil moisture sensors in the field",
+        "Capacitive probes measure soil moisture on farms across a season.",
+    ),
+    _paper(
+        "Diffusion priors for medical imaging",
+        "A diffusion model denoises CT scans in medical imaging before segmentation.",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def features():
+    feats, _ = rank.featurize(PAPERS, HashingEmbedder())
+    return feats
+
+
+def _rank(sub: Subscriber, features, **kw):
+    emb = HashingEmbedder()
+    kv = emb.encode(list(sub.keywords))
+    ev = emb.encode(list(sub.exclude)) if sub.exclude else np.zeros((0, emb.dim))
+    return rank.rank_subscriber(sub, features, kv, ev, **kw)
+
+
+SUB = Subscriber(id="alice", email="a@example.org", keywords=("diffusion models", "graph neural networks"))
+
+
+def test_papers_on_the_profile_come_first_and_unrelated_ones_are_left_out(features):
+    titles = [r.paper.title for r in _rank(SUB, features)]
+    assert set(titles[:3]) >= {PAPERS[0].title, PAPERS[1].title}
+    assert PAPERS[2].title not in titles
+
+
+def test_every_pick_says_which_keywords_matched_and_has_keyphrases(features):
+    top = _rank(SUB, features)[0]
+    assert top.matched and set(top.matched) <= set(SUB.keywords)
+    assert top.keyphrases and all(isinstance(k, str) for k in top.keyphrases)
+
+
+def test_exclude_keyword_drops_a_matching_paper(features):
+    sub = replace(SUB, exclude=("medical imaging",))
+    assert PAPERS[3].title not in [r.paper.title for r in _rank(sub, features, limit=0)]
+
+
+def test_max_papers_and_min_score_bound_the_digest(features):
+    assert len(_rank(replace(SUB, max_papers=1), features)) == 1
+    assert _rank(replace(SUB, min_score=0.99), features) == []
+
+
+def test_limit_zero_scores_every_paper(features):
+    assert len(_rank(SUB, features, limit=0)) == len(PAPERS)
+
+
+def test_papers_already_sent_are_never_ranked_again(features):
+    ids = [r.paper.id for r in _rank(SUB, features, limit=0, exclude_ids={PAPERS[0].id})]
+    assert PAPERS[0].id not in ids
+
+
+def test_one_square_hit_beats_brushing_every_interest():
+    square = _paper("Diffusion models", "Diffusion models diffusion models for diffusion models.")
+    brush = _paper("Notes", "A diffusion step, a graph, some neural networks and models in passing.")
+    feats, _ = rank.featurize([square, brush], HashingEmbedder())
+    ranked = _rank(SUB, feats, limit=0)
+    assert ranked[0].paper.id == square.id
+
+
+def test_trending_weight_lifts_upvoted_papers():
+    a = _paper("Diffusion models for audio", "Diffusion models generate audio.", upvotes=0)
+    b = _paper("Diffusion models for video", "Diffusion models generate video.", upvotes=80)
+    feats, _ = rank.featurize([a, b], HashingEmbedder())
+    plain = {r.paper.id: r.score for r in _rank(SUB, feats, limit=0)}
+    trendy = {r.paper.id: r.score for r in _rank(replace(SUB, trending_weight=0.5), feats, limit=0)}
+    assert trendy[b.id] - trendy[a.id] > plain[b.id] - plain[a.id]
+
+
+def test_one_interest_cannot_take_every_slot():
+    many = [
+        _paper(f"Diffusion models study {i}", f"Diffusion models variant {i} improves sampling.")
+        for i in range(6)
+    ]
+    gnn = _paper("Graph neural networks at scale", "Graph neural networks on large graphs.")
+    feats, _ = rank.featurize([*many, gnn], HashingEmbedder())
+    picked = _rank(replace(SUB, max_papers=4), feats)
+    assert gnn.id in [r.paper.id for r in picked]
+
+
+def test_lexical_match_needs_the_whole_phrase_for_full_credit():
+    toks = rank.tokens("we study graph neural networks")
+    assert rank.lexical("graph neural network", toks, set(toks)) == 1.0
+    assert rank.lexical("neural graph", toks, set(toks)) == 0.5

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+from datetime import date
+from email import message_from_bytes, policy
+from pathlib import Path
+
+from digest import render
+from digest.mail import OutboxMailer, build_message
+from digest.models import Paper, Ranked, Subscriber
+
+DAY = date(2026, 11, 19)
+SUB = Subscriber(id="alice", email="alice@example.org", name="Alice Liddell", keywords=("diffusion models",))
+LINKS = render.Links(
+    unsubscribe="mailto:digest@localhost?subject=unsubscribe%20alice", archive=None, preferences=None
+)
+
+
+def _ranked(title: str = "Fast <b>Diffusion</b> & Friends", **kw) -> Ranked:
+    paper = Paper(
+        id="2511.00001",
+        title=title,
+        abstract="First sentence. Second sentence here. Third one. Fourth is cut.",
+        authors=("A. One", "B. Two", "C. Three", "D. Four"),
+        upvotes=12,
+        day="2026-11-19",
+        **kw,
+    )
+    return Ranked(paper, 0.61, ("diffusion models",), ("fast sampling", "distillation"))
+
+
+def test_html_is_compiled_by_mjml_and_escapes_paper_text():
+    digest = render.render(SUB, DAY, [_ranked()], LINKS)
+    assert digest.html.lstrip().lower().startswith("<!doctype html>")
+    assert "<mj-" not in digest.html
+    assert "Fast &lt;b&gt;Diffusion&lt;/b&gt; &amp; Friends" in digest.html
+    assert "https://arxiv.org/abs/2511.00001" in digest.html
+    assert "diffusion models" in digest.html and "▲ 12" in digest.html
+    assert "Good morning, Alice" in digest.html
+
+
+def test_plain_text_has_the_same_papers_and_links():
+    digest = render.render(SUB, DAY, [_ranked()], LINKS)
+    assert "1. Fast <b>Diffusion</b> & Friends" in digest.text
+    assert "https://arxiv.org/abs/2511.00001" in digest.text
+    assert "A. One, B. Two, C. Three and 1 more" in digest.text
+    assert "Matched: diffusion models" in digest.text
+    assert "Fourth is cut" not in digest.text
+
+
+def test_subject_gives_count_gist_and_date():
+    assert render.subject_for([_ranked()], DAY) == "1 new paper on diffusion models — Thu 19 Nov"
+
+
+def test_empty_day_renders_a_short_note():
+    digest = render.render(SUB, DAY, [], LINKS)
+    assert "Nothing new matched" in digest.text and "Nothing new matched" in digest.html
+
+
+def test_message_is_multipart_alternative_text_then_html_with_list_headers(settings):
+    digest = render.render(SUB, DAY, [_ranked()], LINKS)
+    raw = build_message(digest, settings, secret="s").as_bytes()
+    msg = message_from_bytes(raw, policy=policy.default)
+    assert msg.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+    assert msg["To"] == "Alice Liddell <alice@example.org>"
+    assert msg["Subject"] == "1 new paper on diffusion models — Thu 19 Nov"
+    assert msg["Message-ID"].endswith("@localhost>")
+    assert msg["List-Unsubscribe"].startswith("<mailto:")
+    assert msg["Auto-Submitted"] == "auto-generated"
+
+
+def test_https_unsubscribe_and_one_click_header_when_base_url_is_set(settings):
+    from dataclasses import replace
+
+    digest = render.render(SUB, DAY, [_ranked()], LINKS)
+    msg = build_message(digest, replace(settings, base_url="https://digest.example.org"), secret="s")
+    assert "<https://digest.example.org/unsubscribe?u=alice&t=" in msg["List-Unsubscribe"]
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_a_newline_in_a_display_name_cannot_add_a_header(settings):
+    from dataclasses import replace
+
+    evil = replace(SUB, name="Alice\r\nBcc: victim@example.org")
+    msg = build_message(render.render(evil, DAY, [_ranked()], LINKS), settings, secret="s")
+    parsed = message_from_bytes(msg.as_bytes(), policy=policy.default)
+    assert parsed["Bcc"] is None
+    assert parsed["To"].addresses[0].addr_spec == "alice@example.org"
+
+
+def test_outbox_writes_the_eml_and_its_html(tmp_path: Path, settings):
+    msg = build_message(render.render(SUB, DAY, [_ranked()], LINKS), settings, secret="s")
+    location = OutboxMailer(tmp_path).send(msg, key="2026-11-19/alice")
+    assert location == str(tmp_path / "2026-11-19" / "alice.eml")
+    assert message_from_bytes(Path(location).read_bytes())["To"]
+    assert (tmp_path / "2026-11-19" / "alice.html").read_text().lower().startswith("<!doctype html>")
+
+
+def test_twenty_paper_digest_stays_under_gmail_clipping():
+    long_abstract = "A sentence that goes on about the method in detail. " * 20
+    papers = [
+        Ranked(
+            Paper(
+                id=f"2511.{i:05d}",
+                title="A long title about diffusion models " * 3,
+                abstract=long_abstract,
+                authors=tuple(f"Author {j}" for j in range(12)),
+                upvotes=99,
+            ),
+            0.7,
+            ("diffusion models", "image generation", "video"),
+            ("a", "b", "c"),
+        )
+        for i in range(20)
+    ]
+    html = render.render(SUB, DAY, papers, LINKS).html
+    assert len(html.encode("utf-8")) < 100_000
