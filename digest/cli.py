@@ -90,6 +90,9 @@ def _print_ingest(outcomes: list[pipeline.FileOutcome]) -> bool:
             click.echo(f"{o.path}: already ingested, skipped")
         else:
             click.echo(f"{o.path}: {o.papers} papers ({o.new} new, {o.updated} updated)")
+        for note in o.notes:
+            ok = False
+            click.echo(f"digest: {note}", err=True)
     return ok
 
 
@@ -99,18 +102,17 @@ def _print_ingest(outcomes: list[pipeline.FileOutcome]) -> bool:
 @click.option("--force", is_flag=True, help="Read files again even if ingested before.")
 @handles_errors
 def ingest(paths: tuple[str, ...], day: date | None, force: bool) -> None:
-    """Read dumps, feeds or JSON Lines files (default: new files in the inbox) into the store."""
+    """Read page dumps, feeds, HF JSON or JSON Lines (files, folders or URLs; default: the
+    inbox's new files) into the store."""
     settings = _settings()
-    urls = [p for p in paths if "://" in p]
-    if urls:
-        raise NotImplementedYet(
-            f"{urls[0]}: fetching URLs is not supported yet; save the page and pass the file"
-        )
-    files: list[Path] = []
-    for p in map(Path, paths):
-        files.extend(pipeline.inbox_files(p) if p.is_dir() else [p])
+    files: list[Path | str] = []
+    for p in paths:
+        if "://" in p:
+            files.append(p)
+        else:
+            files.extend(pipeline.inbox_files(Path(p)) if Path(p).is_dir() else [Path(p)])
     if not paths:
-        files = pipeline.inbox_files(settings.inbox)
+        files = list(pipeline.inbox_files(settings.inbox))
         if not files:
             click.echo(f"no new files in {settings.inbox}")
             return
@@ -122,6 +124,7 @@ def ingest(paths: tuple[str, ...], day: date | None, force: bool) -> None:
 
 def _paper_json(p: Any) -> dict[str, Any]:
     d = asdict(p)
+    d.pop("announce_type")
     d["authors"] = list(p.authors)
     d["categories"] = list(p.categories)
     return d

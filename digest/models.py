@@ -8,7 +8,10 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 
-_ARXIV_ID = re.compile(r"(?<![\d.])(\d{4}\.\d{4,5})(?:v\d+)?(?![\d])")
+# new style 2611.00011v2, old style q-bio/0509018v2 or math.AG/0601001
+_ARXIV_ID = re.compile(
+    r"(?<![\d.])(\d{4}\.\d{4,5})(?:v\d+)?(?!\d)|(?<![\w.-])([a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?(?!\d)"
+)
 
 
 def normalize_title(title: str) -> str:
@@ -31,7 +34,7 @@ def arxiv_id_from(text: str | None) -> str | None:
     if not text:
         return None
     match = _ARXIV_ID.search(text)
-    return match.group(1) if match else None
+    return (match.group(1) or match.group(2)) if match else None
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,8 @@ class Paper:
     day: str | None = None  # the digest day it arrived on (YYYY-MM-DD)
     source: str | None = None  # which file or feed it came from
     categories: tuple[str, ...] = ()
+    # arXiv feeds: "new", "cross", "replace"...; a replace updates a stored paper, never adds one
+    announce_type: str | None = field(default=None, compare=False)
 
     @property
     def text(self) -> str:

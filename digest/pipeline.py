@@ -41,32 +41,44 @@ class FileOutcome:
     updated: int = 0
     skipped: bool = False  # already ingested (same content)
     error: str | None = None
+    notes: tuple[str, ...] = ()  # what was left out of an otherwise good file
 
 
 def ingest(
     store: Store,
-    paths: Iterable[Path],
+    inputs: Iterable[Path | str],
     *,
     day: date | None = None,
     today: date | None = None,
     force: bool = False,
 ) -> list[FileOutcome]:
-    """Read each file and store its papers; one file's failure never stops the others."""
+    """Read each file or http(s) URL and store its papers; one input's failure never stops the
+    others, and a failed input stores nothing. Inputs seen before (same bytes) are skipped."""
     outcomes = []
-    for path in paths:
+    for item in inputs:
+        name = str(item)
         try:
-            data = path.read_bytes() if path.is_file() else b""
+            if isinstance(item, str) and "://" in item:
+                data, name_day = sources.fetch(item), None
+            else:
+                path = Path(item)
+                parsed_day = sources.day_from_name(path)
+                data, name_day = path.read_bytes(), parsed_day
             sha = hashlib.sha256(data).hexdigest()
-            if data and store.file_seen(sha) and not force:
-                outcomes.append(FileOutcome(str(path), skipped=True))
+            if store.file_seen(sha) and not force:
+                outcomes.append(FileOutcome(name, skipped=True))
                 continue
-            file_day = day or sources.day_from_name(path) or today or date.today()
-            _, papers = sources.read_file(path, day=file_day)
-            result = store.ingest_file(sha, str(path), file_day.isoformat(), papers)
-            outcomes.append(FileOutcome(str(path), len(papers), result.new, result.updated))
-        except (InputError, OSError) as exc:
-            message = str(exc) if isinstance(exc, InputError) else f"{path}: cannot read ({exc})"
-            outcomes.append(FileOutcome(str(path), error=message))
+            if len(data) > sources.MAX_BYTES:
+                raise InputError(f"over the {sources.MAX_BYTES // 2**20} MB limit; split the file", path=name)
+            file_day = day or name_day or today or date.today()
+            parsed = sources.parse_bytes(data, day=file_day, source=name)
+            result = store.ingest_file(sha, name, file_day.isoformat(), parsed.papers)
+            notes = tuple(f"{name}: {note}" for note in parsed.notes)
+            outcomes.append(FileOutcome(name, len(parsed.papers), result.new, result.updated, notes=notes))
+        except InputError as exc:
+            outcomes.append(FileOutcome(name, error=str(exc)))
+        except OSError as exc:
+            outcomes.append(FileOutcome(name, error=f"{name}: cannot read ({exc.strerror or exc})"))
     return outcomes
 
 

@@ -319,6 +319,8 @@ def _add_papers(conn: sqlite3.Connection, papers: Iterable[Paper]) -> AddResult:
     now = _now()
     for p in papers:
         row = conn.execute("SELECT * FROM papers WHERE id = ?", (p.id,)).fetchone()
+        if row is None and p.announce_type == "replace":
+            continue  # a new version of a paper we never had: not news for this digest
         if row is None:
             conn.execute(
                 "INSERT INTO papers VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -352,7 +354,9 @@ def _add_papers(conn: sqlite3.Connection, papers: Iterable[Paper]) -> AddResult:
             if p.categories and row["categories"] == "[]"
             else None,
         }
-        changes = {k: v for k, v in changes.items() if v is not None}
+        if p.announce_type == "replace":  # a new version of the paper: its text wins
+            changes |= {"title": p.title, "abstract": p.abstract}
+        changes = {k: v for k, v in changes.items() if v is not None and v != row[k]}
         if changes:
             sets = ", ".join(f"{k} = ?" for k in changes)
             conn.execute(

@@ -164,3 +164,44 @@ def test_send_over_smtp_reaches_each_subscriber_once(env: dict[str, str], smtp_s
     for address in ("alice@example.org", "bob@example.org", "carol@example.org"):
         assert len(inbox.to(address)) == 1
     assert "3 sent" in invoke(smtp, "status").output
+
+
+def test_truncated_dump_keeps_its_complete_papers_and_says_which_was_left_out(env, tmp_path: Path):
+    text = (SAMPLES / "2026-11-18.txt").read_text()
+    cut = tmp_path / "2026-11-21.txt"
+    cut.write_text(text[: text.rindex("Low-dose computed tomography") + 60])
+    result = CliRunner().invoke(cli, ["ingest", str(cut)], env=env)
+    assert result.exit_code == 1
+    assert f"{cut}: 7 papers" in result.output
+    assert "'Segmenting Tumours in Low-Dose CT with Diffusion Priors' looks cut off" in result.output
+
+
+def test_a_bad_batch_changes_nothing_stored_before(env: dict[str, str], tmp_path: Path):
+    invoke(env, "ingest")
+    before = invoke(env, "papers", "--day", "2026-11-19", "--json").output
+    bad = tmp_path / "2026-11-19.jsonl"
+    bad.write_text('{"title": "A", "abstract": "fine"}\n{"title": "B"}\n')
+    result = CliRunner().invoke(cli, ["ingest", str(bad)], env=env)
+    assert result.exit_code == 1 and f"{bad}:2: field 'abstract'" in result.output
+    assert invoke(env, "papers", "--day", "2026-11-19", "--json").output == before
+
+
+def test_ingest_fetches_a_feed_url_and_remembers_it(env: dict[str, str]):
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from conftest import FIXTURES
+
+    handler = partial(SimpleHTTPRequestHandler, directory=str(FIXTURES))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/arxiv_rss2.xml"
+        first = invoke(env, "ingest", url, "--day", "2026-11-20")
+        assert first.exit_code == 0 and f"{url}: 3 papers (2 new" in first.output
+        assert "already ingested" in invoke(env, "ingest", url, "--day", "2026-11-20").output
+        missing = CliRunner().invoke(cli, ["ingest", url.replace("rss2", "nope")], env=env)
+        assert missing.exit_code == 1 and "answered 404" in missing.output
+    finally:
+        server.shutdown()

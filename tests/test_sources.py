@@ -68,20 +68,20 @@ def test_year_of_a_date_without_year_comes_from_the_page_date():
     ("name", "count"), [("2026-11-18.txt", 8), ("2026-11-19.txt", 8), ("2026-11-20.txt", 9)]
 )
 def test_each_bundled_layout_yields_every_paper(name: str, count: int):
-    _, papers = sources.read_file(SAMPLES / name)
+    papers = sources.read_file(SAMPLES / name).papers
     assert len(papers) == count
     assert all(len(p.abstract) > 200 and len(p.title) < 150 for p in papers)
     assert all(p.day == name[:10] for p in papers)
 
 
 def test_glued_subscribe_is_stripped_from_the_first_title():
-    _, papers = sources.read_file(SAMPLES / "2026-11-20.txt")
+    papers = sources.read_file(SAMPLES / "2026-11-20.txt").papers
     assert papers[0].title == "Video Diffusion Models as World Simulators for Robot Planning"
 
 
 def test_same_title_in_two_dumps_has_one_identity():
-    _, day19 = sources.read_file(SAMPLES / "2026-11-19.txt")
-    _, day20 = sources.read_file(SAMPLES / "2026-11-20.txt")
+    day19 = sources.read_file(SAMPLES / "2026-11-19.txt").papers
+    day20 = sources.read_file(SAMPLES / "2026-11-20.txt").papers
     assert len({p.id for p in day19} & {p.id for p in day20}) == 1
 
 
@@ -89,14 +89,14 @@ def test_crlf_and_bom_read_the_same_as_plain_utf8(tmp_path: Path):
     plain = SAMPLES / "2026-11-19.txt"
     windows = tmp_path / "2026-11-19.txt"
     windows.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes().replace(b"\n", b"\r\n"))
-    expected = [(p.id, p.title, p.abstract, p.upvotes) for p in sources.read_file(plain)[1]]
-    assert [(p.id, p.title, p.abstract, p.upvotes) for p in sources.read_file(windows)[1]] == expected
+    expected = [(p.id, p.title, p.abstract, p.upvotes) for p in sources.read_file(plain).papers]
+    assert [(p.id, p.title, p.abstract, p.upvotes) for p in sources.read_file(windows).papers] == expected
 
 
 def test_windows_1252_file_is_decoded_not_refused(tmp_path: Path):
     path = tmp_path / "2026-11-19.txt"
     path.write_bytes(LAYOUT_WITH_META.replace("A Paper With Authors", "Schrödinger Bridges").encode("cp1252"))
-    assert sources.read_file(path)[1][0].title == "Schrödinger Bridges"
+    assert sources.read_file(path).papers[0].title == "Schrödinger Bridges"
 
 
 @pytest.mark.parametrize(
@@ -145,7 +145,7 @@ def test_real_dumps_yield_the_known_paper_counts():
     ids: set[str] = set()
     for prefix, expected in DUMP_COUNTS.items():
         (path,) = (SHARED / "dumps").glob(f"{prefix}_*.txt")
-        _, papers = sources.read_file(path, day=date(2026, 11, 20))
+        papers = sources.read_file(path, day=date(2026, 11, 20)).papers
         assert len(papers) == expected, path.name
         ids |= {p.id for p in papers}
     assert len(ids) == 429

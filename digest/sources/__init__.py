@@ -1,18 +1,39 @@
 """Reading inputs into papers. Each format has a module with ``parse(text, day=, source=)``;
-`read_file` picks the format by content, not by extension."""
+`read_file` picks the format by content, not by extension:
+
+    <html …>                      refused: a saved web page, not its text
+    JSON Lines ({…} per line)     jsonl   (also arXiv daily listings)
+    JSON list of {paper: …}       hfjson  (Hugging Face daily_papers API)
+    XML (RSS 2.0, Atom)           feed    (arXiv RSS/Atom, arXiv API)
+    anything else                 pagedump (the Daily Papers page copied as text)
+"""
 
 from __future__ import annotations
 
+import json
 import re
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 from ..errors import InputError
 from ..models import Paper
-from . import jsonl, pagedump
+from . import feed, hfjson, jsonl, pagedump
 
 MAX_BYTES = 50 * 1024 * 1024
 _DAY_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A file's papers, its raw bytes (for the content hash), and notes on what was left out."""
+
+    data: bytes
+    papers: list[Paper]
+    kind: str
+    notes: list[str] = field(default_factory=list)
 
 
 def decode(data: bytes, source: str) -> str:
@@ -24,11 +45,18 @@ def decode(data: bytes, source: str) -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        try:
-            text = data.decode("cp1252")
-        except UnicodeDecodeError:
-            text = data.decode("latin-1")
+        text = data.decode("cp1252", errors="strict") if _is_cp1252(data) else data.decode("latin-1")
+    if sum(not (ch.isprintable() or ch.isspace()) for ch in text[:8192]) > 0.05 * min(len(text), 8192):
+        raise InputError("mostly unprintable characters; give a text, feed or JSON Lines file", path=source)
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _is_cp1252(data: bytes) -> bool:
+    try:
+        data.decode("cp1252")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def day_from_name(path: Path) -> date | None:
@@ -42,35 +70,72 @@ def day_from_name(path: Path) -> date | None:
         return None
 
 
-def parse_text(text: str, *, day: date | None, source: str) -> list[Paper]:
-    """Papers in `text`, whatever its format; InputError naming `source` if unreadable."""
-    head = text.lstrip()[:500].lower()
-    if head.startswith(("<!doctype html", "<html")) or "<body" in head:
+def parse_text(text: str, *, day: date | None, source: str) -> tuple[str, list[Paper], list[str]]:
+    """(kind, papers, notes) for `text`, whatever its format; InputError naming `source` if unreadable."""
+    stripped = text.lstrip()
+    head = stripped[:1000].lower()
+    if head.startswith(("<!doctype html", "<html")) or ("<body" in head and "<rss" not in head):
         raise InputError(
             "an HTML page, not the page's text; open the page, select all, copy, and paste as text",
             path=source,
         )
     if jsonl.looks_like_jsonl(text):
-        return jsonl.parse(text, day=day, source=source)
-    if head.startswith("<"):
-        raise InputError("feeds (RSS/Atom) are not supported yet by this version", path=source)
-    if head.startswith("["):
-        raise InputError("Hugging Face API JSON is not supported yet by this version", path=source)
-    return pagedump.parse(text, day=day, source=source)
+        return "jsonl", jsonl.parse(text, day=day, source=source), []
+    if stripped.startswith("["):
+        try:
+            data = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"not valid JSON ({exc.msg})", path=source, line=exc.lineno) from exc
+        if not hfjson.looks_like_hf(data):
+            raise InputError("a JSON list, but not the Hugging Face daily_papers format", path=source)
+        return "hf-json", hfjson.parse(data, day=day, source=source), []
+    if stripped.startswith("{"):
+        raise InputError(
+            "a JSON object; expected JSON Lines (one paper object per line) or the daily_papers list",
+            path=source,
+        )
+    if stripped.startswith("<"):
+        if not feed.looks_like_feed(text):
+            raise InputError("XML or markup that is not an RSS or Atom feed", path=source)
+        return "feed", feed.parse(text, day=day, source=source), []
+    notes: list[str] = []
+    return "page-dump", pagedump.parse(text, day=day, source=source, notes=notes), notes
 
 
-def read_file(path: Path, *, day: date | None = None) -> tuple[bytes, list[Paper]]:
-    """Raw bytes (for the content hash) and the papers of one input file."""
+def parse_bytes(data: bytes, *, day: date | None, source: str) -> Parsed:
+    """The papers in one input's raw bytes, or InputError naming `source`."""
+    kind, papers, notes = parse_text(decode(data, source), day=day, source=source)
+    return Parsed(data, papers, kind, notes)
+
+
+def read_file(path: Path, *, day: date | None = None) -> Parsed:
+    """The papers of one input file, or InputError naming it."""
     source = str(path)
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:
             raise InputError(
-                f"{size // 2**20} MB is over the {MAX_BYTES // 2**20} MB limit; split the file",
-                path=source,
+                f"{size // 2**20} MB is over the {MAX_BYTES // 2**20} MB limit; split the file", path=source
             )
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read ({exc.strerror})", path=source) from exc
-    day = day or day_from_name(path)
-    return data, parse_text(decode(data, source), day=day, source=source)
+    return parse_bytes(data, day=day or day_from_name(path), source=source)
+
+
+def fetch(url: str, *, timeout: float = 30) -> bytes:
+    """The body of an http(s) URL, at most MAX_BYTES; InputError naming the URL otherwise."""
+    if not url.startswith(("http://", "https://")):
+        raise InputError("only http:// and https:// URLs can be fetched", path=url)
+    request = urllib.request.Request(url, headers={"User-Agent": "digest/0.1 (research paper newsletter)"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - scheme checked
+            data = response.read(MAX_BYTES + 1)
+    except urllib.error.HTTPError as exc:
+        raise InputError(f"the server answered {exc.code} {exc.reason}; check the URL", path=url) from exc
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise InputError(f"cannot fetch ({reason}); check the URL and the network", path=url) from exc
+    if len(data) > MAX_BYTES:
+        raise InputError(f"more than {MAX_BYTES // 2**20} MB; not a daily feed?", path=url)
+    return data

@@ -10,11 +10,18 @@ from typing import Any
 
 from ..errors import InputError
 from ..models import Paper, arxiv_id_from, paper_identity
+from .clean import clean
 
 
 def looks_like_jsonl(text: str) -> bool:
+    """True when the first non-blank line is a whole JSON object."""
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    return first.startswith("{")
+    if not first.startswith("{"):
+        return False
+    try:
+        return isinstance(json.loads(first), dict)
+    except json.JSONDecodeError:
+        return False
 
 
 def _authors(value: Any) -> tuple[str, ...]:
@@ -24,10 +31,6 @@ def _authors(value: Any) -> tuple[str, ...]:
         names = [a.get("name", "") if isinstance(a, dict) else str(a) for a in value]
         return tuple(n.strip() for n in names if n and n.strip())
     return ()
-
-
-def _clean(text: str) -> str:
-    return " ".join(text.split())
 
 
 def paper_from_record(record: dict[str, Any], *, day: date | None, source: str | None) -> Paper:
@@ -47,8 +50,8 @@ def paper_from_record(record: dict[str, Any], *, day: date | None, source: str |
     categories = record.get("categories") or ()
     return Paper(
         id=paper_identity(arxiv_id, title),
-        title=_clean(title),
-        abstract=_clean(abstract),
+        title=clean(title),
+        abstract=clean(abstract),
         authors=authors,
         authors_count=len(authors) or None,
         published=record.get("published"),

@@ -39,6 +39,7 @@ _BOILERPLATE = {
     "get trending papers in your email inbox!",
     "get trending papers in your email inbox once a day!",
 }
+_ENDS_SENTENCE = re.compile(r"[.!?)\]\"'”’]\s*$")
 _GLUED_SUBSCRIBE = re.compile(r"^Subscribe(?=[A-Z0-9\"'(\[])")
 # A title is one line; an abstract shorter than this is more likely a stray line.
 MAX_TITLE_CHARS = 400
@@ -79,13 +80,20 @@ def header_date(text: str, today: date | None) -> date | None:
 
 
 def parse(
-    text: str, *, day: date | None = None, source: str | None = None, reference: date | None = None
+    text: str,
+    *,
+    day: date | None = None,
+    source: str | None = None,
+    reference: date | None = None,
+    notes: list[str] | None = None,
 ) -> list[Paper]:
     """Every complete paper block in a page dump, in page order.
 
     `day` is the digest day the papers arrive on; `reference` (default: the page's own date,
-    else `day`) decides the year of dates shown without one.
+    else `day`) decides the year of dates shown without one. A paper cut off at the end of
+    the file is left out, and `notes` gets a line saying so.
     """
+    notes = [] if notes is None else notes
     reference = reference or header_date(text, day) or day
     lines = [line.strip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
     content = [line for line in lines if line]
@@ -109,12 +117,19 @@ def parse(
             i += 1
             continue
         if i + 1 >= n:
-            break  # a title with nothing after it: the dump was cut off
+            notes.append(f"the last title {title[:60]!r} has no abstract (cut off?); it was left out")
+            break
         abstract = content[i + 1]
         if len(title) > MAX_TITLE_CHARS or abstract in _DOT or _AUTHORS.match(abstract):
             i += 1  # not a title/abstract pair; resynchronise on the next line
             continue
         i += 2
+        if i >= n and not _ENDS_SENTENCE.search(abstract):
+            notes.append(
+                f"the last paper {title[:60]!r} looks cut off mid-abstract; it was left out "
+                "(paste the whole page again to include it)"
+            )
+            break
         authors_count = organization = published = upvotes = None
         if i < n and (m := _AUTHORS.match(content[i])):
             authors_count = int(m["n"])
