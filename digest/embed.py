@@ -69,9 +69,11 @@ class MiniLM:
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
+        # Short texts (keyphrases) run best in big batches; abstracts in moderate ones.
+        short = sum(map(len, texts)) / len(texts) < 64
         vectors = self.model.encode(
             texts,
-            batch_size=self.batch_size,
+            batch_size=256 if short else self.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=self.progress and len(texts) > self.batch_size,

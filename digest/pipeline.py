@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-import numpy as np
-
 from . import rank, render, sources
 from .config import Settings
 from .embed import CachedEmbedder, Embedder, embedder_for, text_hash
@@ -127,22 +125,13 @@ class Ranker:
         return features
 
     def rank_all(
-        self,
-        subscribers: Sequence[Subscriber],
-        day: date,
-        *,
-        limit: int | None = None,
+        self, subscribers: Sequence[Subscriber], day: date, *, limit: int | None = None
     ) -> dict[str, list[Ranked]]:
         """Each subscriber's ranked papers for `day`, leaving out every paper an earlier day's
         digest already gave them: the same day ranks the same before and after it is sent."""
         features = self.features(self.candidates(day))
-        out: dict[str, list[Ranked]] = {}
-        for sub in subscribers:
-            kv = self.embedder.encode(list(sub.keywords)) if sub.keywords else np.zeros((0, 1))
-            ev = self.embedder.encode(list(sub.exclude)) if sub.exclude else np.zeros((0, 1))
-            sent = self.store.sent_paper_ids(sub.id, before=day.isoformat())
-            out[sub.id] = rank.rank_subscriber(sub, features, kv, ev, limit=limit, exclude_ids=sent)
-        return out
+        sent = {s.id: self.store.sent_paper_ids(s.id, before=day.isoformat()) for s in subscribers}
+        return rank.rank_subscribers(subscribers, features, self.embedder, limit=limit, exclude_ids=sent)
 
 
 # --- render and deliver ------------------------------------------------------------------

@@ -1,16 +1,21 @@
-"""Ranking: which of the day's papers each subscriber gets, in what order, and why.
+"""Ranking: which papers each subscriber gets, in what order, and why.
 
 For every paper we have its embedding (title + abstract) and its KeyBERT keyphrases
 (MMR-diversified, with their embeddings). For every profile keyword k and paper p::
 
     s(k, p) = W_DOC * cos(k, paper) + W_PHRASE * max cos(k, keyphrase) + W_LEX * lexical(k, p)
 
-A paper's score is its best interest, max_k s(k, p), so one square hit beats a
-brush with every interest. Papers that hit an `exclude` keyword are dropped.
-Selection takes the best papers with at most a fair share per interest, so one
-interest cannot crowd out the others.
+A paper's score is its best interest, max_k s(k, p), so one square hit beats a brush
+with every interest. Papers that hit an `exclude` keyword are dropped. Selection takes
+the best papers with at most a fair share per interest, so one interest cannot crowd
+out the others.
 
-Everything below `keyphrases_for` is pure: arrays in, `Ranked` out.
+Speed: s(k, p) is one matrix for the union of every subscriber's keywords, computed once
+per run (`score_matrix`); a subscriber is then a column gather and a top-k (`select`).
+Keyphrases use KeyBERT's own candidate rules and MMR over one vocabulary shared by the
+whole batch of papers, in which every unigram is embedded exactly and each paper's most
+promising bigrams (ranked by the sum of their unigrams' embeddings) are embedded exactly;
+bigrams no paper could pick are never embedded.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ MATCH_FLOOR = 0.42  # s(k, p) at which keyword k is shown as "matched"
 EXCLUDE_FLOOR = 0.45
 UPVOTE_CAP = 100
 TOP_KEYPHRASES = 5
-KEYBERT_BATCH = 64
+MMR_DIVERSITY = 0.3
+PRESELECT_BIGRAMS = 60  # per paper; checked against full KeyBERT in benchmarks/rank_bench.py
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -60,46 +66,81 @@ def lexical(keyword: str, paper_tokens: Sequence[str], paper_token_set: set[str]
     return 0.5 * present / len(words)
 
 
+def _normalize(matrix: np.ndarray) -> np.ndarray:
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+
+
 # --- keyphrases ---------------------------------------------------------------------------
 
 
-class _KeyBERTBackend:
-    """Lets KeyBERT embed through our (cached) embedder instead of loading its own model."""
+def _keybert(embedder: Embedder):  # noqa: ANN202 - keybert is imported lazily (slow import)
+    from keybert import KeyBERT
+    from keybert.backend import BaseEmbedder
 
-    def __init__(self, embedder: Embedder):
-        from keybert.backend import BaseEmbedder
+    class Backend(BaseEmbedder):
+        def embed(self, documents: list[str], verbose: bool = False) -> np.ndarray:
+            return embedder.encode(list(documents))
 
-        class Backend(BaseEmbedder):
-            def embed(self, documents: list[str], verbose: bool = False) -> np.ndarray:
-                return embedder.encode(list(documents))
-
-        self.backend = Backend()
+    return KeyBERT(model=Backend())
 
 
 def extract_keyphrases(
-    texts: list[str], doc_vectors: np.ndarray, embedder: Embedder, *, top_n: int = TOP_KEYPHRASES
+    texts: Sequence[str],
+    doc_vectors: np.ndarray,
+    embedder: Embedder,
+    *,
+    top_n: int = TOP_KEYPHRASES,
+    diversity: float = MMR_DIVERSITY,
+    preselect: int | None = PRESELECT_BIGRAMS,
 ) -> list[list[str]]:
-    """KeyBERT (1-2-grams, English stop words, MMR) for each text, one batch at a time:
-    each batch's candidate vocabulary is embedded once for all its documents."""
-    from keybert import KeyBERT
+    """KeyBERT keyphrases (1-2-grams, English stop words, MMR) for each text.
 
-    model = KeyBERT(model=_KeyBERTBackend(embedder).backend)
-    out: list[list[str]] = []
-    for start in range(0, len(texts), KEYBERT_BATCH):
-        batch = texts[start : start + KEYBERT_BATCH]
-        result = model.extract_keywords(
-            batch,
-            keyphrase_ngram_range=(1, 2),
-            stop_words="english",
-            top_n=top_n,
-            use_mmr=True,
-            diversity=0.5,
-            doc_embeddings=doc_vectors[start : start + len(batch)],
-        )
-        if len(batch) == 1 and result and isinstance(result[0], tuple):
-            result = [result]  # KeyBERT unwraps a single document's list
-        out.extend([phrase for phrase, _ in keywords] for keywords in result)
-    return out
+    `preselect=None` embeds every candidate, exactly as KeyBERT does per document."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    texts = list(texts)
+    if not texts:
+        return []
+    counter = CountVectorizer(ngram_range=(1, 2), stop_words="english")
+    try:
+        counts = counter.fit_transform(texts).tocsr()
+    except ValueError:  # nothing but stop words anywhere
+        return [[] for _ in texts]
+    vocab = counter.get_feature_names_out().tolist()
+    unigrams = [w for w in vocab if " " not in w]
+    if preselect is None:
+        words = vocab
+    else:
+        unigram_vectors = embedder.encode(unigrams)
+        position = {w: i for i, w in enumerate(unigrams)}
+        chosen: set[str] = set()
+        for row, doc_vector in enumerate(doc_vectors):
+            bigrams = [vocab[c] for c in counts.indices[counts.indptr[row] : counts.indptr[row + 1]]]
+            bigrams = [w for w in bigrams if " " in w]
+            if len(bigrams) <= preselect:
+                chosen.update(bigrams)
+                continue
+            left, right = zip(*(w.split(" ") for w in bigrams), strict=True)
+            approx = (
+                unigram_vectors[[position[w] for w in left]] + unigram_vectors[[position[w] for w in right]]
+            )
+            similarity = _normalize(approx) @ doc_vector
+            chosen.update(bigrams[i] for i in np.argpartition(-similarity, preselect)[:preselect])
+        words = unigrams + sorted(chosen)
+    word_vectors = embedder.encode(words)
+    restricted = CountVectorizer(ngram_range=(1, 2), stop_words="english", vocabulary=words)
+    result = _keybert(embedder).extract_keywords(
+        texts,
+        vectorizer=restricted,
+        doc_embeddings=doc_vectors,
+        word_embeddings=word_vectors,
+        top_n=top_n,
+        use_mmr=True,
+        diversity=diversity,
+    )
+    if len(texts) == 1 and (not result or isinstance(result[0], tuple)):
+        result = [result]  # KeyBERT unwraps a single document's list
+    return [[phrase for phrase, _ in keywords] for keywords in result]
 
 
 @dataclass(frozen=True)
@@ -109,14 +150,13 @@ class PaperFeatures:
     papers: tuple[Paper, ...]
     vectors: np.ndarray  # (P, d) paper embeddings
     keyphrases: tuple[tuple[str, ...], ...]
-    phrase_vectors: tuple[np.ndarray, ...]  # per paper (k, d)
+    phrase_vectors: np.ndarray  # (sum of keyphrase counts, d), paper by paper
+    phrase_owner: np.ndarray  # (sum of keyphrase counts,) index of the paper each row belongs to
     token_lists: tuple[tuple[str, ...], ...]
 
 
 def featurize(
-    papers: Sequence[Paper],
-    embedder: Embedder,
-    keyphrase_cache: dict[str, list[str]] | None = None,
+    papers: Sequence[Paper], embedder: Embedder, keyphrase_cache: dict[str, list[str]] | None = None
 ) -> tuple[PaperFeatures, dict[str, list[str]]]:
     """Embeddings and keyphrases for `papers`; `keyphrase_cache` maps text hash -> phrases and
     spares KeyBERT for papers seen before. Returns the features and the new cache entries."""
@@ -132,17 +172,16 @@ def featurize(
         fresh = {hashes[i]: phrases for i, phrases in zip(todo, extracted, strict=True)}
     phrases = [tuple(cache.get(h) or fresh.get(h) or ()) for h in hashes]
     flat = [ph for group in phrases for ph in group]
-    flat_vectors = embedder.encode(flat) if flat else np.zeros((0, vectors.shape[1]), dtype=np.float32)
-    per_paper, offset = [], 0
-    for group in phrases:
-        per_paper.append(flat_vectors[offset : offset + len(group)])
-        offset += len(group)
+    dim = vectors.shape[1]
+    flat_vectors = embedder.encode(flat) if flat else np.zeros((0, dim), dtype=np.float32)
+    owner = np.repeat(np.arange(len(papers)), [len(g) for g in phrases])
     return (
         PaperFeatures(
             papers=papers,
             vectors=vectors,
             keyphrases=tuple(phrases),
-            phrase_vectors=tuple(per_paper),
+            phrase_vectors=flat_vectors,
+            phrase_owner=owner,
             token_lists=tuple(tuple(tokens(t)) for t in texts),
         ),
         fresh,
@@ -152,83 +191,117 @@ def featurize(
 # --- scoring (pure) -----------------------------------------------------------------------
 
 
-def keyword_scores(
+@dataclass(frozen=True)
+class ScoreMatrix:
+    """s(k, p) for every paper (rows) and every distinct keyword of a run (columns)."""
+
+    keywords: tuple[str, ...]
+    scores: np.ndarray  # (P, K)
+    lexical_hits: np.ndarray  # (P, K) bool: the keyword occurs as a phrase in the paper
+
+    def columns(self, keywords: Sequence[str]) -> list[int]:
+        index = {k: i for i, k in enumerate(self.keywords)}
+        return [index[k] for k in keywords]
+
+
+def score_matrix(
     features: PaperFeatures, keywords: Sequence[str], keyword_vectors: np.ndarray
-) -> np.ndarray:
-    """s(k, p) for every paper (rows) and keyword (columns)."""
+) -> ScoreMatrix:
+    """One pass for all keywords: two matrix products and an inverted-index phrase match."""
+    keywords = tuple(keywords)
     n_papers, n_kw = len(features.papers), len(keywords)
     if n_papers == 0 or n_kw == 0:
-        return np.zeros((n_papers, n_kw), dtype=np.float32)
+        empty = np.zeros((n_papers, n_kw), dtype=np.float32)
+        return ScoreMatrix(keywords, empty, empty.astype(bool))
     doc = features.vectors @ keyword_vectors.T
-    phrase = np.zeros_like(doc)
-    for i, pv in enumerate(features.phrase_vectors):
-        if len(pv):
-            phrase[i] = (pv @ keyword_vectors.T).max(axis=0)
-    lex = np.array(
-        [[lexical(k, toks, set(toks)) for k in keywords] for toks in features.token_lists],
-        dtype=np.float32,
-    )
-    return W_DOC * doc + W_PHRASE * phrase + W_LEX * lex
+    phrase = np.full((n_papers, n_kw), -1.0, dtype=np.float32)
+    if len(features.phrase_vectors):
+        np.maximum.at(phrase, features.phrase_owner, features.phrase_vectors @ keyword_vectors.T)
+    phrase[phrase < -0.999] = 0.0  # papers without keyphrases
+    lex = _lexical_matrix(features.token_lists, keywords)
+    return ScoreMatrix(keywords, W_DOC * doc + W_PHRASE * phrase + W_LEX * lex, lex >= 1.0)
 
 
-def trending(upvotes: int | None) -> float:
+def _lexical_matrix(token_lists: Sequence[Sequence[str]], keywords: Sequence[str]) -> np.ndarray:
+    """lexical(k, p) for all pairs, visiting only papers that contain some word of k."""
+    postings: dict[str, set[int]] = {}
+    for i, toks in enumerate(token_lists):
+        for t in set(toks):
+            postings.setdefault(t, set()).add(i)
+    out = np.zeros((len(token_lists), len(keywords)), dtype=np.float32)
+    for j, keyword in enumerate(keywords):
+        words = tokens(keyword)
+        if not words:
+            continue
+        papers_with = {i for w in set(words) for i in postings.get(w, ())}
+        for i in papers_with:
+            toks = token_lists[i]
+            out[i, j] = lexical(keyword, toks, set(toks)) if len(words) > 1 else 1.0
+    return out
+
+
+def trending(upvotes: np.ndarray) -> np.ndarray:
     """Upvotes on a 0..1 scale, log-compressed and capped so one viral paper cannot dominate."""
-    if not upvotes or upvotes <= 0:
-        return 0.0
-    return math.log1p(min(upvotes, UPVOTE_CAP)) / math.log1p(UPVOTE_CAP)
+    return np.log1p(np.clip(upvotes, 0, UPVOTE_CAP)) / math.log1p(UPVOTE_CAP)
 
 
-def rank_subscriber(
+def select(
     subscriber: Subscriber,
     features: PaperFeatures,
-    keyword_vectors: np.ndarray,
-    exclude_vectors: np.ndarray,
+    matrix: ScoreMatrix,
     *,
     limit: int | None = None,
-    exclude_ids: set[str] = frozenset(),  # type: ignore[assignment]
+    exclude_ids: frozenset[str] | set[str] = frozenset(),
+    upvote_scale: np.ndarray | None = None,
 ) -> list[Ranked]:
     """The subscriber's papers, best first. `limit=None` applies their max_papers and min_score
     and the per-interest quota; `limit=0` returns every eligible paper, scored."""
     keywords = list(subscriber.keywords)
-    scores = keyword_scores(features, keywords, keyword_vectors)
-    if subscriber.exclude:
-        blocked = keyword_scores(features, list(subscriber.exclude), exclude_vectors)
-        excluded = (blocked >= EXCLUDE_FLOOR).any(axis=1) | (
-            np.array(
-                [[lexical(k, t, set(t)) >= 1.0 for k in subscriber.exclude] for t in features.token_lists]
-            )
-            .reshape(len(features.papers), -1)
-            .any(axis=1)
-        )
-    else:
-        excluded = np.zeros(len(features.papers), dtype=bool)
-    ranked: list[tuple[Ranked, int]] = []
-    for i, paper in enumerate(features.papers):
-        if excluded[i] or paper.id in exclude_ids or not keywords:
-            continue
-        row = scores[i]
-        best = int(row.argmax())
-        score = float(row[best])
+    n = len(features.papers)
+    if not keywords or n == 0:
+        return []
+    cols = matrix.columns(keywords)
+    scores = matrix.scores[:, cols]
+    best_col = scores.argmax(axis=1)
+    score = scores[np.arange(n), best_col]
+    if subscriber.trending_weight:
+        if upvote_scale is None:
+            upvote_scale = trending(np.array([p.upvotes or 0 for p in features.papers], dtype=np.float32))
         w = subscriber.trending_weight
-        if w:
-            score = (1 - w) * score + w * trending(paper.upvotes)
-        order = np.argsort(-row)
-        matched = tuple(keywords[j] for j in order if row[j] >= MATCH_FLOOR)
-        ranked.append((Ranked(paper, round(score, 4), matched, features.keyphrases[i]), best))
-    ranked.sort(key=lambda pair: (-pair[0].score, pair[0].paper.id))
-    if limit == 0:
-        return [r for r, _ in ranked]
+        score = (1 - w) * score + w * upvote_scale
+    eligible = np.ones(n, dtype=bool)
+    if subscriber.exclude:
+        ex = matrix.columns(subscriber.exclude)
+        eligible &= ~((matrix.scores[:, ex] >= EXCLUDE_FLOOR) | matrix.lexical_hits[:, ex]).any(axis=1)
+    if exclude_ids:
+        eligible &= np.array([p.id not in exclude_ids for p in features.papers])
+    if limit != 0:
+        eligible &= (score >= subscriber.min_score) & (scores.max(axis=1) >= MATCH_FLOOR)
+    candidates = np.flatnonzero(eligible)
     cap = subscriber.max_papers if limit is None else limit
-    eligible = [(r, b) for r, b in ranked if r.score >= subscriber.min_score and r.matched]
-    return select_diverse(eligible, cap, n_interests=len(keywords))
+    if limit != 0 and len(candidates) > 4 * cap:  # only the head can be picked, even with quotas
+        head = np.argpartition(-score[candidates], 4 * cap)[: 4 * cap]
+        candidates = candidates[head]
+    order = sorted(candidates.tolist(), key=lambda i: (-score[i], features.papers[i].id))
+
+    def ranked(i: int) -> Ranked:
+        row = scores[i]
+        matched = tuple(keywords[j] for j in np.argsort(-row) if row[j] >= MATCH_FLOOR)
+        return Ranked(features.papers[i], round(float(score[i]), 4), matched, features.keyphrases[i])
+
+    if limit == 0:
+        return [ranked(i) for i in order]
+    picked = select_diverse([(i, int(best_col[i])) for i in order], cap, n_interests=len(keywords))
+    return [ranked(i) for i in picked]
 
 
-def select_diverse(ranked: Sequence[tuple[Ranked, int]], cap: int, n_interests: int) -> list[Ranked]:
-    """Best first, at most a fair share per interest while others still have papers to give."""
+def select_diverse(ranked: Sequence[tuple[int, int]], cap: int, n_interests: int) -> list[int]:
+    """From (item, interest) pairs, best first: at most a fair share per interest while other
+    interests still have items to give; leftover slots go to the next best."""
     quota = max(2, math.ceil(cap * 0.6)) if n_interests > 1 else cap
-    taken: list[Ranked] = []
+    taken: list[int] = []
     per_interest: dict[int, int] = {}
-    overflow: list[Ranked] = []
+    overflow: list[int] = []
     for item, interest in ranked:
         if len(taken) >= cap:
             break
@@ -238,4 +311,27 @@ def select_diverse(ranked: Sequence[tuple[Ranked, int]], cap: int, n_interests: 
         per_interest[interest] = per_interest.get(interest, 0) + 1
         taken.append(item)
     taken += overflow[: cap - len(taken)]
-    return sorted(taken, key=lambda r: (-r.score, r.paper.id))
+    position = {item: rank for rank, (item, _) in enumerate(ranked)}
+    return sorted(taken, key=position.__getitem__)
+
+
+def rank_subscribers(
+    subscribers: Sequence[Subscriber],
+    features: PaperFeatures,
+    embed_keywords: Embedder,
+    *,
+    limit: int | None = None,
+    exclude_ids: dict[str, set[str]] | None = None,
+) -> dict[str, list[Ranked]]:
+    """Every subscriber's ranking from one score matrix over all their keywords."""
+    keywords = sorted({k for s in subscribers for k in (*s.keywords, *s.exclude)})
+    vectors = embed_keywords.encode(keywords) if keywords else np.zeros((0, features.vectors.shape[1]))
+    matrix = score_matrix(features, keywords, vectors)
+    upvotes = trending(np.array([p.upvotes or 0 for p in features.papers], dtype=np.float32))
+    exclude_ids = exclude_ids or {}
+    return {
+        s.id: select(
+            s, features, matrix, limit=limit, exclude_ids=exclude_ids.get(s.id, set()), upvote_scale=upvotes
+        )
+        for s in subscribers
+    }

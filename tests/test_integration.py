@@ -89,3 +89,32 @@ def test_run_mails_each_subscriber_one_digest_of_their_interests_and_never_twice
     second = _digest(env)
     assert second.returncode == 0, second.stderr
     assert len(inbox.messages) == 3
+
+
+def test_fast_keyphrases_match_keybert_per_paper_with_the_real_model():
+    from keybert import KeyBERT
+
+    from digest import rank, sources
+    from digest.embed import MiniLM
+
+    papers = [p for f in sorted(SAMPLES.glob("*.txt")) for p in sources.read_file(f).papers]
+    texts = [p.text for p in papers]
+    model = MiniLM(progress=False)
+    fast = rank.extract_keyphrases(texts, model.encode(texts), model)
+    kb = KeyBERT(model=model.model)
+    same = sum(
+        set(found)
+        == {
+            w
+            for w, _ in kb.extract_keywords(
+                text,
+                keyphrase_ngram_range=(1, 2),
+                stop_words="english",
+                top_n=rank.TOP_KEYPHRASES,
+                use_mmr=True,
+                diversity=rank.MMR_DIVERSITY,
+            )
+        }
+        for text, found in zip(texts, fast, strict=True)
+    )
+    assert same >= 0.95 * len(texts)

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
 import pytest
 
 from digest import rank
@@ -40,11 +39,11 @@ def features():
     return feats
 
 
-def _rank(sub: Subscriber, features, **kw):
-    emb = HashingEmbedder()
-    kv = emb.encode(list(sub.keywords))
-    ev = emb.encode(list(sub.exclude)) if sub.exclude else np.zeros((0, emb.dim))
-    return rank.rank_subscriber(sub, features, kv, ev, **kw)
+def _rank(sub: Subscriber, features, exclude_ids: set[str] = frozenset(), **kw):
+    ranked = rank.rank_subscribers(
+        [sub], features, HashingEmbedder(), exclude_ids={sub.id: exclude_ids}, **kw
+    )
+    return ranked[sub.id]
 
 
 SUB = Subscriber(id="alice", email="a@example.org", keywords=("diffusion models", "graph neural networks"))
@@ -113,3 +112,47 @@ def test_lexical_match_needs_the_whole_phrase_for_full_credit():
     toks = rank.tokens("we study graph neural networks")
     assert rank.lexical("graph neural network", toks, set(toks)) == 1.0
     assert rank.lexical("neural graph", toks, set(toks)) == 0.5
+
+
+def test_many_subscribers_share_one_score_matrix_and_get_their_own_picks(features):
+    subs = [
+        Subscriber(id="d", email="d@example.org", keywords=("diffusion models",), max_papers=1),
+        Subscriber(id="g", email="g@example.org", keywords=("graph neural networks",), max_papers=1),
+    ]
+    ranked = rank.rank_subscribers(subs, features, HashingEmbedder())
+    assert [r.paper.title for r in ranked["d"]] == [PAPERS[0].title]
+    assert [r.paper.title for r in ranked["g"]] == [PAPERS[1].title]
+
+
+def test_keyphrases_come_from_the_paper_text():
+    texts = [p.text for p in PAPERS]
+    emb = HashingEmbedder()
+    phrases = rank.extract_keyphrases(texts, emb.encode(texts), emb)
+    assert len(phrases) == len(PAPERS)
+    for paper, found in zip(PAPERS, phrases, strict=True):
+        assert 1 <= len(found) <= rank.TOP_KEYPHRASES
+        assert all(word in paper.text.lower() for phrase in found for word in phrase.split())
+
+
+def test_shared_vocabulary_reproduces_keybert_per_document_when_nothing_is_pruned():
+    from keybert import KeyBERT
+
+    texts = [p.text for p in PAPERS]
+    emb = HashingEmbedder()
+    batch = rank.extract_keyphrases(texts, emb.encode(texts), emb, preselect=1000)
+    kb = KeyBERT(model=rank._keybert(emb).model)
+    single = [
+        [
+            w
+            for w, _ in kb.extract_keywords(
+                t,
+                keyphrase_ngram_range=(1, 2),
+                stop_words="english",
+                top_n=rank.TOP_KEYPHRASES,
+                use_mmr=True,
+                diversity=rank.MMR_DIVERSITY,
+            )
+        ]
+        for t in texts
+    ]
+    assert [set(b) for b in batch] == [set(s) for s in single]
