@@ -316,9 +316,19 @@ def subscribers_check() -> None:
     """Validate subscribers.yaml and list the subscribers (exit 2 on any problem)."""
     settings = _settings()
     subs = load_subscribers(settings.subscribers)
+    distilled: dict[str, tuple[str, ...]] = {}
+    if any(s.profile_papers for s in subs):
+        with _store(settings) as store:
+            ranker = pipeline.Ranker.for_settings(store, settings)
+            base = settings.subscribers.resolve().parent
+            distilled = {s.id: ranker.profile(s, base) for s in subs if s.profile_papers}
     for s in subs:
         state = "" if s.active else "  (inactive)"
         click.echo(f"{s.id:<14} {s.email:<28} {s.timezone:<18} {s.send_time}  {', '.join(s.keywords)}{state}")
+        if s.id in distilled:
+            click.echo(
+                f"{'':<14} from {len(s.profile_papers)} profile file(s)/paper(s): {', '.join(distilled[s.id])}"
+            )
     click.echo(f"{settings.subscribers}: {len(subs)} subscribers, no problems")
 
 

@@ -16,14 +16,14 @@ import os
 import secrets
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 
 from . import rank, render, sources
 from .config import Settings
 from .embed import CachedEmbedder, Embedder, embedder_for, text_hash
-from .errors import DigestError, InputError, NotFoundError, SendError
+from .errors import ConfigError, DigestError, InputError, NotFoundError, SendError
 from .mail import Mailer, build_message, mailer_for, unsubscribe_links
 from .models import Digest, Ranked, Subscriber
 from .store import Store
@@ -103,14 +103,22 @@ def default_day(store: Store, today: date | None = None) -> date:
 class Ranker:
     """Ranks a day's candidates for many subscribers with one featurization of the papers."""
 
-    def __init__(self, store: Store, embedder: Embedder, catchup_days: int = 3):
+    def __init__(
+        self, store: Store, embedder: Embedder, catchup_days: int = 3, profiles_from: Path | None = None
+    ):
         self.store = store
         self.embedder = CachedEmbedder(embedder, store)
         self.catchup_days = catchup_days
+        self.profiles_from = profiles_from  # folder that profile_papers paths are relative to
 
     @classmethod
     def for_settings(cls, store: Store, settings: Settings) -> Ranker:
-        return cls(store, embedder_for(settings.model), settings.catchup_days)
+        return cls(
+            store,
+            embedder_for(settings.model),
+            settings.catchup_days,
+            profiles_from=settings.subscribers.resolve().parent,
+        )
 
     def candidates(self, day: date) -> list:
         since = day - timedelta(days=max(self.catchup_days, 1) - 1)
@@ -124,11 +132,46 @@ class Ranker:
             self.store.cache_keyphrases(model, fresh)
         return features
 
+    def profile(self, subscriber: Subscriber, base: Path) -> tuple[str, ...]:
+        """Keyphrases distilled from the subscriber's `profile_papers` (JSONL or other input
+        files, relative to `base`, or ids of stored papers); cached by the papers' text."""
+        if not subscriber.profile_papers:
+            return ()
+        texts: list[str] = []
+        stored = self.store.papers_by_id(e for e in subscriber.profile_papers if not (base / e).exists())
+        for entry in subscriber.profile_papers:
+            path = base / entry
+            if path.exists():
+                texts += [p.text for p in sources.read_file(path).papers]
+            elif entry in stored:
+                texts.append(stored[entry].text)
+            else:
+                raise ConfigError(
+                    f"subscriber {subscriber.id!r}, field 'profile_papers': {entry!r} is neither a file "
+                    f"(relative to {base}) nor the id of a stored paper"
+                )
+        key = text_hash("profile\n" + "\n".join(sorted(texts)))
+        cached = self.store.cached_keyphrases(self.embedder.model_id, [key])
+        if key not in cached:
+            cached[key] = rank.distill_profile(texts, self.embedder)
+            self.store.cache_keyphrases(self.embedder.model_id, {key: cached[key]})
+        return tuple(cached[key])
+
+    def with_profiles(self, subscribers: Sequence[Subscriber], base: Path) -> list[Subscriber]:
+        """Subscribers whose keywords include what their own papers distil to."""
+        out = []
+        for s in subscribers:
+            extra = [k for k in self.profile(s, base) if k not in s.keywords]
+            out.append(replace(s, keywords=(*s.keywords, *extra)) if extra else s)
+        return out
+
     def rank_all(
         self, subscribers: Sequence[Subscriber], day: date, *, limit: int | None = None
     ) -> dict[str, list[Ranked]]:
         """Each subscriber's ranked papers for `day`, leaving out every paper an earlier day's
         digest already gave them: the same day ranks the same before and after it is sent."""
+        if self.profiles_from is not None:
+            subscribers = self.with_profiles(subscribers, self.profiles_from)
         features = self.features(self.candidates(day))
         sent = {s.id: self.store.sent_paper_ids(s.id, before=day.isoformat()) for s in subscribers}
         return rank.rank_subscribers(subscribers, features, self.embedder, limit=limit, exclude_ids=sent)

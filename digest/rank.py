@@ -335,3 +335,23 @@ def rank_subscribers(
         )
         for s in subscribers
     }
+
+
+# --- profiles from a researcher's own papers ------------------------------------------------
+
+PROFILE_KEYPHRASES = 8
+
+
+def distill_profile(
+    texts: Sequence[str], embedder: Embedder, *, top_n: int = PROFILE_KEYPHRASES
+) -> list[str]:
+    """Keyphrases that sum up a researcher's own papers: KeyBERT over all their candidate
+    phrases, against the centroid of their papers' embeddings, diversified with MMR so the
+    profile covers their several interests rather than repeating the main one."""
+    texts = [t for t in texts if t.strip()]
+    if not texts:
+        return []
+    centroid = _normalize(embedder.encode(texts).mean(axis=0, keepdims=True))
+    merged = "\n".join(texts)
+    (phrases,) = extract_keyphrases([merged], centroid, embedder, top_n=top_n, diversity=0.5)
+    return phrases

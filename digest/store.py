@@ -154,6 +154,12 @@ class Store:
             )
         return [_paper(row) for row in rows]
 
+    def papers_by_id(self, ids: Iterable[str]) -> dict[str, Paper]:
+        ids = list(dict.fromkeys(ids))
+        marks = ",".join("?" * len(ids))
+        rows = self.conn.execute(f"SELECT * FROM papers WHERE id IN ({marks})", ids) if ids else []
+        return {row["id"]: _paper(row) for row in rows}
+
     def days(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT DISTINCT day FROM papers ORDER BY day")]
 

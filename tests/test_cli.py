@@ -205,3 +205,35 @@ def test_ingest_fetches_a_feed_url_and_remembers_it(env: dict[str, str]):
         assert missing.exit_code == 1 and "answered 404" in missing.output
     finally:
         server.shutdown()
+
+
+def test_profile_papers_are_distilled_into_keywords_shown_by_check_and_used_by_rank(env, tmp_path: Path):
+    (tmp_path / "papers").mkdir()
+    (tmp_path / "papers" / "dana.jsonl").write_text(
+        '{"title": "Graph neural networks for session recommendation", "abstract": "We study graph neural '
+        'networks that recommend the next item in a session from clicks."}\n'
+        '{"title": "Hypergraph message passing", "abstract": "Message passing on hypergraphs improves '
+        'recommendation of items to users."}\n'
+    )
+    subs = tmp_path / "subscribers.yaml"
+    subs.write_text(
+        "subscribers:\n  - id: dana\n    email: dana@example.org\n    profile_papers: [papers/dana.jsonl]\n"
+    )
+    env = {**env, "DIGEST_SUBSCRIBERS": str(subs)}
+    check = invoke(env, "subscribers", "check")
+    assert check.exit_code == 0
+    assert "from 1 profile file(s)/paper(s): " in check.output
+    invoke(env, "ingest")
+    ranked = json.loads(invoke(env, "rank", "--json").output)["dana"]
+    assert ranked and "Hypergraph" in ranked[0]["title"]
+    assert ranked[0]["matched"]
+
+
+def test_missing_profile_paper_is_a_config_error_naming_it(env, tmp_path: Path):
+    subs = tmp_path / "subscribers.yaml"
+    subs.write_text(
+        "subscribers:\n  - id: dana\n    email: dana@example.org\n    profile_papers: [nope.jsonl]\n"
+    )
+    result = CliRunner().invoke(cli, ["subscribers", "check"], env={**env, "DIGEST_SUBSCRIBERS": str(subs)})
+    assert result.exit_code == 2
+    assert "'profile_papers': 'nope.jsonl' is neither a file" in result.output

@@ -1,0 +1,214 @@
+"""Ranking speed: ours against KeyBERT used the straightforward way, in one process.
+
+Data: the five real arXiv daily listings (../shared/data/arxiv_daily/raw_daily_listings,
+2,215 papers) and synthetic subscribers (2-4 keywords from a pool of research topics).
+
+    baseline   per paper: KeyBERT extract_embeddings + extract_keywords (1-2-grams, English
+               stop words, MMR); then for each subscriber a loop over papers computing the
+               same score as ours.
+    ours cold  digest.rank on an empty SQLite cache: shared vocabulary, bigram preselection,
+               one score matrix for all subscribers.
+    ours warm  the same papers again (as when dumps overlap): everything from the cache.
+
+Prints times, the ratios, how many papers got the same keyphrases as the baseline, scoring
+time for 10,000 subscribers, peak memory and the whole-process time of `digest rank` on a
+day already ranked. Run: .venv/bin/python benchmarks/rank_bench.py [--papers N]
+(about 20 minutes for all papers on a 2-core machine; the baseline is most of it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+
+from digest import rank, sources  # noqa: E402
+from digest.embed import CachedEmbedder, MiniLM, text_hash  # noqa: E402
+from digest.models import Subscriber  # noqa: E402
+from digest.store import Store  # noqa: E402
+
+LISTINGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "arxiv_daily" / "raw_daily_listings"
+
+TOPICS = """diffusion models; image generation; video generation; text-to-image; large language models;
+instruction tuning; preference optimization; reinforcement learning from human feedback; reward models;
+chain-of-thought reasoning; mathematical reasoning; code generation; program synthesis; retrieval augmented
+generation; dense retrieval; information retrieval; recommender systems; graph neural networks;
+knowledge graphs; question answering; machine translation; speech recognition; text-to-speech;
+multimodal large language models; vision-language models; visual question answering; image captioning;
+object detection; semantic segmentation; instance segmentation; 3d reconstruction; neural radiance fields;
+gaussian splatting; depth estimation; pose estimation; autonomous driving; motion planning; robot
+manipulation; reinforcement learning; offline reinforcement learning; multi-agent systems; federated
+learning; differential privacy; adversarial robustness; jailbreak attacks; ai safety; interpretability;
+mechanistic interpretability; model editing; continual learning; domain adaptation; few-shot learning;
+self-supervised learning; contrastive learning; representation learning; knowledge distillation;
+model compression; quantization; pruning; efficient inference; mixture of experts; state space models;
+long context; tokenization; data augmentation; synthetic data; benchmark datasets; evaluation metrics;
+hallucination; fact checking; medical imaging; clinical nlp; drug discovery; protein structure;
+time series forecasting; anomaly detection; causal inference; bayesian optimization; uncertainty
+quantification; optimization theory; generalization bounds; scaling laws; agents; tool use; web agents;
+embodied ai; world models; video understanding; audio generation; music generation; point clouds;
+remote sensing; document understanding; optical character recognition; sentiment analysis;
+named entity recognition; summarization; dialogue systems; multilingual models; low-resource languages;
+fairness; bias mitigation; watermarking; membership inference; image editing; super-resolution;
+image restoration; face recognition; person re-identification; tracking; 3d generation""".replace("\n", " ")
+POOL = [t.strip() for t in TOPICS.split(";") if t.strip()]
+
+
+def synthetic_subscribers(n: int, seed: int = 7) -> list[Subscriber]:
+    rnd = random.Random(seed)
+    subs = []
+    for i in range(n):
+        keywords = tuple(rnd.sample(POOL, rnd.randint(2, 4)))
+        exclude = tuple(rnd.sample(POOL, 1)) if rnd.random() < 0.2 else ()
+        exclude = tuple(e for e in exclude if e not in keywords)
+        subs.append(
+            Subscriber(
+                id=f"s{i:05d}",
+                email=f"s{i:05d}@example.org",
+                keywords=keywords,
+                exclude=exclude,
+                max_papers=10,
+                trending_weight=0.0,
+            )
+        )
+    return subs
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def baseline(papers, subscribers, model) -> tuple[float, list[set[str]]]:
+    """KeyBERT per paper, then a scoring loop per subscriber (same score as ours)."""
+    from keybert import KeyBERT
+
+    kb = KeyBERT(model=model.model)
+    start = time.perf_counter()
+    doc_vectors, phrases = [], []
+    for p in papers:
+        doc_emb, word_emb = kb.extract_embeddings(p.text, keyphrase_ngram_range=(1, 2), stop_words="english")
+        found = kb.extract_keywords(
+            p.text,
+            keyphrase_ngram_range=(1, 2),
+            stop_words="english",
+            top_n=rank.TOP_KEYPHRASES,
+            use_mmr=True,
+            diversity=rank.MMR_DIVERSITY,
+            doc_embeddings=doc_emb,
+            word_embeddings=word_emb,
+        )
+        doc_vectors.append(doc_emb[0] / np.linalg.norm(doc_emb[0]))
+        phrases.append([w for w, _ in found])
+    phrase_vectors = [model.encode(ph) if ph else np.zeros((0, 384), np.float32) for ph in phrases]
+    token_lists = [rank.tokens(p.text) for p in papers]
+    for sub in subscribers:
+        kv = model.encode(list(sub.keywords))
+        scores = []
+        for i in range(len(papers)):
+            doc = doc_vectors[i] @ kv.T
+            phr = (phrase_vectors[i] @ kv.T).max(axis=0) if len(phrase_vectors[i]) else np.zeros(len(kv))
+            toks = token_lists[i]
+            lex = np.array([rank.lexical(k, toks, set(toks)) for k in sub.keywords])
+            scores.append(float((rank.W_DOC * doc + rank.W_PHRASE * phr + rank.W_LEX * lex).max()))
+        np.argsort(scores)[::-1][: sub.max_papers]
+    return time.perf_counter() - start, [set(p) for p in phrases]
+
+
+def ours(papers, subscribers, store: Store, model) -> tuple[float, rank.PaperFeatures, int]:
+    start = time.perf_counter()
+    embedder = CachedEmbedder(model, store)
+    cached = store.cached_keyphrases(embedder.model_id, [text_hash(p.text) for p in papers])
+    features, fresh = rank.featurize(papers, embedder, cached)
+    if fresh:
+        store.cache_keyphrases(embedder.model_id, fresh)
+    rank.rank_subscribers(subscribers, features, embedder)
+    return time.perf_counter() - start, features, embedder.computed
+
+
+def whole_process_rank(db: Path, day: str) -> tuple[float, float]:
+    """Seconds for `digest rank --json --limit 0` on a cached day, and for importing the CLI."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        f.write("subscribers:\n")
+        for s in synthetic_subscribers(100, seed=11):
+            f.write(f"  - id: {s.id}\n    email: {s.email}\n    keywords: {list(s.keywords)}\n")
+    env = {**os.environ, "DIGEST_DB": str(db), "DIGEST_SUBSCRIBERS": f.name, "DIGEST_CATCHUP_DAYS": "1"}
+    exe = Path(sys.executable).parent / "digest"
+    start = time.perf_counter()
+    subprocess.run(
+        [str(exe), "rank", "--day", day, "--json", "--limit", "0"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    rank_s = time.perf_counter() - start
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import digest.cli, digest.pipeline"], check=True)
+    return rank_s, time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--papers", type=int, default=0, help="use only the first N papers (0: all)")
+    parser.add_argument("--subscribers", type=int, default=1000)
+    args = parser.parse_args()
+    files = sorted(LISTINGS.glob("*.jsonl"))
+    if not files:
+        print(f"skipped: no listings under {LISTINGS}")
+        return 0
+    papers = [p for f in files for p in sources.read_file(f).papers]
+    papers = papers[: args.papers] if args.papers else papers
+    subscribers = synthetic_subscribers(args.subscribers)
+
+    start = time.perf_counter()
+    model = MiniLM(progress=False)
+    model.encode(["load the model"])
+    load_s = time.perf_counter() - start
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "bench.db"
+        with Store.open(db) as store:
+            cold_s, features, _ = ours(papers, subscribers, store, model)
+            peak_ours = peak_mb()
+            warm_s, _, warm_computed = ours(papers, subscribers, store, model)
+            many = synthetic_subscribers(10_000, seed=3)
+            embedder = CachedEmbedder(model, store)
+            embedder.encode(
+                sorted({k for s in many for k in (*s.keywords, *s.exclude)})
+            )  # as stored profiles
+            start = time.perf_counter()
+            rank.rank_subscribers(many, features, embedder)
+            score10k_s = time.perf_counter() - start
+            store.add_papers(papers)
+        last_day = max(p.day for p in papers)
+        process_s, import_s = whole_process_rank(db, last_day)
+        base_s, base_phrases = baseline(papers, subscribers, model)
+
+    same = sum(set(k) == b for k, b in zip(features.keyphrases, base_phrases, strict=True))
+    print(f"rank benchmark: {len(papers)} papers, {len(subscribers)} subscribers; model load {load_s:.1f} s")
+    print(f"{'run':<34} {'seconds':>9} {'vs baseline':>12}")
+    print(f"{'baseline (KeyBERT per paper)':<34} {base_s:>9.1f} {'1.0x':>12}")
+    print(f"{'ours, cold (empty caches)':<34} {cold_s:>9.1f} {base_s / cold_s:>11.1f}x")
+    print(f"{'ours, warm (same papers again)':<34} {warm_s:>9.2f} {base_s / warm_s:>11.0f}x")
+    print(f"same keyphrases as the baseline: {same}/{len(papers)} papers ({100 * same / len(papers):.1f}%)")
+    print(f"texts embedded on the warm run: {warm_computed}")
+    print(f"scoring 10,000 subscribers x {len(papers)} papers: {score10k_s:.2f} s")
+    print(f"peak memory (ours, cold): {peak_ours:.0f} MB")
+    print(
+        f"`digest rank --json --limit 0` on a cached day, whole process: {process_s:.1f} s "
+        f"(importing the CLI alone: {import_s:.1f} s)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
