@@ -91,7 +91,8 @@ def keyword_labeled(embedder: CachedEmbedder, store: Store, limit: int) -> None:
         "ours (digest.rank)": rank.score_matrix(features, queries, query_vectors).scores.T,
     }
     print(
-        f"\n1. keyword_labeled_papers: {len(rows)} papers, {len(queries)} queries (author keywords used by 15-150)"
+        f"\n1. keyword_labeled_papers: {len(rows)} papers, {len(queries)} queries"
+        " (author keywords used by 15-150 papers)"
     )
     print(f"   {'method':<32} {'nDCG@10':>8} {'P@10':>7}")
     for name, scores in results.items():
@@ -109,7 +110,8 @@ def inspec(embedder: CachedEmbedder, limit: int) -> None:
     gold = [{_norm_phrase(k) for k in r["keyphrases"]} for r in rows]
     vectors = embedder.encode(texts)
     print(
-        f"\n2. Inspec: {len(rows)} abstracts, F1 of extracted keyphrases (exact match after lower-casing, plurals)"
+        f"\n2. Inspec: {len(rows)} abstracts, F1 of extracted keyphrases"
+        " (exact match after lower-casing and plural stripping)"
     )
     print(f"   {'setting':<34} {'F1@5':>6} {'F1@10':>6}")
     for name, diversity in [
@@ -194,7 +196,8 @@ def main() -> int:
     with Store.open(CACHE) as store:
         embedder = CachedEmbedder(embedder_for(args.model), store)
         print(
-            f"rank quality ({embedder.model_id}; W_DOC={rank.W_DOC}, W_PHRASE={rank.W_PHRASE}, W_LEX={rank.W_LEX})"
+            f"rank quality ({embedder.model_id}; "
+            f"W_DOC={rank.W_DOC}, W_PHRASE={rank.W_PHRASE}, W_LEX={rank.W_LEX})"
         )
         if "keywords" not in args.skip:
             keyword_labeled(embedder, store, args.limit)

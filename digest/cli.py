@@ -327,7 +327,8 @@ def subscribers_check() -> None:
         click.echo(f"{s.id:<14} {s.email:<28} {s.timezone:<18} {s.send_time}  {', '.join(s.keywords)}{state}")
         if s.id in distilled:
             click.echo(
-                f"{'':<14} from {len(s.profile_papers)} profile file(s)/paper(s): {', '.join(distilled[s.id])}"
+                f"{'':<14} from {len(s.profile_papers)} profile file(s)/paper(s): "
+                f"{', '.join(distilled[s.id])}"
             )
     click.echo(f"{settings.subscribers}: {len(subs)} subscribers, no problems")
 
