@@ -248,7 +248,15 @@ def _print_report(report: pipeline.DeliveryReport, settings: Settings) -> None:
         line = f"  {o.subscriber:<14} {o.status:<11} {o.papers:>6}  {o.location or '-':<40} {html or '-'}"
         click.echo(line)
         if o.detail and o.status not in ("sent", "already"):
-            click.echo(f"      {o.detail}", err=o.status in ("failed", "retry-later", "unknown"))
+            click.echo(f"      {o.detail}", err=o.status in pipeline.PROBLEMS)
+    if report.stopped:
+        click.echo(f"digest: {report.stopped}", err=True)
+    if any(o.status == "unknown" for o in report.outcomes):
+        click.echo(
+            "digest: 'unknown' means a run stopped mid-send: check the mail server's log for the "
+            "Message-ID, then `digest send --retry-unknown` to send those again",
+            err=True,
+        )
 
 
 @cli.command()
@@ -267,14 +275,14 @@ def send(user: str | None, day: date | None, dry_run: bool, to: str | None, retr
     """Send the day's digests that have not been sent yet."""
     if to and not user:
         raise click.UsageError("--to needs --user")
-    if retry_unknown:
-        raise NotImplementedYet("--retry-unknown is not supported yet; see `digest status`")
     settings = _settings()
     subs = _subscribers(settings, user)
     with _store(settings) as store:
         day = day or pipeline.default_day(store)
         ranker = pipeline.Ranker.for_settings(store, settings)
-        report = pipeline.deliver(store, settings, subs, day, ranker, dry_run=dry_run, to=to)
+        report = pipeline.deliver(
+            store, settings, subs, day, ranker, dry_run=dry_run, to=to, retry_unknown=retry_unknown
+        )
     _print_report(report, settings)
     if report.failed:
         sys.exit(1)
@@ -349,10 +357,18 @@ def status() -> None:
     for d in deliveries:
         by_status[d.status] = by_status.get(d.status, 0) + 1
     click.echo("deliveries: " + (", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) or "none"))
+    labels = {
+        "sending": "unknown (a run stopped mid-send)",
+        "pending": "pending (retried by the next run)",
+        "failed": "failed",
+    }
     for d in deliveries:
         if d.status != "sent":
-            label = "unknown (a run stopped mid-send)" if d.status == "sending" else d.status
-            click.echo(f"  {d.day} {d.subscriber_id}: {label}{' — ' + d.reply if d.reply else ''}")
+            why = d.reply or (f"Message-ID {d.message_id}" if d.message_id else "")
+            click.echo(
+                f"  {d.day} {d.subscriber_id}: {labels[d.status]}, {d.attempts} attempt(s)"
+                f"{' — ' + why if why else ''}"
+            )
 
 
 def main() -> None:

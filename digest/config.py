@@ -40,6 +40,14 @@ class Settings:
     sender: str = "Paper Digest <digest@localhost>"
     base_url: str | None = None
     catchup_days: int = 3
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
+    dkim_key_file: Path | None = None
+    smtp_concurrency: int = 1  # connections used in parallel
+    smtp_rate: float | None = None  # messages per second over all connections; None: no limit
+    smtp_retries: int = 3  # retries of a temporary failure (4xx, dropped connection) in one run
+    smtp_backoff: float = 2.0  # seconds before the first retry; doubles each time, jittered
+    smtp_max_failures: int = 10  # stop the run after this many failed recipients in a row
     model: str = "minilm"  # or "hashing": a tiny lexical stand-in for fast tests
 
     @property
@@ -65,6 +73,7 @@ class Settings:
             ("inbox", "DIGEST_INBOX"),
             ("outbox", "DIGEST_OUTBOX"),
             ("smtp_ca_file", "DIGEST_SMTP_CA_FILE"),
+            ("dkim_key_file", "DIGEST_DKIM_KEY_FILE"),
         ]:
             raw = pick(name, var)
             if raw is not None:
@@ -76,6 +85,8 @@ class Settings:
             ("sender", "DIGEST_FROM"),
             ("base_url", "DIGEST_BASE_URL"),
             ("model", "DIGEST_MODEL"),
+            ("dkim_selector", "DIGEST_DKIM_SELECTOR"),
+            ("dkim_domain", "DIGEST_DKIM_DOMAIN"),
         ]:
             raw = pick(name, var)
             if raw is not None:
@@ -84,13 +95,31 @@ class Settings:
         if security not in SECURITY_MODES:
             raise ConfigError(f"DIGEST_SMTP_SECURITY={security!r} is not one of {', '.join(SECURITY_MODES)}")
         values["smtp_security"] = security
-        for name, var in [("smtp_port", "DIGEST_SMTP_PORT"), ("catchup_days", "DIGEST_CATCHUP_DAYS")]:
+        numbers: list[tuple[str, str, type, float]] = [
+            ("smtp_port", "DIGEST_SMTP_PORT", int, 1),
+            ("catchup_days", "DIGEST_CATCHUP_DAYS", int, 1),
+            ("smtp_concurrency", "DIGEST_SMTP_CONCURRENCY", int, 1),
+            ("smtp_rate", "DIGEST_SMTP_RATE", float, 0.001),
+            ("smtp_retries", "DIGEST_SMTP_RETRIES", int, 0),
+            ("smtp_backoff", "DIGEST_SMTP_BACKOFF", float, 0),
+            ("smtp_max_failures", "DIGEST_SMTP_MAX_FAILURES", int, 1),
+        ]
+        for name, var, kind, least in numbers:
             raw = pick(name, var)
-            if raw is not None:
-                try:
-                    values[name] = int(raw)
-                except ValueError as exc:
-                    raise ConfigError(f"{var}={raw!r} is not a whole number") from exc
+            if raw is None:
+                continue
+            try:
+                value = kind(raw)
+            except ValueError as exc:
+                raise ConfigError(f"{var}={raw!r} is not a {'whole ' if kind is int else ''}number") from exc
+            if value < least:
+                raise ConfigError(f"{var}={raw!r} must be at least {least}")
+            values[name] = value
+        dkim = [values.get("dkim_selector"), values.get("dkim_domain"), values.get("dkim_key_file")]
+        if any(dkim) and not all(dkim):
+            raise ConfigError(
+                "DKIM needs all of DIGEST_DKIM_SELECTOR, DIGEST_DKIM_DOMAIN and DIGEST_DKIM_KEY_FILE"
+            )
         return cls(**values)
 
 

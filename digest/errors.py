@@ -47,10 +47,15 @@ class NotFoundError(DigestError):
 
 
 class SendError(DigestError):
-    """A delivery failed; ``permanent`` is true for 5xx replies."""
+    """A delivery failed. ``permanent``: the server refused this message for good (5xx).
+    ``fatal``: no message can go out until the configuration is fixed (untrusted certificate,
+    refused login); the run stops and the deliveries stay pending."""
 
-    def __init__(self, message: str, *, permanent: bool = False, reply: str | None = None):
+    def __init__(
+        self, message: str, *, permanent: bool = False, fatal: bool = False, reply: str | None = None
+    ):
         self.permanent = permanent
+        self.fatal = fatal
         self.reply = reply
         super().__init__(message)
 

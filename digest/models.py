@@ -117,9 +117,10 @@ class Delivery:
 
     subscriber_id: str
     day: str
-    status: str  # sending | sent | failed
+    status: str  # pending | sending | sent | failed
     message_id: str | None = None
     paper_ids: tuple[str, ...] = field(default_factory=tuple)
     location: str | None = None  # outbox file or SMTP host
     reply: str | None = None
     updated_at: str | None = None
+    attempts: int = 0

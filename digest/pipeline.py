@@ -15,16 +15,17 @@ import hashlib
 import os
 import secrets
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 
 from . import rank, render, sources
 from .config import Settings
+from .dispatch import Policy, Stopped, dispatch
 from .embed import CachedEmbedder, Embedder, embedder_for, text_hash
-from .errors import ConfigError, DigestError, InputError, NotFoundError, SendError
-from .mail import Mailer, build_message, mailer_for, unsubscribe_links
+from .errors import ConfigError, DigestError, InputError, NotFoundError
+from .mail import Mailer, Outgoing, build_message, mailer_factory, serialize, unsubscribe_links
 from .models import Digest, Ranked, Subscriber
 from .store import Store
 
@@ -211,20 +212,39 @@ def archive_path(settings: Settings, day: date, subscriber_id: str) -> Path:
 @dataclass
 class Outcome:
     subscriber: str
-    status: str  # sent | failed | skipped | already | unknown | dry-run | retry-later
+    # sent | failed | retry-later | already | unknown | skipped | dry-run | not-tried
+    status: str
     papers: int = 0
     location: str | None = None
     detail: str | None = None
+
+
+PROBLEMS = ("failed", "retry-later", "unknown", "not-tried")
 
 
 @dataclass
 class DeliveryReport:
     day: date
     outcomes: list[Outcome] = field(default_factory=list)
+    stopped: str | None = None  # why the run stopped early, if it did
 
     @property
     def failed(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.status in ("failed", "retry-later")]
+        return [o for o in self.outcomes if o.status in PROBLEMS]
+
+
+_LEDGER_TO_OUTCOME = {"sent": "already", "sending": "unknown", "failed": "failed", "pending": "retry-later"}
+_RESULT_TO_OUTCOME = {"sent": "sent", "failed": "failed", "pending": "retry-later"}
+
+
+def policy_for(settings: Settings) -> Policy:
+    return Policy(
+        concurrency=settings.smtp_concurrency if settings.smtp_host else 1,
+        rate=settings.smtp_rate,
+        retries=settings.smtp_retries,
+        backoff=settings.smtp_backoff,
+        max_failures=settings.smtp_max_failures,
+    )
 
 
 def deliver(
@@ -234,27 +254,38 @@ def deliver(
     day: date,
     ranker: Ranker,
     *,
-    mailer: Mailer | None = None,
     dry_run: bool = False,
     to: str | None = None,
+    retry_unknown: bool = False,
+    new_mailer: Callable[[], Mailer] | None = None,
 ) -> DeliveryReport:
     """Send each active subscriber's digest for `day` at most once, as the ledger records.
 
-    With `to`, the digest goes to that address as a test and the ledger is not touched."""
+    A (subscriber, day) row is claimed before its message is handed to SMTP and finished
+    after; a run killed in between leaves it `sending` ("unknown"), which later runs report
+    and resend only with `retry_unknown`. With `to`, the digest goes to that address as a
+    test and the ledger is not touched."""
     report = DeliveryReport(day)
     key = day.isoformat()
-    already = {d.subscriber_id: d for d in store.deliveries(day=key)}
-    due = [s for s in subscribers if s.active and (to is not None or s.id not in already)]
+    rows = {d.subscriber_id: d for d in store.deliveries(day=key)}
+    due: list[Subscriber] = []
     for s in subscribers:
-        if s.active and to is None and s.id in already:
-            d = already[s.id]
-            status = "already" if d.status == "sent" else ("unknown" if d.status == "sending" else d.status)
-            report.outcomes.append(Outcome(s.id, status, len(d.paper_ids), d.location, d.reply))
+        row = None if to else rows.get(s.id)
+        if not s.active:
+            continue
+        if row is None or row.status == "pending" or (retry_unknown and row.status == "sending"):
+            due.append(s)
+        else:
+            detail = row.reply or (f"Message-ID {row.message_id}" if row.status == "sending" else None)
+            report.outcomes.append(
+                Outcome(s.id, _LEDGER_TO_OUTCOME[row.status], len(row.paper_ids), row.location, detail)
+            )
     if not due:
         return report
     ranked = ranker.rank_all(due, day)
-    mailer = mailer or mailer_for(settings)
-    try:
+    in_flight: dict[str, tuple[Subscriber, Digest, list[str]]] = {}
+
+    def jobs() -> Iterator[Outgoing]:
         for sub in _progress(due, "sending"):
             papers = ranked[sub.id]
             if not papers and not sub.send_empty:
@@ -264,51 +295,54 @@ def deliver(
                 titles = "; ".join(r.paper.title for r in papers[:3])
                 report.outcomes.append(Outcome(sub.id, "dry-run", len(papers), detail=titles))
                 continue
-            if to is None and not store.claim_delivery(sub.id, key):
-                report.outcomes.append(Outcome(sub.id, "already", len(papers)))
+            if to is None and not store.claim_delivery(sub.id, key, retry_unknown=retry_unknown):
+                report.outcomes.append(Outcome(sub.id, "already", len(papers)))  # another run won it
                 continue
-            report.outcomes.append(_send_one(store, settings, sub, day, papers, mailer, to))
-    finally:
-        mailer.close()
-    return report
-
-
-def _send_one(
-    store: Store,
-    settings: Settings,
-    sub: Subscriber,
-    day: date,
-    papers: Sequence[Ranked],
-    mailer: Mailer,
-    to: str | None,
-) -> Outcome:
-    key = day.isoformat()
-    ids = [r.paper.id for r in papers]
-    try:
-        digest = render_digest(sub, day, papers, settings)
-        message = build_message(digest, settings, secret=secret(settings), to=to)
-        location = mailer.send(message, key=f"{key}/{sub.id}" if to is None else f"{key}/test-{sub.id}")
-    except SendError as exc:
-        if to is None:
-            if exc.permanent:
-                store.finish_delivery(
-                    sub.id, key, status="failed", paper_ids=ids, reply=exc.reply or str(exc)
+            ids = [r.paper.id for r in papers]
+            try:
+                digest = render_digest(sub, day, papers, settings)
+                message = build_message(digest, settings, secret=secret(settings), to=to)
+                outgoing = serialize(
+                    message, settings, key=f"{key}/{sub.id}" if to is None else f"{key}/test-{sub.id}"
                 )
-            else:
-                store.release_delivery(sub.id, key)  # nothing went out: the next run tries again
-        return Outcome(sub.id, "failed" if exc.permanent else "retry-later", len(ids), detail=str(exc))
-    except DigestError as exc:
-        if to is None:
-            store.release_delivery(sub.id, key)
-        return Outcome(sub.id, "failed", len(ids), detail=str(exc))
-    if to is None:
-        store.finish_delivery(
-            sub.id, key, status="sent", message_id=message["Message-ID"], paper_ids=ids, location=location
-        )
-        page = archive_path(settings, day, sub.id)
-        page.parent.mkdir(parents=True, exist_ok=True)
-        page.write_text(digest.html, encoding="utf-8")
-    return Outcome(sub.id, "sent", len(ids), location)
+            except DigestError as exc:
+                if to is None:
+                    store.release_delivery(sub.id, key)
+                report.outcomes.append(Outcome(sub.id, "failed", len(ids), detail=str(exc)))
+                continue
+            if to is None:
+                store.note_message_id(sub.id, key, outgoing.message_id)
+            in_flight[outgoing.key] = (sub, digest, ids)
+            yield outgoing
+
+    try:
+        for result in dispatch(jobs(), new_mailer or mailer_factory(settings), policy_for(settings)):
+            sub, digest, ids = in_flight.pop(result.outgoing.key)
+            if to is None:
+                store.finish_delivery(
+                    sub.id,
+                    key,
+                    status=result.status,
+                    message_id=result.outgoing.message_id,
+                    paper_ids=ids,
+                    location=result.location,
+                    reply=result.reply,
+                    attempts=result.attempts,
+                )
+                if result.status == "sent":
+                    page = archive_path(settings, day, sub.id)
+                    page.parent.mkdir(parents=True, exist_ok=True)
+                    page.write_text(digest.html, encoding="utf-8")
+            report.outcomes.append(
+                Outcome(sub.id, _RESULT_TO_OUTCOME[result.status], len(ids), result.location, result.reply)
+            )
+    except Stopped as exc:
+        report.stopped = str(exc)
+        seen = {o.subscriber for o in report.outcomes}
+        report.outcomes += [
+            Outcome(s.id, "not-tried", detail="the run stopped first") for s in due if s.id not in seen
+        ]
+    return report
 
 
 def _progress(items: Sequence, what: str) -> Iterable:

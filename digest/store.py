@@ -75,6 +75,25 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (subscriber, paper_id)
     );
     """,
+    # 2: deliveries gain 'pending' (a temporary failure, retried by the next run) and attempts
+    """
+    CREATE TABLE deliveries_v2 (
+        subscriber TEXT NOT NULL,
+        day TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'sent', 'failed')),
+        message_id TEXT,
+        paper_ids TEXT NOT NULL DEFAULT '[]',
+        location TEXT,
+        reply TEXT,
+        updated_at TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (subscriber, day)
+    );
+    INSERT INTO deliveries_v2 (subscriber, day, status, message_id, paper_ids, location, reply, updated_at)
+        SELECT subscriber, day, status, message_id, paper_ids, location, reply, updated_at FROM deliveries;
+    DROP TABLE deliveries;
+    ALTER TABLE deliveries_v2 RENAME TO deliveries;
+    """,
 ]
 
 
@@ -228,23 +247,34 @@ class Store:
 
     # --- the delivery ledger --------------------------------------------------------
 
-    def claim_delivery(self, subscriber: str, day: str) -> bool:
-        """Mark (subscriber, day) as `sending` unless a row exists; true if this caller won it.
-        Taken under the write lock, so two runs at once can never both claim it."""
+    def claim_delivery(self, subscriber: str, day: str, *, retry_unknown: bool = False) -> bool:
+        """Mark (subscriber, day) `sending`; true if this caller won it. Free to claim: no row, or
+        `pending` (a temporary failure), or with `retry_unknown` a `sending` row that a killed run
+        left behind. Taken under the write lock, so two runs at once never both claim it."""
+        claimable = ("pending", "sending") if retry_unknown else ("pending",)
         with self.transaction(immediate=True) as conn:
             row = conn.execute(
                 "SELECT status FROM deliveries WHERE subscriber = ? AND day = ?", (subscriber, day)
             ).fetchone()
-            if row is not None:
+            if row is not None and row["status"] not in claimable:
                 return False
             conn.execute(
-                "INSERT INTO deliveries (subscriber, day, status, updated_at) VALUES (?,?,?,?)",
-                (subscriber, day, "sending", _now()),
+                "INSERT INTO deliveries (subscriber, day, status, updated_at) VALUES (?,?,'sending',?)"
+                " ON CONFLICT (subscriber, day)"
+                " DO UPDATE SET status = 'sending', updated_at = excluded.updated_at",
+                (subscriber, day, _now()),
             )
             return True
 
+    def note_message_id(self, subscriber: str, day: str, message_id: str) -> None:
+        """Record the Message-ID before the SMTP call, so an unknown outcome can be looked up."""
+        self.conn.execute(
+            "UPDATE deliveries SET message_id = ?, updated_at = ? WHERE subscriber = ? AND day = ?",
+            (message_id, _now(), subscriber, day),
+        )
+
     def release_delivery(self, subscriber: str, day: str) -> None:
-        """Undo a claim that sent nothing (for example, nothing to send on a skipped day)."""
+        """Undo a claim that sent nothing (for example, the digest could not be rendered)."""
         self.conn.execute(
             "DELETE FROM deliveries WHERE subscriber = ? AND day = ? AND status = 'sending'",
             (subscriber, day),
@@ -260,13 +290,16 @@ class Store:
         paper_ids: Iterable[str] = (),
         location: str | None = None,
         reply: str | None = None,
+        attempts: int = 1,
     ) -> None:
+        """sent | failed (for good) | pending (the next run tries again)."""
         ids = list(paper_ids)
         with self.transaction(immediate=True) as conn:
             conn.execute(
-                "UPDATE deliveries SET status = ?, message_id = ?, paper_ids = ?, location = ?,"
-                " reply = ?, updated_at = ? WHERE subscriber = ? AND day = ?",
-                (status, message_id, json.dumps(ids), location, reply, _now(), subscriber, day),
+                "UPDATE deliveries SET status = ?, message_id = COALESCE(?, message_id), paper_ids = ?,"
+                " location = ?, reply = ?, updated_at = ?, attempts = attempts + ?"
+                " WHERE subscriber = ? AND day = ?",
+                (status, message_id, json.dumps(ids), location, reply, _now(), attempts, subscriber, day),
             )
             if status == "sent":
                 conn.executemany(
@@ -297,6 +330,7 @@ class Store:
                 location=r["location"],
                 reply=r["reply"],
                 updated_at=r["updated_at"],
+                attempts=r["attempts"],
             )
             for r in self.conn.execute(sql + " ORDER BY day, subscriber", args)
         ]

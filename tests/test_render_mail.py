@@ -5,7 +5,7 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 from digest import render
-from digest.mail import OutboxMailer, build_message
+from digest.mail import OutboxMailer, build_message, serialize
 from digest.models import Paper, Ranked, Subscriber
 
 DAY = date(2026, 11, 19)
@@ -90,7 +90,7 @@ def test_a_newline_in_a_display_name_cannot_add_a_header(settings):
 
 def test_outbox_writes_the_eml_and_its_html(tmp_path: Path, settings):
     msg = build_message(render.render(SUB, DAY, [_ranked()], LINKS), settings, secret="s")
-    location = OutboxMailer(tmp_path).send(msg, key="2026-11-19/alice")
+    location = OutboxMailer(tmp_path).send(serialize(msg, settings, key="2026-11-19/alice"))
     assert location == str(tmp_path / "2026-11-19" / "alice.eml")
     assert message_from_bytes(Path(location).read_bytes())["To"]
     assert (tmp_path / "2026-11-19" / "alice.html").read_text().lower().startswith("<!doctype html>")
@@ -115,3 +115,12 @@ def test_twenty_paper_digest_stays_under_gmail_clipping():
     ]
     html = render.render(SUB, DAY, papers, LINKS).html
     assert len(html.encode("utf-8")) < 100_000
+
+
+def test_wire_bytes_use_crlf_and_encode_non_ascii_headers(settings):
+    msg = build_message(render.render(SUB, DAY, [_ranked()], LINKS), settings, secret="s")
+    outgoing = serialize(msg, settings, key="k")
+    head = outgoing.data.split(b"\r\n\r\n", 1)[0]
+    assert b"\n" not in head.replace(b"\r\n", b"")
+    assert head.isascii()  # the em dash in the Subject travels as an encoded word
+    assert outgoing.recipients == ("alice@example.org",) and outgoing.sender == "digest@localhost"

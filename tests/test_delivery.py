@@ -1,0 +1,358 @@
+"""Delivery faults, each against a real SMTP server (aiosmtpd) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ipaddress
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from email import message_from_bytes
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from click.testing import CliRunner
+from conftest import ROOT, SAMPLES, free_port
+
+from digest.cli import cli
+from digest.store import Store
+
+ADDRESSES = ("alice@example.org", "bob@example.org", "carol@example.org")
+
+
+class Scripted:
+    """An SMTP server whose RCPT replies follow a script per address: '451 …', '550 …',
+    'DROP' (close the connection), then normal service. DATA may be slowed down."""
+
+    def __init__(self, script: dict[str, list[str]] | None = None, data_delay: float = 0.0):
+        self.script = {k: list(v) for k, v in (script or {}).items()}
+        self.data_delay = data_delay
+        self.received: list[tuple[list[str], bytes]] = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        steps = self.script.get(address)
+        if steps:
+            step = steps.pop(0)
+            if step == "DROP":
+                server.transport.close()
+                return "421 closing"
+            return step
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
+        self.received.append((list(envelope.rcpt_tos), envelope.original_content or envelope.content))
+        return "250 OK"
+
+    def copies(self, address: str) -> int:
+        return sum(address in rcpts for rcpts, _ in self.received)
+
+
+def start(handler, **kwargs) -> Controller:
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **kwargs)
+    controller.start()
+    return controller
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    db = tmp_path / "digest.db"
+    base = {
+        "DIGEST_SUBSCRIBERS": str(ROOT / "subscribers.yaml"),
+        "DIGEST_DB": str(db),
+        "DIGEST_INBOX": str(SAMPLES),
+        "DIGEST_MODEL": "hashing",
+        "DIGEST_SMTP_SECURITY": "none",
+        "DIGEST_SMTP_BACKOFF": "0.01",
+        "DIGEST_SECRET": "test",
+    }
+    assert CliRunner().invoke(cli, ["ingest"], env=base).exit_code == 0
+    return base
+
+
+def smtp(env: dict[str, str], controller: Controller, **extra: str) -> dict[str, str]:
+    return {**env, "DIGEST_SMTP_HOST": "127.0.0.1", "DIGEST_SMTP_PORT": str(controller.port), **extra}
+
+
+def send(env: dict[str, str], *args: str):
+    return CliRunner().invoke(cli, ["send", *args], env=env)
+
+
+def ledger(env: dict[str, str]) -> dict[str, str]:
+    with Store.open(Path(env["DIGEST_DB"])) as store:
+        return {d.subscriber_id: d.status for d in store.deliveries()}
+
+
+def test_a_normal_run_sends_each_subscriber_one_copy_over_one_connection(env):
+    handler = Scripted()
+    controller = start(handler)
+    try:
+        result = send(smtp(env, controller))
+    finally:
+        controller.stop()
+    assert result.exit_code == 0, result.output
+    assert [handler.copies(a) for a in ADDRESSES] == [1, 1, 1]
+    assert set(ledger(env).values()) == {"sent"}
+
+
+def test_451_twice_then_250_delivers_exactly_one_copy(env):
+    handler = Scripted({"alice@example.org": ["451 4.3.0 try again later", "451 4.3.0 try again later"]})
+    controller = start(handler)
+    try:
+        result = send(smtp(env, controller))
+    finally:
+        controller.stop()
+    assert result.exit_code == 0, result.output
+    assert handler.copies("alice@example.org") == 1
+    with Store.open(Path(env["DIGEST_DB"])) as store:
+        (alice,) = [d for d in store.deliveries() if d.subscriber_id == "alice"]
+    assert (alice.status, alice.attempts) == ("sent", 3)
+
+
+def test_451_beyond_the_retries_is_left_pending_and_the_next_run_sends_it(env):
+    handler = Scripted({"bob@example.org": ["451 busy"] * 3})
+    controller = start(handler)
+    try:
+        first = send(smtp(env, controller, DIGEST_SMTP_RETRIES="2"))
+        assert first.exit_code == 1 and "retry-later" in first.output
+        assert ledger(env)["bob"] == "pending" and handler.copies("bob@example.org") == 0
+        second = send(smtp(env, controller, DIGEST_SMTP_RETRIES="2"))
+    finally:
+        controller.stop()
+    assert second.exit_code == 0, second.output
+    assert [handler.copies(a) for a in ADDRESSES] == [1, 1, 1]
+
+
+def test_550_for_one_recipient_is_recorded_and_the_others_still_arrive(env):
+    handler = Scripted({"bob@example.org": ["550 5.1.1 no such user"]})
+    controller = start(handler)
+    try:
+        result = send(smtp(env, controller))
+        again = send(smtp(env, controller))
+    finally:
+        controller.stop()
+    assert result.exit_code == 1
+    assert "550 5.1.1 no such user" in result.output
+    assert [handler.copies(a) for a in ADDRESSES] == [1, 0, 1]
+    assert ledger(env) == {"alice": "sent", "bob": "failed", "carol": "sent"}
+    assert again.exit_code == 1 and handler.copies("bob@example.org") == 0  # failed for good, not retried
+    status = CliRunner().invoke(cli, ["status"], env=env).output
+    assert "bob: failed, 1 attempt(s) — 550 5.1.1 no such user" in status
+
+
+def test_a_dropped_connection_is_reopened_and_nobody_is_lost_or_doubled(env):
+    handler = Scripted({"bob@example.org": ["DROP"]})
+    controller = start(handler)
+    try:
+        result = send(smtp(env, controller))
+    finally:
+        controller.stop()
+    assert result.exit_code == 0, result.output
+    assert [handler.copies(a) for a in ADDRESSES] == [1, 1, 1]
+
+
+def test_many_failures_in_a_row_stop_the_run_and_say_why(env):
+    handler = Scripted({a: ["550 5.7.1 blocked"] for a in ADDRESSES})
+    controller = start(handler)
+    try:
+        result = send(smtp(env, controller, DIGEST_SMTP_MAX_FAILURES="2"))
+    finally:
+        controller.stop()
+    assert result.exit_code == 1
+    assert "stopped after 2 failed deliveries in a row" in result.output
+    assert "not-tried" in result.output
+    assert "carol" not in ledger(env)  # never claimed, so the next run will try it
+
+
+def test_concurrency_and_rate_limit_still_send_one_copy_each(env):
+    handler = Scripted()
+    controller = start(handler)
+    try:
+        started = time.monotonic()
+        result = send(smtp(env, controller, DIGEST_SMTP_CONCURRENCY="3", DIGEST_SMTP_RATE="10"))
+        elapsed = time.monotonic() - started
+    finally:
+        controller.stop()
+    assert result.exit_code == 0, result.output
+    assert [handler.copies(a) for a in ADDRESSES] == [1, 1, 1]
+    assert elapsed >= 0.2  # three messages at ten a second take two intervals at least
+
+
+def _digest_process(env: dict[str, str], *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "digest", *args],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_two_sends_started_at_once_deliver_one_copy_each(env):
+    handler = Scripted(data_delay=0.2)
+    controller = start(handler)
+    try:
+        procs = [_digest_process(smtp(env, controller), "send") for _ in range(2)]
+        outputs = [p.communicate(timeout=120)[0] for p in procs]
+    finally:
+        controller.stop()
+    assert all(p.returncode == 0 for p in procs), outputs
+    assert [handler.copies(a) for a in ADDRESSES] == [1, 1, 1]
+
+
+def test_a_send_killed_mid_run_leaves_unknowns_that_are_reported_not_resent(env):
+    handler = Scripted(data_delay=1.0)
+    controller = start(handler)
+    try:
+        proc = _digest_process(smtp(env, controller), "send")
+        deadline = time.monotonic() + 120
+        while not handler.received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # the next message is now in the server's slow DATA
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        time.sleep(1.2)  # let the server finish what it had accepted
+        rerun = send(smtp(env, controller))
+        states = ledger(env)
+        copies = {a.split("@")[0]: handler.copies(a) for a in ADDRESSES}
+        for who in ("alice", "bob", "carol"):
+            assert copies[who] == 1 or states.get(who) == "sending", (copies, states)
+            assert copies[who] <= 1
+        unknown = [w for w, s in states.items() if s == "sending"]
+        assert unknown and all(f"{w:<14} unknown" in rerun.output for w in unknown)
+        assert rerun.exit_code == 1
+        retried = send(smtp(env, controller), "--retry-unknown")
+    finally:
+        controller.stop()
+    assert retried.exit_code == 0, retried.output
+    assert set(ledger(env).values()) == {"sent"}
+    assert all(handler.copies(a) >= 1 for a in ADDRESSES)
+
+
+# --- TLS and DKIM -------------------------------------------------------------------------
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_file, key_file
+
+
+def test_starttls_with_a_self_signed_certificate_is_refused_unless_its_ca_is_configured(env, tmp_path: Path):
+    cert_file, key_file = _self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    handler = Scripted()
+    controller = Controller(
+        handler, hostname="127.0.0.1", port=free_port(), tls_context=context, require_starttls=True
+    )
+    controller.start()
+    tls = {
+        "DIGEST_SMTP_HOST": "localhost",
+        "DIGEST_SMTP_PORT": str(controller.port),
+        "DIGEST_SMTP_SECURITY": "starttls",
+    }
+    try:
+        refused = send({**env, **tls})
+        assert refused.exit_code == 1
+        assert "is not trusted" in refused.output and "DIGEST_SMTP_CA_FILE" in refused.output
+        assert handler.received == []
+        assert set(ledger(env).values()) <= {"pending"}  # nothing lost: the next run sends them
+        trusted = send({**env, **tls, "DIGEST_SMTP_CA_FILE": str(cert_file)})
+    finally:
+        controller.stop()
+    assert trusted.exit_code == 0, trusted.output
+    assert [handler.copies(a) for a in ADDRESSES] == [1, 1, 1]
+
+
+def test_dkim_signature_covers_the_list_headers_and_verifies(env, tmp_path: Path):
+    import base64
+
+    import dkim
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_file = tmp_path / "dkim.pem"
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+    handler = Scripted()
+    controller = start(handler)
+    try:
+        result = send(
+            smtp(
+                env,
+                controller,
+                DIGEST_DKIM_SELECTOR="mail",
+                DIGEST_DKIM_DOMAIN="example.org",
+                DIGEST_DKIM_KEY_FILE=str(key_file),
+                DIGEST_FROM="Digest <digest@example.org>",
+                DIGEST_BASE_URL="https://digest.example.org",
+            ),
+            "--user",
+            "alice",
+        )
+    finally:
+        controller.stop()
+    assert result.exit_code == 0, result.output
+    ((_, data),) = handler.received
+    signature = message_from_bytes(data)["DKIM-Signature"]
+    signed = {
+        h.strip().lower() for h in signature.split("h=")[1].split(";")[0].replace("\r\n", "").split(":")
+    }
+    assert {
+        "from",
+        "to",
+        "subject",
+        "date",
+        "message-id",
+        "list-unsubscribe",
+        "list-unsubscribe-post",
+    } <= signed
+    assert dkim.verify(
+        data, dnsfunc=lambda name, timeout=5: record if name == b"mail._domainkey.example.org." else None
+    )
