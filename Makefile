@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint browser bench clean
 
 install: $(STAMP)
 
@@ -24,11 +24,21 @@ demo: install
 lint: install
 	$(BIN)/ruff check digest tests benchmarks
 
-test: install lint
+# The email's browser tests need Debian's chromium; install it when missing (CI runs as root).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "could not install chromium: the browser tests will be skipped"; }
+
+test: install lint browser
 	$(BIN)/python -m pytest
 
 bench: install
 	$(BIN)/python benchmarks/ingest_bench.py
+	$(BIN)/python benchmarks/send_bench.py
+	$(BIN)/python benchmarks/rank_quality.py
+	$(BIN)/python benchmarks/rank_bench.py
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache

@@ -237,3 +237,25 @@ def test_missing_profile_paper_is_a_config_error_naming_it(env, tmp_path: Path):
     result = CliRunner().invoke(cli, ["subscribers", "check"], env={**env, "DIGEST_SUBSCRIBERS": str(subs)})
     assert result.exit_code == 2
     assert "'profile_papers': 'nope.jsonl' is neither a file" in result.output
+
+
+def test_nothing_new_sends_a_short_note_only_to_those_who_asked(env, tmp_path: Path):
+    subs = tmp_path / "subscribers.yaml"
+    subs.write_text(
+        "subscribers:\n"
+        "  - {id: dana, email: dana@example.org, keywords: [lattice quantum chromodynamics], send_empty: true}\n"
+        "  - {id: erin, email: erin@example.org, keywords: [lattice quantum chromodynamics]}\n"
+    )
+    result = invoke({**env, "DIGEST_SUBSCRIBERS": str(subs)}, "run")
+    assert result.exit_code == 0, result.output
+    outbox = tmp_path / "var" / "outbox" / "2026-11-20"
+    assert [p.name for p in outbox.glob("*.eml")] == ["dana.eml"]
+    assert "No new papers for your interests today" in (outbox / "dana.eml").read_text()
+    assert "erin           skipped" in result.output
+
+
+def test_every_delivered_digest_is_archived_as_a_standalone_page(env, tmp_path: Path):
+    invoke(env, "run")
+    archive = tmp_path / "var" / "archive" / "2026-11-20"
+    assert sorted(p.name for p in archive.glob("*.html")) == ["alice.html", "bob.html", "carol.html"]
+    assert archive.joinpath("alice.html").read_text().lower().startswith("<!doctype html>")
