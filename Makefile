@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Ingest the bundled sample dumps, rank, render, deliver into var/outbox, print where the mails are.
+# --day sends the newest sample day's digest to everyone now, whatever their local send time.
+DEMO_DAY := 2026-11-20
 demo: install
-	DIGEST_INBOX=samples $(BIN)/digest run
+	DIGEST_INBOX=samples $(BIN)/digest run --day $(DEMO_DAY)
 	@echo "Open an HTML file above in a browser, or try: $(BIN)/digest preview --user alice"
 
 lint: install

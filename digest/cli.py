@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
+import os
 import sys
 import webbrowser
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import date
+from datetime import UTC, date
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,7 +18,8 @@ import click
 
 from . import pipeline
 from .config import Settings, load_subscribers
-from .errors import DigestError, InputError, NotImplementedYet
+from .errors import DigestError, InputError
+from .schedule import next_send
 from .store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -69,6 +72,19 @@ def cli(ctx: click.Context, **flags: Any) -> None:
     """A personalized research-paper newsletter: ingest the day's papers, rank them for each
     subscriber, and mail each one a digest."""
     ctx.obj = flags
+    _configure_logging()
+
+
+def _configure_logging() -> None:
+    """One line per event on stderr; on a terminal everything, under cron only problems."""
+    level = os.environ.get("DIGEST_LOG_LEVEL") or ("INFO" if sys.stderr.isatty() else "WARNING")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s digest: %(message)s", "%Y-%m-%d %H:%M:%S"))
+    logger = logging.getLogger("digest")
+    logger.handlers[:] = [handler]
+    logger.setLevel(level.upper())
+    logger.propagate = False
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def _settings() -> Settings:
@@ -292,16 +308,23 @@ def send(user: str | None, day: date | None, dry_run: bool, to: str | None, retr
 @_day_option
 @handles_errors
 def run(day: date | None) -> None:
-    """Ingest the inbox, then send the digests that are due (what cron calls)."""
+    """Ingest the inbox, then send each digest that is due by its subscriber's local time
+    (what cron calls, hourly). With --day, send that day's digest to everyone not sent yet."""
     settings = _settings()
     subs = load_subscribers(settings.subscribers)  # refuse a broken file before doing anything
     with _store(settings) as store:
-        ok = _print_ingest(pipeline.ingest(store, pipeline.inbox_files(settings.inbox), today=day))
-        day = day or pipeline.default_day(store)
+        today = day or settings.clock().date()
+        ok = _print_ingest(pipeline.ingest(store, pipeline.inbox_files(settings.inbox), today=today))
         ranker = pipeline.Ranker.for_settings(store, settings)
-        report = pipeline.deliver(store, settings, subs, day, ranker)
-    _print_report(report, settings)
-    if report.failed or not ok:
+        if day is not None:
+            reports = [pipeline.deliver(store, settings, subs, day, ranker)]
+        else:
+            reports = pipeline.run_due(store, settings, subs, ranker)
+    if not reports:
+        click.echo(f"nothing due at {settings.clock():%Y-%m-%d %H:%M} UTC")
+    for report in reports:
+        _print_report(report, settings)
+    if any(r.failed or r.stopped for r in reports) or not ok:
         sys.exit(1)
 
 
@@ -309,8 +332,24 @@ def run(day: date | None) -> None:
 @click.option("--list", "list_only", is_flag=True, help="Print each subscriber's next send and exit.")
 @handles_errors
 def schedule(list_only: bool) -> None:
-    """Run the scheduler daemon (APScheduler) that sends each digest at local morning time."""
-    raise NotImplementedYet("`digest schedule` is not available yet; use the cron line in cron/digest.cron")
+    """Run the scheduler daemon (APScheduler): ingest new inbox files as they appear and send
+    each digest at its subscriber's local send time; SIGTERM stops it cleanly."""
+    settings = _settings()
+    if list_only:
+        subs = load_subscribers(settings.subscribers)
+        now = settings.clock()
+        click.echo(f"{'subscriber':<14} {'time zone':<22} {'next send (local)':<24} next send (UTC)")
+        for s in subs:
+            if not s.active:
+                click.echo(f"{s.id:<14} {s.timezone:<22} {'inactive':<24} -")
+                continue
+            when = next_send(s, now)
+            local = f"{when:%a %d %b %H:%M %Z}"
+            click.echo(f"{s.id:<14} {s.timezone:<22} {local:<24} {when.astimezone(UTC):%a %d %b %H:%M}")
+        return
+    from .daemon import Daemon
+
+    Daemon(settings).run()
 
 
 @cli.group()
@@ -330,9 +369,11 @@ def subscribers_check() -> None:
             ranker = pipeline.Ranker.for_settings(store, settings)
             base = settings.subscribers.resolve().parent
             distilled = {s.id: ranker.profile(s, base) for s in subs if s.profile_papers}
+    now = settings.clock()
+    click.echo(f"{'subscriber':<14} {'email':<28} {'next send (local)':<36} keywords")
     for s in subs:
-        state = "" if s.active else "  (inactive)"
-        click.echo(f"{s.id:<14} {s.email:<28} {s.timezone:<18} {s.send_time}  {', '.join(s.keywords)}{state}")
+        when = f"{next_send(s, now):%a %d %b %H:%M} {s.timezone}" if s.active else "inactive"
+        click.echo(f"{s.id:<14} {s.email:<28} {when:<36} {', '.join(s.keywords)}")
         if s.id in distilled:
             click.echo(
                 f"{'':<14} from {len(s.profile_papers)} profile file(s)/paper(s): "
@@ -357,6 +398,21 @@ def status() -> None:
     for d in deliveries:
         by_status[d.status] = by_status.get(d.status, 0) + 1
     click.echo("deliveries: " + (", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) or "none"))
+    try:
+        subs = load_subscribers(settings.subscribers)
+    except DigestError as exc:
+        click.echo(f"subscribers: cannot be read ({str(exc).splitlines()[0]})")
+        subs = []
+    now = settings.clock()
+    last_sent: dict[str, str] = {}
+    for d in deliveries:
+        if d.status == "sent":
+            last_sent[d.subscriber_id] = max(last_sent.get(d.subscriber_id, ""), d.day)
+    if subs:
+        click.echo(f"  {'subscriber':<14} {'last digest sent':<17} next due (local)")
+    for sub in subs:
+        nxt = f"{next_send(sub, now):%a %d %b %H:%M %Z}" if sub.active else "inactive"
+        click.echo(f"  {sub.id:<14} {last_sent.get(sub.id, 'never'):<17} {nxt}")
     labels = {
         "sending": "unknown (a run stopped mid-send)",
         "pending": "pending (retried by the next run)",

@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -48,6 +49,12 @@ class Settings:
     smtp_retries: int = 3  # retries of a temporary failure (4xx, dropped connection) in one run
     smtp_backoff: float = 2.0  # seconds before the first retry; doubles each time, jittered
     smtp_max_failures: int = 10  # stop the run after this many failed recipients in a row
+    now: datetime | None = None  # DIGEST_NOW: pretend it is this instant (tests, rehearsals)
+    poll_seconds: float = 60.0  # how often `digest schedule` looks at the inbox and subscribers.yaml
+
+    def clock(self) -> datetime:
+        return self.now or datetime.now(UTC)
+
     model: str = "minilm"  # or "hashing": a tiny lexical stand-in for fast tests
 
     @property
@@ -103,6 +110,7 @@ class Settings:
             ("smtp_retries", "DIGEST_SMTP_RETRIES", int, 0),
             ("smtp_backoff", "DIGEST_SMTP_BACKOFF", float, 0),
             ("smtp_max_failures", "DIGEST_SMTP_MAX_FAILURES", int, 1),
+            ("poll_seconds", "DIGEST_POLL_SECONDS", float, 0.1),
         ]
         for name, var, kind, least in numbers:
             raw = pick(name, var)
@@ -115,6 +123,15 @@ class Settings:
             if value < least:
                 raise ConfigError(f"{var}={raw!r} must be at least {least}")
             values[name] = value
+        raw_now = pick("now", "DIGEST_NOW")
+        if raw_now is not None:
+            try:
+                now = datetime.fromisoformat(raw_now.replace("Z", "+00:00"))
+            except ValueError as exc:
+                raise ConfigError(
+                    f"DIGEST_NOW={raw_now!r} is not an ISO time such as 2026-11-20T07:00:00Z"
+                ) from exc
+            values["now"] = now if now.tzinfo else now.replace(tzinfo=UTC)
         dkim = [values.get("dkim_selector"), values.get("dkim_domain"), values.get("dkim_key_file")]
         if any(dkim) and not all(dkim):
             raise ConfigError(

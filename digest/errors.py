@@ -6,8 +6,7 @@
     ├── InputError               a dump, feed or JSONL file we could not read (names file/line)
     ├── ConfigError              settings or subscribers.yaml are wrong (names field/line)
     ├── NotFoundError            a subscriber, day or paper that does not exist
-    ├── SendError                a delivery failed (carries the server's reply)
-    └── NotImplementedYet        a contract command this version does not fill yet
+    └── SendError                a delivery failed (carries the server's reply)
 
 Third-party exceptions are re-raised as one of these ``from exc`` at the boundary
 where they happen (sources, config, mail), never deeper.
@@ -58,9 +57,3 @@ class SendError(DigestError):
         self.fatal = fatal
         self.reply = reply
         super().__init__(message)
-
-
-class NotImplementedYet(DigestError):
-    """A command of the contract that this version does not fill yet."""
-
-    exit_code = 2

@@ -17,10 +17,10 @@ import secrets
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from . import rank, render, sources
+from . import rank, render, schedule, sources
 from .config import Settings
 from .dispatch import Policy, Stopped, dispatch
 from .embed import CachedEmbedder, Embedder, embedder_for, text_hash
@@ -343,6 +343,24 @@ def deliver(
             Outcome(s.id, "not-tried", detail="the run stopped first") for s in due if s.id not in seen
         ]
     return report
+
+
+def run_due(
+    store: Store,
+    settings: Settings,
+    subscribers: Sequence[Subscriber],
+    ranker: Ranker,
+    *,
+    now: datetime | None = None,
+) -> list[DeliveryReport]:
+    """Send every digest that is due at `now` by each subscriber's local clock (see schedule)."""
+    now = now or settings.clock()
+    taken: dict[str, set[str]] = {}
+    for d in store.deliveries():
+        if d.status in ("sent", "failed"):
+            taken.setdefault(d.subscriber_id, set()).add(d.day)
+    groups = schedule.due(subscribers, now, taken)
+    return [deliver(store, settings, group, day, ranker) for day, group in sorted(groups.items())]
 
 
 def _progress(items: Sequence, what: str) -> Iterable:

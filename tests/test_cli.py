@@ -35,6 +35,8 @@ def env(tmp_path: Path) -> dict[str, str]:
         "DIGEST_OUTBOX": str(tmp_path / "var" / "outbox"),
         "DIGEST_MODEL": "hashing",
         "DIGEST_SMTP_HOST": "",
+        # noon UTC on the newest sample day: past every sample subscriber's local send time
+        "DIGEST_NOW": "2026-11-20T12:00:00Z",
     }
 
 
@@ -131,10 +133,23 @@ def test_broken_subscribers_file_refuses_the_run_and_sends_nothing(env: dict[str
     assert not (tmp_path / "var" / "outbox").exists()
 
 
-def test_commands_not_built_yet_say_so_with_exit_2(env: dict[str, str]):
-    result = CliRunner().invoke(cli, ["schedule"], env=env)
-    assert result.exit_code == 2
-    assert result.output.count("\n") == 1 and result.output.startswith("digest: ")
+def test_schedule_list_prints_each_next_send_in_local_time_and_utc(env: dict[str, str]):
+    result = invoke({**env, "DIGEST_NOW": "2026-11-20T05:00:00Z"}, "schedule", "--list")
+    assert result.exit_code == 0
+    lines = {line.split()[0]: line for line in result.output.splitlines()[1:]}
+    assert "Fri 20 Nov 07:30 CET" in lines["alice"] and "Fri 20 Nov 06:30" in lines["alice"]
+    assert "Fri 20 Nov 07:00 EST" in lines["bob"] and "Fri 20 Nov 12:00" in lines["bob"]
+    assert "Sat 21 Nov 06:45 IST" in lines["carol"] and "Sat 21 Nov 01:15" in lines["carol"]  # 10:30 there
+
+
+def test_run_sends_only_to_those_whose_local_morning_has_come(env: dict[str, str]):
+    early = invoke({**env, "DIGEST_NOW": "2026-11-20T07:00:00Z"}, "run")  # 08:00 Berlin, 02:00 New York
+    assert early.exit_code == 0
+    sent = {line.split()[0] for line in early.output.splitlines() if " sent " in line}
+    assert sent == {"alice", "carol"}
+    later = invoke({**env, "DIGEST_NOW": "2026-11-20T13:00:00Z"}, "run")
+    assert {line.split()[0] for line in later.output.splitlines() if " sent " in line} == {"bob"}
+    assert "nothing due" in invoke({**env, "DIGEST_NOW": "2026-11-20T23:00:00Z"}, "run").output
 
 
 def test_send_to_a_test_address_leaves_the_ledger_alone(env: dict[str, str], smtp_server):

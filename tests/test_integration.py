@@ -71,6 +71,7 @@ def test_run_mails_each_subscriber_one_digest_of_their_interests_and_never_twice
         "DIGEST_SMTP_PORT": str(controller.port),
         "DIGEST_SMTP_SECURITY": "none",
         "DIGEST_MODEL": "minilm",
+        "DIGEST_NOW": "2026-11-20T12:00:00Z",  # past every sample subscriber's morning
     }
     first = _digest(env)
     assert first.returncode == 0, first.stderr

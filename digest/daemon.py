@@ -1,0 +1,115 @@
+"""`digest schedule`: the long-running scheduler.
+
+    start:  load subscribers.yaml (refuse to start if broken); send anything already due
+    every poll:  ingest new inbox files; if subscribers.yaml changed, reload it and move the
+                 send jobs, or log why not and keep the last good version
+    at each subscriber's local send time (CronTrigger in their zone):  send their digest
+    SIGTERM/SIGINT:  finish the job in hand, exit 0
+
+Jobs run one at a time (one worker), so the model and the SQLite file are never shared
+between threads at once; each job opens its own Store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from . import pipeline, schedule
+from .config import Settings, load_subscribers
+from .embed import embedder_for
+from .errors import DigestError
+from .models import Subscriber
+from .store import Store
+
+log = logging.getLogger("digest")
+
+
+class Daemon:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.subscribers: list[Subscriber] = load_subscribers(settings.subscribers)
+        self._signature = self._file_signature()
+        self.embedder = embedder_for(settings.model)  # loaded once, on first use
+        self.scheduler = None
+
+    def _file_signature(self) -> str | None:
+        try:
+            return hashlib.sha256(self.settings.subscribers.read_bytes()).hexdigest()
+        except OSError:
+            return None
+
+    def _ranker(self, store: Store) -> pipeline.Ranker:
+        return pipeline.Ranker(
+            store,
+            self.embedder,
+            self.settings.catchup_days,
+            profiles_from=self.settings.subscribers.resolve().parent,
+        )
+
+    def _log_reports(self, reports: list[pipeline.DeliveryReport]) -> None:
+        for report in reports:
+            for o in report.outcomes:
+                line = f"{report.day} {o.subscriber}: {o.status}, {o.papers} papers" + (
+                    f" ({o.detail})" if o.detail else ""
+                )
+                (log.error if o.status in pipeline.PROBLEMS else log.info)(line)
+            if report.stopped:
+                log.error(report.stopped)
+
+    def send_due(self, only: str | None = None) -> None:
+        """Send what is due now, for one subscriber (a trigger fired) or for all (start-up)."""
+        subs = [s for s in self.subscribers if only is None or s.id == only]
+        try:
+            with Store.open(self.settings.db) as store:
+                self._log_reports(pipeline.run_due(store, self.settings, subs, self._ranker(store)))
+        except DigestError as exc:
+            log.error("%s", exc)
+
+    def poll(self) -> None:
+        self.reload()
+        try:
+            with Store.open(self.settings.db) as store:
+                for o in pipeline.ingest(
+                    store, pipeline.inbox_files(self.settings.inbox), today=self.settings.clock().date()
+                ):
+                    if o.error:
+                        log.error("%s", o.error)
+                    elif not o.skipped:
+                        log.info("ingested %s: %d papers (%d new)", o.path, o.papers, o.new)
+                    for note in o.notes:
+                        log.error("%s", note)
+        except DigestError as exc:
+            log.error("%s", exc)
+
+    def reload(self) -> bool:
+        """Re-read subscribers.yaml if it changed; a broken edit keeps the last good version."""
+        signature = self._file_signature()
+        if signature == self._signature:
+            return False
+        self._signature = signature
+        try:
+            subscribers = load_subscribers(self.settings.subscribers)
+        except DigestError as exc:
+            first, *more = str(exc).splitlines()
+            log.error(
+                "not reloaded, still using the last good version: %s%s",
+                first,
+                f" (and {len(more)} more problems)" if more else "",
+            )
+            return False
+        self.subscribers = subscribers
+        if self.scheduler is not None:
+            schedule.schedule_subscribers(self.scheduler, subscribers, self.send_due)
+        log.info("reloaded %s: %d subscribers", self.settings.subscribers, len(subscribers))
+        return True
+
+    def run(self) -> None:
+        self.scheduler = schedule.build_scheduler(
+            self.subscribers, self.send_due, self.poll, poll_seconds=self.settings.poll_seconds
+        )
+        schedule.stop_on_sigterm(self.scheduler)
+        log.info("scheduler started: %d subscribers, inbox %s", len(self.subscribers), self.settings.inbox)
+        self.send_due()  # anything due before we started (a restart after the send time)
+        self.scheduler.start()  # blocks until SIGTERM
+        log.info("scheduler stopped")

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from conftest import SAMPLES, Inbox, free_port
+
+from digest.config import Settings
+from digest.daemon import Daemon
+
+ALICE = (
+    "subscribers:\n  - {id: alice, email: alice@example.org, keywords: [diffusion models], send_time: '%s'}\n"
+)
+BOB = "  - {id: bob, email: bob@example.org, keywords: [preference optimization], send_time: '%s'}\n"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    (tmp_path / "subscribers.yaml").write_text(ALICE % "07:00")
+    return Settings.load(
+        env={},
+        subscribers=tmp_path / "subscribers.yaml",
+        db=tmp_path / "digest.db",
+        inbox=tmp_path / "inbox",
+        outbox=tmp_path / "outbox",
+        model="hashing",
+    )
+
+
+def test_an_edited_subscribers_file_is_reloaded(settings: Settings):
+    daemon = Daemon(settings)
+    assert daemon.reload() is False  # unchanged
+    settings.subscribers.write_text(ALICE % "07:00" + BOB % "08:00")
+    assert daemon.reload() is True
+    assert [s.id for s in daemon.subscribers] == ["alice", "bob"]
+
+
+def test_a_broken_edit_keeps_the_last_good_version_and_says_why(settings: Settings, caplog):
+    daemon = Daemon(settings)
+    settings.subscribers.write_text(ALICE % "07:00" + BOB % "25:99")
+    with caplog.at_level(logging.ERROR, logger="digest"):
+        assert daemon.reload() is False
+    assert [s.id for s in daemon.subscribers] == ["alice"]
+    assert "not reloaded, still using the last good version" in caplog.text
+    assert "subscriber 'bob', field 'send_time'" in caplog.text
+
+
+def _hhmm(when: datetime) -> str:
+    return f"{when:%H:%M}"
+
+
+def test_scheduler_process_sends_a_newly_added_subscriber_at_their_time_and_stops_on_sigterm(tmp_path: Path):
+    inbox_dir = tmp_path / "inbox"
+    inbox_dir.mkdir()
+    today = datetime.now(UTC)
+    shutil.copy(SAMPLES / "2026-11-20.txt", inbox_dir / f"{today:%Y-%m-%d}.txt")
+    subs = tmp_path / "subscribers.yaml"
+    subs.write_text(ALICE % _hhmm(today + timedelta(hours=6)))
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    env = {
+        **os.environ,
+        "DIGEST_SUBSCRIBERS": str(subs),
+        "DIGEST_DB": str(tmp_path / "digest.db"),
+        "DIGEST_INBOX": str(inbox_dir),
+        "DIGEST_MODEL": "hashing",
+        "DIGEST_POLL_SECONDS": "0.5",
+        "DIGEST_SMTP_HOST": "127.0.0.1",
+        "DIGEST_SMTP_PORT": str(controller.port),
+        "DIGEST_SMTP_SECURITY": "none",
+        "DIGEST_LOG_LEVEL": "INFO",
+    }
+    log = tmp_path / "daemon.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "digest", "schedule"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        _wait_for(lambda: "ingested" in log.read_text(), 60, log)
+        subs.write_text(ALICE % "07:00" + BOB % "99:00")  # a broken edit
+        _wait_for(lambda: "not reloaded" in log.read_text(), 30, log)
+        now = datetime.now(UTC)
+        send_at = (now + timedelta(minutes=1 if now.second < 45 else 2)).replace(second=0, microsecond=0)
+        subs.write_text(ALICE % _hhmm(today + timedelta(hours=6)) + BOB % _hhmm(send_at))
+        _wait_for(lambda: "reloaded" in log.read_text().split("not reloaded")[-1], 30, log)
+        _wait_for(lambda: inbox.to("bob@example.org"), 150, log)
+        assert datetime.now(UTC) >= send_at
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        controller.stop()
+    assert len(inbox.to("bob@example.org")) == 1
+    assert "scheduler stopped" in log.read_text()
+
+
+def _wait_for(condition, seconds: float, log: Path) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out; daemon log:\n{log.read_text()[-3000:]}")
