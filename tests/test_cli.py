@@ -274,3 +274,18 @@ def test_every_delivered_digest_is_archived_as_a_standalone_page(env, tmp_path: 
     archive = tmp_path / "var" / "archive" / "2026-11-20"
     assert sorted(p.name for p in archive.glob("*.html")) == ["alice.html", "bob.html", "carol.html"]
     assert archive.joinpath("alice.html").read_text().lower().startswith("<!doctype html>")
+
+
+def test_consecutive_days_never_repeat_a_paper_and_unsent_papers_are_caught_up(env: dict[str, str]):
+    from digest.store import Store
+
+    assert invoke(env, "run", "--day", "2026-11-19").exit_code == 0
+    assert invoke(env, "run", "--day", "2026-11-20").exit_code == 0
+    with Store.open(Path(env["DIGEST_DB"])) as store:
+        by_day = {(d.subscriber_id, d.day): set(d.paper_ids) for d in store.deliveries()}
+        days = {p.id: p.day for p in store.papers()}
+    for who in ("alice", "bob", "carol"):
+        first, second = by_day[(who, "2026-11-19")], by_day[(who, "2026-11-20")]
+        assert first and second and not first & second
+    # the 18th's papers were never sent to anyone on the 18th: the 19th's digest caught them up
+    assert any(days[p] == "2026-11-18" for p in by_day[("alice", "2026-11-19")])
