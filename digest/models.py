@@ -54,6 +54,30 @@ class Paper:
     # arXiv feeds: "new", "cross", "replace"...; a replace updates a stored paper, never adds one
     announce_type: str | None = field(default=None, compare=False)
 
+    @classmethod
+    def create(
+        cls,
+        title: str,
+        abstract: str,
+        *,
+        arxiv_id: str | None = None,
+        authors: tuple[str, ...] = (),
+        authors_count: int | None = None,
+        day: date | None = None,
+        **metadata: object,
+    ) -> Paper:
+        """A paper as a source reads it: identity from the arXiv id or the (clean) title, the
+        author count from the names when there are names, the digest day as ISO text."""
+        return cls(
+            id=paper_identity(arxiv_id, title),
+            title=title,
+            abstract=abstract,
+            authors=authors,
+            authors_count=len(authors) or authors_count,
+            day=day.isoformat() if day else None,
+            **metadata,  # type: ignore[arg-type]
+        )
+
     @property
     def text(self) -> str:
         """What ranking reads: title and abstract."""

@@ -9,7 +9,7 @@ from typing import Any
 import feedparser
 
 from ..errors import InputError
-from ..models import Paper, arxiv_id_from, paper_identity
+from ..models import Paper, arxiv_id_from
 from .clean import clean
 
 
@@ -53,17 +53,15 @@ def parse(text: str, *, day: date | None = None, source: str | None = None) -> l
         link = entry.get("link") or (f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else None)
         if arxiv_id and link and "arxiv.org" in link:
             link = f"https://arxiv.org/abs/{arxiv_id}"  # without the version: always the latest
-        authors = _authors(entry)
         papers.append(
-            Paper(
-                id=paper_identity(arxiv_id, title),
-                title=title,
-                abstract=abstract,
-                authors=authors,
-                authors_count=len(authors) or None,
+            Paper.create(
+                title,
+                abstract,
+                arxiv_id=arxiv_id,
+                authors=_authors(entry),
+                day=day,
                 published=_published(entry),
                 url=link,
-                day=day.isoformat() if day else None,
                 source=source,
                 categories=tuple(t["term"] for t in entry.get("tags", []) if t.get("term")),
                 announce_type=(entry.get("arxiv_announce_type") or "").strip().lower() or None,

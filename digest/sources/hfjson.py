@@ -6,7 +6,7 @@ from datetime import date
 from typing import Any
 
 from ..errors import InputError
-from ..models import Paper, arxiv_id_from, paper_identity
+from ..models import Paper, arxiv_id_from
 from .clean import clean
 
 
@@ -43,17 +43,16 @@ def parse(data: list[Any], *, day: date | None = None, source: str | None = None
         upvotes = paper.get("upvotes")
         published = paper.get("publishedAt") or item.get("publishedAt")
         papers.append(
-            Paper(
-                id=paper_identity(arxiv_id, title),
-                title=title,
-                abstract=abstract,
+            Paper.create(
+                title,
+                abstract,
+                arxiv_id=arxiv_id,
                 authors=authors,
-                authors_count=len(authors) or None,
+                day=day,
                 published=published[:10] if isinstance(published, str) else None,
                 upvotes=upvotes if isinstance(upvotes, int) else None,
                 organization=_org(item, paper),
                 url=f"https://huggingface.co/papers/{arxiv_id}" if arxiv_id else None,
-                day=day.isoformat() if day else None,
                 source=source,
             )
         )

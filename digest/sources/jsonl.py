@@ -9,7 +9,7 @@ from datetime import date
 from typing import Any
 
 from ..errors import InputError
-from ..models import Paper, arxiv_id_from, paper_identity
+from ..models import Paper, arxiv_id_from
 from .clean import clean
 
 
@@ -45,19 +45,17 @@ def paper_from_record(record: dict[str, Any], *, day: date | None, source: str |
     raw_id = record.get("id") or record.get("arxiv_id")
     arxiv_id = arxiv_id_from(str(raw_id)) if raw_id else None
     arxiv_id = arxiv_id or arxiv_id_from(url)
-    authors = _authors(record.get("authors"))
     upvotes = record.get("upvotes")
     categories = record.get("categories") or ()
-    return Paper(
-        id=paper_identity(arxiv_id, title),
-        title=clean(title),
-        abstract=clean(abstract),
-        authors=authors,
-        authors_count=len(authors) or None,
+    return Paper.create(
+        clean(title),
+        clean(abstract),
+        arxiv_id=arxiv_id,
+        authors=_authors(record.get("authors")),
+        day=day,
         published=record.get("published"),
         upvotes=int(upvotes) if isinstance(upvotes, int | float) else None,
         url=url if isinstance(url, str) else None,
-        day=day.isoformat() if day else None,
         source=source,
         categories=tuple(str(c) for c in categories) if isinstance(categories, list) else (),
     )

@@ -18,7 +18,7 @@ import re
 from datetime import date
 
 from ..errors import InputError
-from ..models import Paper, paper_identity
+from ..models import Paper
 
 _MONTHS = {
     m: i
@@ -143,15 +143,14 @@ def parse(
                 published, upvotes = _parse_date(m, reference)
                 i += 1
         papers.append(
-            Paper(
-                id=paper_identity(None, title),
-                title=title,
-                abstract=abstract,
+            Paper.create(
+                title,
+                abstract,
                 authors_count=authors_count,
+                day=day,
                 published=published,
                 upvotes=upvotes,
                 organization=_clean_org(organization),
-                day=day.isoformat() if day else None,
                 source=source,
             )
         )
