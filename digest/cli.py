@@ -367,8 +367,7 @@ def subscribers_check() -> None:
     if any(s.profile_papers for s in subs):
         with _store(settings) as store:
             ranker = pipeline.Ranker.for_settings(store, settings)
-            base = settings.subscribers.resolve().parent
-            distilled = {s.id: ranker.profile(s, base) for s in subs if s.profile_papers}
+            distilled = {s.id: ranker.profile(s) for s in subs if s.profile_papers}
     now = settings.clock()
     click.echo(f"{'subscriber':<14} {'email':<28} {'next send (local)':<36} keywords")
     for s in subs:

@@ -133,11 +133,12 @@ class Ranker:
             self.store.cache_keyphrases(model, fresh)
         return features
 
-    def profile(self, subscriber: Subscriber, base: Path) -> tuple[str, ...]:
+    def profile(self, subscriber: Subscriber) -> tuple[str, ...]:
         """Keyphrases distilled from the subscriber's `profile_papers` (JSONL or other input
-        files, relative to `base`, or ids of stored papers); cached by the papers' text."""
+        files, relative to `profiles_from`, or ids of stored papers); cached by the papers' text."""
         if not subscriber.profile_papers:
             return ()
+        base = self.profiles_from or Path.cwd()
         texts: list[str] = []
         stored = self.store.papers_by_id(e for e in subscriber.profile_papers if not (base / e).exists())
         for entry in subscriber.profile_papers:
@@ -158,11 +159,11 @@ class Ranker:
             self.store.cache_keyphrases(self.embedder.model_id, {key: cached[key]})
         return tuple(cached[key])
 
-    def with_profiles(self, subscribers: Sequence[Subscriber], base: Path) -> list[Subscriber]:
+    def with_profiles(self, subscribers: Sequence[Subscriber]) -> list[Subscriber]:
         """Subscribers whose keywords include what their own papers distil to."""
         out = []
         for s in subscribers:
-            extra = [k for k in self.profile(s, base) if k not in s.keywords]
+            extra = [k for k in self.profile(s) if k not in s.keywords]
             out.append(replace(s, keywords=(*s.keywords, *extra)) if extra else s)
         return out
 
@@ -171,8 +172,7 @@ class Ranker:
     ) -> dict[str, list[Ranked]]:
         """Each subscriber's ranked papers for `day`, leaving out every paper an earlier day's
         digest already gave them: the same day ranks the same before and after it is sent."""
-        if self.profiles_from is not None:
-            subscribers = self.with_profiles(subscribers, self.profiles_from)
+        subscribers = self.with_profiles(subscribers)
         features = self.features(self.candidates(day))
         sent = {s.id: self.store.sent_paper_ids(s.id, before=day.isoformat()) for s in subscribers}
         return rank.rank_subscribers(subscribers, features, self.embedder, limit=limit, exclude_ids=sent)
