@@ -128,11 +128,14 @@ class CachedEmbedder:
         missing = list(dict.fromkeys(t for t, h in zip(texts, hashes, strict=True) if h not in found))
         if missing:
             vectors = self.inner.encode(missing)
-            fresh = {text_hash(t): v for t, v in zip(missing, vectors, strict=True)}
+            fresh = {text_hash(t): v for t, v in zip(missing, vectors, strict=True)}  # views, not copies
             self.store.cache_vectors(self.model_id, fresh)
             found.update(fresh)
             self.computed += len(missing)
-        return np.vstack([found[h] for h in hashes]).astype(np.float32)
+        out = np.empty((len(texts), len(next(iter(found.values())))), dtype=np.float32)
+        for row, h in enumerate(hashes):
+            out[row] = found[h]
+        return out
 
 
 def embedder_for(name: str) -> Embedder:

@@ -214,29 +214,38 @@ def score_matrix(
         empty = np.zeros((n_papers, n_kw), dtype=np.float32)
         return ScoreMatrix(keywords, empty, empty.astype(bool))
     doc = features.vectors @ keyword_vectors.T
-    phrase = np.full((n_papers, n_kw), -1.0, dtype=np.float32)
+    phrase = np.zeros((n_papers, n_kw), dtype=np.float32)  # papers without keyphrases score 0 here
     if len(features.phrase_vectors):
-        np.maximum.at(phrase, features.phrase_owner, features.phrase_vectors @ keyword_vectors.T)
-    phrase[phrase < -0.999] = 0.0  # papers without keyphrases
+        # phrase rows are grouped paper by paper: one reduceat takes each paper's best phrase
+        owners, starts = np.unique(features.phrase_owner, return_index=True)
+        phrase[owners] = np.maximum.reduceat(features.phrase_vectors @ keyword_vectors.T, starts, axis=0)
     lex = _lexical_matrix(features.token_lists, keywords)
     return ScoreMatrix(keywords, W_DOC * doc + W_PHRASE * phrase + W_LEX * lex, lex >= 1.0)
 
 
 def _lexical_matrix(token_lists: Sequence[Sequence[str]], keywords: Sequence[str]) -> np.ndarray:
-    """lexical(k, p) for all pairs, visiting only papers that contain some word of k."""
+    """lexical(k, p) for all pairs, visiting only papers that contain some word of k: postings
+    say which papers hold every word, and a substring test on the space-joined tokens says
+    whether they stand together as the phrase."""
     postings: dict[str, set[int]] = {}
-    for i, toks in enumerate(token_lists):
-        for t in set(toks):
+    token_sets = [set(toks) for toks in token_lists]
+    for i, toks in enumerate(token_sets):
+        for t in toks:
             postings.setdefault(t, set()).add(i)
+    joined = [f" {' '.join(toks)} " for toks in token_lists]
     out = np.zeros((len(token_lists), len(keywords)), dtype=np.float32)
     for j, keyword in enumerate(keywords):
         words = tokens(keyword)
         if not words:
             continue
-        papers_with = {i for w in set(words) for i in postings.get(w, ())}
-        for i in papers_with:
-            toks = token_lists[i]
-            out[i, j] = lexical(keyword, toks, set(toks)) if len(words) > 1 else 1.0
+        lists = [postings.get(w, set()) for w in set(words)]
+        with_all = set.intersection(*lists)
+        phrase = f" {' '.join(words)} "
+        for i in set().union(*lists):
+            if i in with_all and (len(words) == 1 or phrase in joined[i]):
+                out[i, j] = 1.0
+            else:
+                out[i, j] = 0.5 * sum(w in token_sets[i] for w in words) / len(words)
     return out
 
 

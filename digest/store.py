@@ -221,9 +221,9 @@ class Store:
 
     def cache_vectors(self, model: str, vectors: dict[str, np.ndarray]) -> None:
         with self.transaction() as conn:
-            conn.executemany(
+            conn.executemany(  # a generator: rows are serialized one at a time, not all at once
                 "INSERT OR REPLACE INTO embeddings VALUES (?,?,?)",
-                [(model, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in vectors.items()],
+                ((model, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in vectors.items()),
             )
 
     def cached_keyphrases(self, model: str, hashes: list[str]) -> dict[str, list[str]]:

@@ -156,3 +156,16 @@ def test_shared_vocabulary_reproduces_keybert_per_document_when_nothing_is_prune
         for t in texts
     ]
     assert [set(b) for b in batch] == [set(s) for s in single]
+
+
+def test_fast_lexical_matrix_equals_the_reference_pair_by_pair():
+    import random
+
+    rnd = random.Random(5)
+    vocab = ["graph", "neural", "network", "diffusion", "model", "image", "generation", "x", "y"]
+    token_lists = [tuple(rank.tokens(" ".join(rnd.choices(vocab, k=30)))) for _ in range(40)]
+    keywords = ["graph neural networks", "diffusion models", "image", "neural graph", "model model", "zzz"]
+    fast = rank._lexical_matrix(token_lists, keywords)
+    for i, toks in enumerate(token_lists):
+        for j, k in enumerate(keywords):
+            assert fast[i, j] == pytest.approx(rank.lexical(k, toks, set(toks))), (i, k)
