@@ -18,7 +18,7 @@ import click
 
 from . import pipeline
 from .config import Settings, load_subscribers
-from .errors import DigestError, InputError
+from .errors import DigestError
 from .schedule import next_send
 from .store import Store
 
@@ -77,12 +77,14 @@ def cli(ctx: click.Context, **flags: Any) -> None:
 
 def _configure_logging() -> None:
     """One line per event on stderr; on a terminal everything, under cron only problems."""
-    level = os.environ.get("DIGEST_LOG_LEVEL") or ("INFO" if sys.stderr.isatty() else "WARNING")
+    level = (os.environ.get("DIGEST_LOG_LEVEL") or ("INFO" if sys.stderr.isatty() else "WARNING")).upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise click.UsageError(f"DIGEST_LOG_LEVEL={level!r} is not one of DEBUG, INFO, WARNING, ERROR")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s digest: %(message)s", "%Y-%m-%d %H:%M:%S"))
     logger = logging.getLogger("digest")
     logger.handlers[:] = [handler]
-    logger.setLevel(level.upper())
+    logger.setLevel(level)
     logger.propagate = False
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
@@ -95,15 +97,16 @@ def _store(settings: Settings) -> Store:
     return Store.open(settings.db)
 
 
-def _print_ingest(outcomes: list[pipeline.FileOutcome]) -> bool:
-    """Print one line per file; true if all went well."""
+def _print_ingest(outcomes: list[pipeline.FileOutcome], *, show_skipped: bool = True) -> bool:
+    """Print one line per file read (and per skipped one if asked); true if all went well."""
     ok = True
     for o in outcomes:
         if o.error:
             ok = False
             click.echo(f"digest: {o.error}", err=True)
         elif o.skipped:
-            click.echo(f"{o.path}: already ingested, skipped")
+            if show_skipped:
+                click.echo(f"{o.path}: already ingested, skipped")
         else:
             click.echo(f"{o.path}: {o.papers} papers ({o.new} new, {o.updated} updated)")
         for note in o.notes:
@@ -314,13 +317,14 @@ def run(day: date | None) -> None:
     subs = load_subscribers(settings.subscribers)  # refuse a broken file before doing anything
     with _store(settings) as store:
         today = day or settings.clock().date()
-        ok = _print_ingest(pipeline.ingest(store, pipeline.inbox_files(settings.inbox), today=today))
+        outcomes = pipeline.ingest(store, pipeline.inbox_files(settings.inbox), today=today)
+        ok = _print_ingest(outcomes, show_skipped=sys.stdout.isatty())  # cron: only what changed
         ranker = pipeline.Ranker.for_settings(store, settings)
         if day is not None:
             reports = [pipeline.deliver(store, settings, subs, day, ranker)]
         else:
             reports = pipeline.run_due(store, settings, subs, ranker)
-    if not reports:
+    if not reports and sys.stdout.isatty():  # hourly under cron: say nothing when nothing happened
         click.echo(f"nothing due at {settings.clock():%Y-%m-%d %H:%M} UTC")
     for report in reports:
         _print_report(report, settings)
@@ -430,4 +434,4 @@ def main() -> None:
     cli(prog_name="digest")
 
 
-__all__ = ["cli", "main", "InputError"]
+__all__ = ["cli", "main"]

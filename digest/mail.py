@@ -148,14 +148,17 @@ class OutboxMailer:
 
     def send(self, outgoing: Outgoing) -> str:
         path = self.outbox / f"{outgoing.key}.eml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".eml.tmp")
-        tmp.write_bytes(outgoing.data)
-        tmp.replace(path)  # a reader never sees half a message
-        message = message_from_bytes(outgoing.data, policy=email.policy.default)
-        html = message.get_body(("html",)) if isinstance(message, EmailMessage) else None
-        if html is not None:
-            path.with_suffix(".html").write_text(html.get_content(), encoding="utf-8")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".eml.tmp")
+            tmp.write_bytes(outgoing.data)
+            tmp.replace(path)  # a reader never sees half a message
+            message = message_from_bytes(outgoing.data, policy=email.policy.default)
+            html = message.get_body(("html",)) if isinstance(message, EmailMessage) else None
+            if html is not None:
+                path.with_suffix(".html").write_text(html.get_content(), encoding="utf-8")
+        except OSError as exc:  # a full or read-only disk: nothing went out, try again later
+            raise SendError(f"cannot write {path} ({exc.strerror})") from exc
         return str(path)
 
     def close(self) -> None:

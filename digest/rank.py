@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -193,15 +193,19 @@ def featurize(
 
 @dataclass(frozen=True)
 class ScoreMatrix:
-    """s(k, p) for every paper (rows) and every distinct keyword of a run (columns)."""
+    """s(k, p) for every distinct keyword of a run (rows) and every paper (columns): keyword-major,
+    so one subscriber's few keywords are a few contiguous rows."""
 
     keywords: tuple[str, ...]
-    scores: np.ndarray  # (P, K)
-    lexical_hits: np.ndarray  # (P, K) bool: the keyword occurs as a phrase in the paper
+    scores: np.ndarray  # (K, P)
+    lexical_hits: np.ndarray  # (K, P) bool: the keyword occurs as a phrase in the paper
+    index: dict[str, int] = field(default_factory=dict)
 
-    def columns(self, keywords: Sequence[str]) -> list[int]:
-        index = {k: i for i, k in enumerate(self.keywords)}
-        return [index[k] for k in keywords]
+    def __post_init__(self) -> None:
+        self.index.update((k, i) for i, k in enumerate(self.keywords))
+
+    def rows(self, keywords: Sequence[str]) -> list[int]:
+        return [self.index[k] for k in keywords]
 
 
 def score_matrix(
@@ -211,16 +215,18 @@ def score_matrix(
     keywords = tuple(keywords)
     n_papers, n_kw = len(features.papers), len(keywords)
     if n_papers == 0 or n_kw == 0:
-        empty = np.zeros((n_papers, n_kw), dtype=np.float32)
+        empty = np.zeros((n_kw, n_papers), dtype=np.float32)
         return ScoreMatrix(keywords, empty, empty.astype(bool))
-    doc = features.vectors @ keyword_vectors.T
-    phrase = np.zeros((n_papers, n_kw), dtype=np.float32)  # papers without keyphrases score 0 here
+    doc = keyword_vectors @ features.vectors.T
+    phrase = np.zeros((n_kw, n_papers), dtype=np.float32)  # papers without keyphrases score 0 here
     if len(features.phrase_vectors):
         # phrase rows are grouped paper by paper: one reduceat takes each paper's best phrase
         owners, starts = np.unique(features.phrase_owner, return_index=True)
-        phrase[owners] = np.maximum.reduceat(features.phrase_vectors @ keyword_vectors.T, starts, axis=0)
-    lex = _lexical_matrix(features.token_lists, keywords)
-    return ScoreMatrix(keywords, W_DOC * doc + W_PHRASE * phrase + W_LEX * lex, lex >= 1.0)
+        best = np.maximum.reduceat(features.phrase_vectors @ keyword_vectors.T, starts, axis=0)
+        phrase[:, owners] = best.T
+    lex = _lexical_matrix(features.token_lists, keywords).T
+    scores = np.ascontiguousarray(W_DOC * doc + W_PHRASE * phrase + W_LEX * lex, dtype=np.float32)
+    return ScoreMatrix(keywords, scores, np.ascontiguousarray(lex >= 1.0))
 
 
 def _lexical_matrix(token_lists: Sequence[Sequence[str]], keywords: Sequence[str]) -> np.ndarray:
@@ -269,45 +275,58 @@ def select(
     n = len(features.papers)
     if not keywords or n == 0:
         return []
-    cols = matrix.columns(keywords)
-    scores = matrix.scores[:, cols]
-    best_col = scores.argmax(axis=1)
-    score = scores[np.arange(n), best_col]
+    rows = matrix.scores[matrix.rows(keywords)]  # (k, P), contiguous rows
+    relevance = rows.max(axis=0)
+    score = relevance
     if subscriber.trending_weight:
         if upvote_scale is None:
             upvote_scale = trending(np.array([p.upvotes or 0 for p in features.papers], dtype=np.float32))
         w = subscriber.trending_weight
-        score = (1 - w) * score + w * upvote_scale
-    eligible = np.ones(n, dtype=bool)
+        score = (1 - w) * relevance + w * upvote_scale
+    eligible = (
+        np.ones(n, dtype=bool) if limit == 0 else (score >= subscriber.min_score) & (relevance >= MATCH_FLOOR)
+    )
     if subscriber.exclude:
-        ex = matrix.columns(subscriber.exclude)
-        eligible &= ~((matrix.scores[:, ex] >= EXCLUDE_FLOOR) | matrix.lexical_hits[:, ex]).any(axis=1)
+        ex = matrix.rows(subscriber.exclude)
+        eligible &= ~((matrix.scores[ex] >= EXCLUDE_FLOOR) | matrix.lexical_hits[ex]).any(axis=0)
     if exclude_ids:
         eligible &= np.array([p.id not in exclude_ids for p in features.papers])
-    if limit != 0:
-        eligible &= (score >= subscriber.min_score) & (scores.max(axis=1) >= MATCH_FLOOR)
     candidates = np.flatnonzero(eligible)
     cap = subscriber.max_papers if limit is None else limit
     if limit != 0 and len(candidates) > 4 * cap:  # only the head can be picked, even with quotas
-        head = np.argpartition(-score[candidates], 4 * cap)[: 4 * cap]
-        candidates = candidates[head]
-    order = sorted(candidates.tolist(), key=lambda i: (-score[i], features.papers[i].id))
-
-    def ranked(i: int) -> Ranked:
-        row = scores[i]
-        matched = tuple(keywords[j] for j in np.argsort(-row) if row[j] >= MATCH_FLOOR)
-        return Ranked(features.papers[i], round(float(score[i]), 4), matched, features.keyphrases[i])
+        candidates = candidates[np.argpartition(-score[candidates], 4 * cap)[: 4 * cap]]
+    order = candidates[np.argsort(-score[candidates], kind="stable")]  # ties: arrival order
 
     if limit == 0:
-        return [ranked(i) for i in order]
-    picked = select_diverse([(i, int(best_col[i])) for i in order], cap, n_interests=len(keywords))
-    return [ranked(i) for i in picked]
+        chosen = order.tolist()
+    else:
+        interests = rows[:, order].argmax(axis=0).tolist()
+        chosen = select_diverse(
+            list(zip(order.tolist(), interests, strict=True)), cap, n_interests=len(keywords)
+        )
+    # plain Python numbers from here: a few picks, and numpy scalars are slow one by one
+    per_keyword = rows[:, chosen].T.tolist()
+    scores = score[chosen].tolist()
+    return [
+        Ranked(
+            features.papers[i],
+            round(value, 4),
+            tuple(
+                k for s_k, k in sorted(zip(column, keywords, strict=True), reverse=True) if s_k >= MATCH_FLOOR
+            ),
+            features.keyphrases[i],
+        )
+        for i, value, column in zip(chosen, scores, per_keyword, strict=True)
+    ]
 
 
 def select_diverse(ranked: Sequence[tuple[int, int]], cap: int, n_interests: int) -> list[int]:
     """From (item, interest) pairs, best first: at most a fair share per interest while other
     interests still have items to give; leftover slots go to the next best."""
     quota = max(2, math.ceil(cap * 0.6)) if n_interests > 1 else cap
+    head = [interest for _, interest in ranked[:cap]]
+    if not head or max(head.count(i) for i in set(head)) <= quota:  # nobody crowded out: the best cap
+        return [item for item, _ in ranked[:cap]]
     taken: list[int] = []
     per_interest: dict[int, int] = {}
     overflow: list[int] = []
