@@ -81,6 +81,9 @@ def keyword_labeled(embedder: CachedEmbedder, store: Store, limit: int) -> None:
     keys = [{k.strip().lower() for k in r["keywords"] if k.strip()} for r in rows]
     counts = Counter(k for ks in keys for k in ks)
     queries = sorted(q for q, n in counts.items() if 15 <= n <= 150)
+    if not queries:
+        print("\n1. keyword_labeled_papers: no author keyword is used by 15-150 of these papers; use more")
+        return
     relevant = [{i for i, ks in enumerate(keys) if q in ks} for q in queries]
     texts = [f"{r['title']}. {r['abstract']}" for r in rows]
     features = features_for(texts, embedder, store)
