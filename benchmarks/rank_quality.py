@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
 
 from digest import rank  # noqa: E402
-from digest.embed import CachedEmbedder, embedder_for, text_hash  # noqa: E402
+from digest.embed import CachedEmbedder, embedder_for, normalize, text_hash  # noqa: E402
 from digest.models import Paper  # noqa: E402
 from digest.store import Store  # noqa: E402
 
@@ -164,7 +164,7 @@ def reviewers(embedder: CachedEmbedder) -> None:
             [Paper(id=str(i), title=t, abstract="") for i, t in enumerate(cand_texts)], embedder
         )[0]
         ours = rank.score_matrix(cand_features, profile, embedder.encode(profile)).scores.max(axis=1)
-        centroid = rank._normalize(embedder.encode(own).mean(axis=0, keepdims=True))[0]
+        centroid = normalize(embedder.encode(own).mean(axis=0, keepdims=True))[0]
         cosine = cand_features.vectors @ centroid
         tfidf = tfidf_scores([" ".join(own)], own + cand_texts)[0][len(own) :]
         for name, scores in (

@@ -29,7 +29,8 @@ def text_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-def _normalize(matrix: np.ndarray) -> np.ndarray:
+def normalize(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
     matrix = np.asarray(matrix, dtype=np.float32)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return matrix / np.maximum(norms, 1e-12)
@@ -108,7 +109,7 @@ class HashingEmbedder:
                 padded = f" {stem} "
                 for i in range(len(padded) - 2):
                     out[row, self._bucket("c:" + padded[i : i + 3])] += 0.5
-        return _normalize(out)
+        return normalize(out)
 
 
 class CachedEmbedder:

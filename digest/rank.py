@@ -11,7 +11,8 @@ the best papers with at most a fair share per interest, so one interest cannot c
 out the others.
 
 Speed: s(k, p) is one matrix for the union of every subscriber's keywords, computed once
-per run (`score_matrix`); a subscriber is then a column gather and a top-k (`select`).
+per run (`score_matrix`); a subscriber is then the max over a few of its rows and a top-k
+(`select`).
 Keyphrases use KeyBERT's own candidate rules and MMR over one vocabulary shared by the
 whole batch of papers, in which every unigram is embedded exactly and each paper's most
 promising bigrams (ranked by the sum of their unigrams' embeddings) are embedded exactly;
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .embed import Embedder, text_hash
+from .embed import Embedder, normalize, text_hash
 from .models import Paper, Ranked, Subscriber
 
 W_DOC, W_PHRASE, W_LEX = 0.5, 0.3, 0.2
@@ -54,7 +55,8 @@ def tokens(text: str) -> list[str]:
 
 
 def lexical(keyword: str, paper_tokens: Sequence[str], paper_token_set: set[str]) -> float:
-    """1.0 if the keyword occurs as a phrase; else half the share of its words present."""
+    """1.0 if the keyword occurs as a phrase; else half the share of its words present.
+    The reference definition: `_lexical_matrix` computes it for every pair at once."""
     words = tokens(keyword)
     if not words:
         return 0.0
@@ -64,10 +66,6 @@ def lexical(keyword: str, paper_tokens: Sequence[str], paper_token_set: set[str]
         if n == 1 or any(list(paper_tokens[i : i + n]) == words for i in range(len(paper_tokens) - n + 1)):
             return 1.0
     return 0.5 * present / len(words)
-
-
-def _normalize(matrix: np.ndarray) -> np.ndarray:
-    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
 
 
 # --- keyphrases ---------------------------------------------------------------------------
@@ -124,7 +122,7 @@ def extract_keyphrases(
             approx = (
                 unigram_vectors[[position[w] for w in left]] + unigram_vectors[[position[w] for w in right]]
             )
-            similarity = _normalize(approx) @ doc_vector
+            similarity = normalize(approx) @ doc_vector
             chosen.update(bigrams[i] for i in np.argpartition(-similarity, preselect)[:preselect])
         words = unigrams + sorted(chosen)
     word_vectors = embedder.encode(words)
@@ -379,7 +377,7 @@ def distill_profile(
     texts = [t for t in texts if t.strip()]
     if not texts:
         return []
-    centroid = _normalize(embedder.encode(texts).mean(axis=0, keepdims=True))
+    centroid = normalize(embedder.encode(texts).mean(axis=0, keepdims=True))
     merged = "\n".join(texts)
     (phrases,) = extract_keyphrases([merged], centroid, embedder, top_n=top_n, diversity=0.5)
     return phrases
