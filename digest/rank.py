@@ -32,6 +32,9 @@ from .embed import Embedder, normalize, text_hash
 from .models import Paper, Ranked, Subscriber
 
 W_DOC, W_PHRASE, W_LEX = 0.5, 0.3, 0.2
+# Ordering also adds TF-IDF (1-2-grams, sublinear, fitted on the run's papers): word and
+# embedding evidence are complementary; tuned on keyword_labeled_papers (benchmarks/rank_quality.py)
+W_TFIDF = 1.5
 MATCH_FLOOR = 0.42  # s(k, p) at which keyword k is shown as "matched"
 EXCLUDE_FLOOR = 0.45
 UPVOTE_CAP = 100
@@ -151,6 +154,8 @@ class PaperFeatures:
     phrase_vectors: np.ndarray  # (sum of keyphrase counts, d), paper by paper
     phrase_owner: np.ndarray  # (sum of keyphrase counts,) index of the paper each row belongs to
     token_lists: tuple[tuple[str, ...], ...]
+    tfidf: object | None = None  # a TfidfVectorizer fitted on these papers
+    tfidf_matrix: object | None = None  # its (P, V) sparse matrix
 
 
 def featurize(
@@ -173,6 +178,7 @@ def featurize(
     dim = vectors.shape[1]
     flat_vectors = embedder.encode(flat) if flat else np.zeros((0, dim), dtype=np.float32)
     owner = np.repeat(np.arange(len(papers)), [len(g) for g in phrases])
+    tfidf, tfidf_matrix = _fit_tfidf(texts)
     return (
         PaperFeatures(
             papers=papers,
@@ -181,9 +187,21 @@ def featurize(
             phrase_vectors=flat_vectors,
             phrase_owner=owner,
             token_lists=tuple(tuple(tokens(t)) for t in texts),
+            tfidf=tfidf,
+            tfidf_matrix=tfidf_matrix,
         ),
         fresh,
     )
+
+
+def _fit_tfidf(texts: Sequence[str]):  # noqa: ANN202 - (vectorizer, sparse matrix) or (None, None)
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    try:
+        vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, stop_words="english")
+        return vectorizer, vectorizer.fit_transform(texts)
+    except ValueError:  # no papers, or nothing but stop words
+        return None, None
 
 
 # --- scoring (pure) -----------------------------------------------------------------------
@@ -195,12 +213,15 @@ class ScoreMatrix:
     so one subscriber's few keywords are a few contiguous rows."""
 
     keywords: tuple[str, ...]
-    scores: np.ndarray  # (K, P)
+    scores: np.ndarray  # (K, P) s(k, p): relevance, what "matched" and min_score are judged on
     lexical_hits: np.ndarray  # (K, P) bool: the keyword occurs as a phrase in the paper
+    ordering: np.ndarray | None = None  # (K, P) s(k, p) + W_TFIDF * tfidf(k, p): the rank order
     index: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.index.update((k, i) for i, k in enumerate(self.keywords))
+        if self.ordering is None:
+            object.__setattr__(self, "ordering", self.scores)
 
     def rows(self, keywords: Sequence[str]) -> list[int]:
         return [self.index[k] for k in keywords]
@@ -224,7 +245,11 @@ def score_matrix(
         phrase[:, owners] = best.T
     lex = _lexical_matrix(features.token_lists, keywords).T
     scores = np.ascontiguousarray(W_DOC * doc + W_PHRASE * phrase + W_LEX * lex, dtype=np.float32)
-    return ScoreMatrix(keywords, scores, np.ascontiguousarray(lex >= 1.0))
+    ordering = scores
+    if features.tfidf is not None:
+        words = features.tfidf.transform(keywords) @ features.tfidf_matrix.T
+        ordering = np.ascontiguousarray(scores + W_TFIDF * words.toarray(), dtype=np.float32)
+    return ScoreMatrix(keywords, scores, np.ascontiguousarray(lex >= 1.0), ordering)
 
 
 def _lexical_matrix(token_lists: Sequence[Sequence[str]], keywords: Sequence[str]) -> np.ndarray:
@@ -273,16 +298,20 @@ def select(
     n = len(features.papers)
     if not keywords or n == 0:
         return []
-    rows = matrix.scores[matrix.rows(keywords)]  # (k, P), contiguous rows
+    index = matrix.rows(keywords)
+    rows = matrix.scores[index]  # (k, P), contiguous rows: relevance per interest
     relevance = rows.max(axis=0)
-    score = relevance
+    order_rows = matrix.ordering[index]
+    score = order_rows.max(axis=0)
     if subscriber.trending_weight:
         if upvote_scale is None:
             upvote_scale = trending(np.array([p.upvotes or 0 for p in features.papers], dtype=np.float32))
         w = subscriber.trending_weight
-        score = (1 - w) * relevance + w * upvote_scale
+        score = (1 - w) * score + w * upvote_scale
     eligible = (
-        np.ones(n, dtype=bool) if limit == 0 else (score >= subscriber.min_score) & (relevance >= MATCH_FLOOR)
+        np.ones(n, dtype=bool)
+        if limit == 0
+        else (relevance >= subscriber.min_score) & (relevance >= MATCH_FLOOR)
     )
     if subscriber.exclude:
         ex = matrix.rows(subscriber.exclude)
@@ -298,7 +327,7 @@ def select(
     if limit == 0:
         chosen = order.tolist()
     else:
-        interests = rows[:, order].argmax(axis=0).tolist()
+        interests = order_rows[:, order].argmax(axis=0).tolist()
         chosen = select_diverse(
             list(zip(order.tolist(), interests, strict=True)), cap, n_interests=len(keywords)
         )

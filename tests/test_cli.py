@@ -245,8 +245,8 @@ def test_profile_papers_are_distilled_into_keywords_shown_by_check_and_used_by_r
     assert "from 1 profile file(s)/paper(s): " in check.output
     invoke(env, "ingest")
     ranked = json.loads(invoke(env, "rank", "--json").output)["dana"]
-    assert ranked and "Hypergraph" in ranked[0]["title"]
-    assert ranked[0]["matched"]
+    assert any("Hypergraph" in r["title"] for r in ranked[:3])  # her own topic: graph-based recommendation
+    assert all(r["matched"] for r in ranked)
 
 
 def test_missing_profile_paper_is_a_config_error_naming_it(env, tmp_path: Path):
