@@ -100,6 +100,16 @@ def test_a_normal_run_sends_each_subscriber_one_copy_over_one_connection(env):
     assert result.exit_code == 0, result.output
     assert [handler.copies(a) for a in ADDRESSES] == [1, 1, 1]
     assert set(ledger(env).values()) == {"sent"}
+    from email import policy
+
+    for _, data in handler.received:  # what the server got is a complete, correct digest
+        message = message_from_bytes(data, policy=policy.default)
+        assert message.get_content_type() == "multipart/alternative"
+        assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+        for header in ("From", "To", "Subject", "Date", "Message-ID", "List-Id", "List-Unsubscribe"):
+            assert message[header], header
+        assert message["Auto-Submitted"] == "auto-generated"
+        assert "— Fri 20 Nov" in message["Subject"]
 
 
 def test_451_twice_then_250_delivers_exactly_one_copy(env):
