@@ -200,7 +200,7 @@ def main() -> int:
         embedder = CachedEmbedder(embedder_for(args.model), store)
         print(
             f"rank quality ({embedder.model_id}; "
-            f"W_DOC={rank.W_DOC}, W_PHRASE={rank.W_PHRASE}, W_LEX={rank.W_LEX})"
+            f"W_DOC={rank.W_DOC}, W_PHRASE={rank.W_PHRASE}, W_LEX={rank.W_LEX}, W_TFIDF={rank.W_TFIDF})"
         )
         if "keywords" not in args.skip:
             keyword_labeled(embedder, store, args.limit)
