@@ -11,6 +11,8 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email import message_from_bytes
 from pathlib import Path
 
@@ -55,10 +57,15 @@ class Scripted:
         return sum(address in rcpts for rcpts, _ in self.received)
 
 
-def start(handler, **kwargs) -> Controller:
+@contextmanager
+def serving(handler, **kwargs) -> Iterator[Controller]:
+    """A real SMTP server on 127.0.0.1 for the length of the block."""
     controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **kwargs)
     controller.start()
-    return controller
+    try:
+        yield controller
+    finally:
+        controller.stop()
 
 
 @pytest.fixture
@@ -92,11 +99,8 @@ def ledger(env: dict[str, str]) -> dict[str, str]:
 
 def test_a_normal_run_sends_each_subscriber_one_copy_over_one_connection(env):
     handler = Scripted()
-    controller = start(handler)
-    try:
+    with serving(handler) as controller:
         result = send(smtp(env, controller))
-    finally:
-        controller.stop()
     assert result.exit_code == 0, result.output
     assert [handler.copies(a) for a in ADDRESSES] == [1, 1, 1]
     assert set(ledger(env).values()) == {"sent"}
@@ -114,11 +118,8 @@ def test_a_normal_run_sends_each_subscriber_one_copy_over_one_connection(env):
 
 def test_451_twice_then_250_delivers_exactly_one_copy(env):
     handler = Scripted({"alice@example.org": ["451 4.3.0 try again later", "451 4.3.0 try again later"]})
-    controller = start(handler)
-    try:
+    with serving(handler) as controller:
         result = send(smtp(env, controller))
-    finally:
-        controller.stop()
     assert result.exit_code == 0, result.output
     assert handler.copies("alice@example.org") == 1
     with Store.open(Path(env["DIGEST_DB"])) as store:
@@ -128,26 +129,20 @@ def test_451_twice_then_250_delivers_exactly_one_copy(env):
 
 def test_451_beyond_the_retries_is_left_pending_and_the_next_run_sends_it(env):
     handler = Scripted({"bob@example.org": ["451 busy"] * 3})
-    controller = start(handler)
-    try:
+    with serving(handler) as controller:
         first = send(smtp(env, controller, DIGEST_SMTP_RETRIES="2"))
         assert first.exit_code == 1 and "retry-later" in first.output
         assert ledger(env)["bob"] == "pending" and handler.copies("bob@example.org") == 0
         second = send(smtp(env, controller, DIGEST_SMTP_RETRIES="2"))
-    finally:
-        controller.stop()
     assert second.exit_code == 0, second.output
     assert [handler.copies(a) for a in ADDRESSES] == [1, 1, 1]
 
 
 def test_550_for_one_recipient_is_recorded_and_the_others_still_arrive(env):
     handler = Scripted({"bob@example.org": ["550 5.1.1 no such user"]})
-    controller = start(handler)
-    try:
+    with serving(handler) as controller:
         result = send(smtp(env, controller))
         again = send(smtp(env, controller))
-    finally:
-        controller.stop()
     assert result.exit_code == 1
     assert "550 5.1.1 no such user" in result.output
     assert [handler.copies(a) for a in ADDRESSES] == [1, 0, 1]
@@ -159,22 +154,16 @@ def test_550_for_one_recipient_is_recorded_and_the_others_still_arrive(env):
 
 def test_a_dropped_connection_is_reopened_and_nobody_is_lost_or_doubled(env):
     handler = Scripted({"bob@example.org": ["DROP"]})
-    controller = start(handler)
-    try:
+    with serving(handler) as controller:
         result = send(smtp(env, controller))
-    finally:
-        controller.stop()
     assert result.exit_code == 0, result.output
     assert [handler.copies(a) for a in ADDRESSES] == [1, 1, 1]
 
 
 def test_many_failures_in_a_row_stop_the_run_and_say_why(env):
     handler = Scripted({a: ["550 5.7.1 blocked"] for a in ADDRESSES})
-    controller = start(handler)
-    try:
+    with serving(handler) as controller:
         result = send(smtp(env, controller, DIGEST_SMTP_MAX_FAILURES="2"))
-    finally:
-        controller.stop()
     assert result.exit_code == 1
     assert "stopped after 2 failed deliveries in a row" in result.output
     assert "not-tried" in result.output
@@ -183,13 +172,10 @@ def test_many_failures_in_a_row_stop_the_run_and_say_why(env):
 
 def test_concurrency_and_rate_limit_still_send_one_copy_each(env):
     handler = Scripted()
-    controller = start(handler)
-    try:
+    with serving(handler) as controller:
         started = time.monotonic()
         result = send(smtp(env, controller, DIGEST_SMTP_CONCURRENCY="3", DIGEST_SMTP_RATE="10"))
         elapsed = time.monotonic() - started
-    finally:
-        controller.stop()
     assert result.exit_code == 0, result.output
     assert [handler.copies(a) for a in ADDRESSES] == [1, 1, 1]
     assert elapsed >= 0.2  # three messages at ten a second take two intervals at least
@@ -207,20 +193,16 @@ def _digest_process(env: dict[str, str], *args: str) -> subprocess.Popen:
 
 def test_two_sends_started_at_once_deliver_one_copy_each(env):
     handler = Scripted(data_delay=0.2)
-    controller = start(handler)
-    try:
+    with serving(handler) as controller:
         procs = [_digest_process(smtp(env, controller), "send") for _ in range(2)]
         outputs = [p.communicate(timeout=120)[0] for p in procs]
-    finally:
-        controller.stop()
     assert all(p.returncode == 0 for p in procs), outputs
     assert [handler.copies(a) for a in ADDRESSES] == [1, 1, 1]
 
 
 def test_a_send_killed_mid_run_leaves_unknowns_that_are_reported_not_resent(env):
     handler = Scripted(data_delay=1.0)
-    controller = start(handler)
-    try:
+    with serving(handler) as controller:
         proc = _digest_process(smtp(env, controller), "send")
         deadline = time.monotonic() + 120
         while not handler.received and time.monotonic() < deadline:
@@ -239,8 +221,6 @@ def test_a_send_killed_mid_run_leaves_unknowns_that_are_reported_not_resent(env)
         assert unknown and all(f"{w:<14} unknown" in rerun.output for w in unknown)
         assert rerun.exit_code == 1
         retried = send(smtp(env, controller), "--retry-unknown")
-    finally:
-        controller.stop()
     assert retried.exit_code == 0, retried.output
     assert set(ledger(env).values()) == {"sent"}
     assert all(handler.copies(a) >= 1 for a in ADDRESSES)
@@ -290,24 +270,18 @@ def test_starttls_with_a_self_signed_certificate_is_refused_unless_its_ca_is_con
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_file, key_file)
     handler = Scripted()
-    controller = Controller(
-        handler, hostname="127.0.0.1", port=free_port(), tls_context=context, require_starttls=True
-    )
-    controller.start()
-    tls = {
-        "DIGEST_SMTP_HOST": "localhost",
-        "DIGEST_SMTP_PORT": str(controller.port),
-        "DIGEST_SMTP_SECURITY": "starttls",
-    }
-    try:
+    with serving(handler, tls_context=context, require_starttls=True) as controller:
+        tls = {
+            "DIGEST_SMTP_HOST": "localhost",
+            "DIGEST_SMTP_PORT": str(controller.port),
+            "DIGEST_SMTP_SECURITY": "starttls",
+        }
         refused = send({**env, **tls})
         assert refused.exit_code == 1
         assert "is not trusted" in refused.output and "DIGEST_SMTP_CA_FILE" in refused.output
         assert handler.received == []
         assert set(ledger(env).values()) <= {"pending"}  # nothing lost: the next run sends them
         trusted = send({**env, **tls, "DIGEST_SMTP_CA_FILE": str(cert_file)})
-    finally:
-        controller.stop()
     assert trusted.exit_code == 0, trusted.output
     assert [handler.copies(a) for a in ADDRESSES] == [1, 1, 1]
 
@@ -331,8 +305,7 @@ def test_dkim_signature_covers_the_list_headers_and_verifies(env, tmp_path: Path
     )
     record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
     handler = Scripted()
-    controller = start(handler)
-    try:
+    with serving(handler) as controller:
         result = send(
             smtp(
                 env,
@@ -346,8 +319,6 @@ def test_dkim_signature_covers_the_list_headers_and_verifies(env, tmp_path: Path
             "--user",
             "alice",
         )
-    finally:
-        controller.stop()
     assert result.exit_code == 0, result.output
     ((_, data),) = handler.received
     signature = message_from_bytes(data)["DKIM-Signature"]
