@@ -60,15 +60,11 @@ def ingest(
             if isinstance(item, str) and "://" in item:
                 data, name_day = sources.fetch(item), None
             else:
-                path = Path(item)
-                parsed_day = sources.day_from_name(path)
-                data, name_day = path.read_bytes(), parsed_day
+                data, name_day = sources.read_limited(Path(item)), sources.day_from_name(Path(item))
             sha = hashlib.sha256(data).hexdigest()
             if store.file_seen(sha) and not force:
                 outcomes.append(FileOutcome(name, skipped=True))
                 continue
-            if len(data) > sources.MAX_BYTES:
-                raise InputError(f"over the {sources.MAX_BYTES // 2**20} MB limit; split the file", path=name)
             file_day = day or name_day or today or date.today()
             parsed = sources.parse_bytes(data, day=file_day, source=name)
             result = store.ingest_file(sha, name, file_day.isoformat(), parsed.papers)

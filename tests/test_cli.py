@@ -294,3 +294,12 @@ def test_consecutive_days_never_repeat_a_paper_and_unsent_papers_are_caught_up(e
         assert first and second and not first & second
     # the 18th's papers were never sent to anyone on the 18th: the 19th's digest caught them up
     assert any(days[p] == "2026-11-18" for p in by_day[("alice", "2026-11-19")])
+
+
+def test_an_oversized_inbox_file_is_refused_by_size_and_the_rest_go_in(env: dict[str, str], monkeypatch):
+    from digest import sources
+
+    monkeypatch.setattr(sources, "MAX_BYTES", 4000)  # the sample dumps are 4.4-4.7 KB
+    result = CliRunner().invoke(cli, ["ingest"], env=env)
+    assert result.exit_code == 1
+    assert result.output.count("over the 0 MB limit; split the file") == 3

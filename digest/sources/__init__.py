@@ -108,8 +108,8 @@ def parse_bytes(data: bytes, *, day: date | None, source: str) -> Parsed:
     return Parsed(data, papers, kind, notes)
 
 
-def read_file(path: Path, *, day: date | None = None) -> Parsed:
-    """The papers of one input file, or InputError naming it."""
+def read_limited(path: Path) -> bytes:
+    """A file's bytes, refused by its size before it is read if it is over MAX_BYTES."""
     source = str(path)
     try:
         size = path.stat().st_size
@@ -117,10 +117,14 @@ def read_file(path: Path, *, day: date | None = None) -> Parsed:
             raise InputError(
                 f"{size // 2**20} MB is over the {MAX_BYTES // 2**20} MB limit; split the file", path=source
             )
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read ({exc.strerror})", path=source) from exc
-    return parse_bytes(data, day=day or day_from_name(path), source=source)
+
+
+def read_file(path: Path, *, day: date | None = None) -> Parsed:
+    """The papers of one input file, or InputError naming it."""
+    return parse_bytes(read_limited(path), day=day or day_from_name(path), source=str(path))
 
 
 def fetch(url: str, *, timeout: float = 30) -> bytes:
