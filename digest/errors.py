@@ -6,6 +6,7 @@
     ├── InputError               a dump, feed or JSONL file we could not read (names file/line)
     ├── ConfigError              settings or subscribers.yaml are wrong (names field/line)
     ├── NotFoundError            a subscriber, day or paper that does not exist
+    ├── StoreError               the database cannot be used (corrupt, locked, read-only, newer)
     └── SendError                a delivery failed (carries the server's reply)
 
 Third-party exceptions are re-raised as one of these ``from exc`` at the boundary
@@ -45,15 +46,29 @@ class NotFoundError(DigestError):
     exit_code = 2
 
 
+class StoreError(DigestError):
+    """The database cannot be used as it is; the message says what to do. Nothing was changed."""
+
+    exit_code = 2
+
+
 class SendError(DigestError):
     """A delivery failed. ``permanent``: the server refused this message for good (5xx).
     ``fatal``: no message can go out until the configuration is fixed (untrusted certificate,
-    refused login); the run stops and the deliveries stay pending."""
+    refused login); the run stops and the deliveries stay pending. ``unknown``: the server
+    may hold the message (the link broke after the end of DATA): never resent by itself."""
 
     def __init__(
-        self, message: str, *, permanent: bool = False, fatal: bool = False, reply: str | None = None
+        self,
+        message: str,
+        *,
+        permanent: bool = False,
+        fatal: bool = False,
+        unknown: bool = False,
+        reply: str | None = None,
     ):
         self.permanent = permanent
         self.fatal = fatal
+        self.unknown = unknown
         self.reply = reply
         super().__init__(message)

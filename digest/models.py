@@ -8,6 +8,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 
+from .text import http_url, one_line
+
 # new style 2611.00011v2, old style q-bio/0509018v2 or math.AG/0601001
 _ARXIV_ID = re.compile(
     r"(?<![\d.])(\d{4}\.\d{4,5})(?:v\d+)?(?!\d)|(?<![\w.-])([a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?(?!\d)"
@@ -67,7 +69,19 @@ class Paper:
         **metadata: object,
     ) -> Paper:
         """A paper as a source reads it: identity from the arXiv id or the (clean) title, the
-        author count from the names when there are names, the digest day as ISO text."""
+        author count from the names when there are names, the digest day as ISO text.
+
+        The one gate every source passes: text fields leave here on one line without control
+        or bidi-override characters, and the URL is an http(s) URL or nothing."""
+        title, abstract = one_line(title), one_line(abstract)
+        authors = tuple(name for a in authors if (name := one_line(a)))
+        for name in ("organization", "source"):
+            if isinstance(metadata.get(name), str):
+                metadata[name] = one_line(metadata[name]) or None  # type: ignore[arg-type]
+        if "categories" in metadata:
+            metadata["categories"] = tuple(c for c in map(one_line, metadata["categories"]) if c)  # type: ignore[arg-type]
+        if "url" in metadata:
+            metadata["url"] = http_url(metadata["url"])
         return cls(
             id=paper_identity(arxiv_id, title),
             title=title,
@@ -85,9 +99,11 @@ class Paper:
 
     @property
     def link(self) -> str | None:
-        if self.url:
-            return self.url
-        if not self.id.startswith("t:"):
+        """The paper's page: its own http(s) URL, else arXiv's; never a javascript: or data: URL,
+        even from a row stored before URLs were checked."""
+        if url := http_url(self.url):
+            return url
+        if arxiv_id_from(self.id) == self.id:
             return f"https://arxiv.org/abs/{self.id}"
         return None
 

@@ -1,0 +1,69 @@
+"""Text on its way to a person: a template, a mail header or a terminal.
+
+Inputs are written by strangers (feeds, dumps, JSON) and by hand (subscribers.yaml). Control
+characters in them can rewrite a terminal, break a mail header or make mjml refuse a
+document; bidi overrides can make text read other than it is. Everything shown passes
+through `printable` (or `one_line`); every link through `http_url`.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
+
+# C0 controls except tab, LF and CR; DEL and the C1 controls; the bidi embeddings, overrides
+# and isolates (LRE RLE PDF LRO RLO, LRI RLI FSI PDI); the Unicode line/paragraph separators.
+_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
+
+# Terminal escape sequences as a whole (CSI "ESC [ 31m", OSC "ESC ] ... BEL"), so no "[31m" is left
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
+
+
+def printable(text: str) -> str:
+    """`text` without terminal escapes, control and bidi-override characters (tabs and line
+    breaks kept)."""
+    return _CONTROLS.sub("", _ESCAPES.sub("", text))
+
+
+def one_line(text: str) -> str:
+    """Printable text on one line, runs of whitespace collapsed: for headers and titles."""
+    return " ".join(printable(text).split())
+
+
+def has_controls(text: str) -> bool:
+    return _CONTROLS.search(text) is not None
+
+
+def http_url(value: object) -> str | None:
+    """`value` if it is an absolute http(s) URL with a host and nothing hidden in it; else None.
+
+    `javascript:`, `data:`, relative and schemeless URLs never become links."""
+    if not isinstance(value, str):
+        return None
+    url = value.strip()
+    if not url or len(url) > 2048 or has_controls(url) or any(ch.isspace() for ch in url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return url
+
+
+def mask_query(url: str) -> str:
+    """`url` with its query values and any password hidden: an api_key never reaches a screen."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, "***") for k, _ in pairs], safe="*") if pairs else "***"
+    return urlunsplit(SplitResult(parts.scheme, netloc, parts.path, query, parts.fragment))
