@@ -131,10 +131,17 @@ def test_jsonl_reads_arxiv_listing_records_with_ids_without_version():
     assert paper.categories == ("cs.LG",)
 
 
-def test_jsonl_error_names_the_line():
+def test_jsonl_bad_record_is_a_note_naming_the_line_and_the_good_ones_go_in():
     text = '{"title": "ok", "abstract": "fine"}\n{"title": "no abstract"}\n'
-    with pytest.raises(InputError, match=r"^x.jsonl:2: field 'abstract'"):
-        jsonl.parse(text, source="x.jsonl")
+    notes: list[str] = []
+    (paper,) = jsonl.parse(text, source="x.jsonl", notes=notes)
+    assert paper.title == "ok"
+    assert len(notes) == 1 and notes[0].startswith("x.jsonl:2: field 'abstract'")
+
+
+def test_jsonl_with_no_good_record_is_refused_naming_the_first_bad_line():
+    with pytest.raises(InputError, match=r"^x.jsonl:1: field 'abstract'"):
+        jsonl.parse('{"title": "no abstract"}\n', source="x.jsonl")
 
 
 DUMP_COUNTS = {"000": 60, "001": 65, "002": 61, "003": 85, "004": 218}

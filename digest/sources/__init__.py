@@ -11,9 +11,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
-import urllib.error
-import urllib.request
+import stat
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -28,9 +28,8 @@ _DAY_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
 
 @dataclass(frozen=True)
 class Parsed:
-    """A file's papers, its raw bytes (for the content hash), and notes on what was left out."""
+    """A file's papers, its format, and notes on what was left out (one line each)."""
 
-    data: bytes
     papers: list[Paper]
     kind: str
     notes: list[str] = field(default_factory=list)
@@ -79,16 +78,19 @@ def parse_text(text: str, *, day: date | None, source: str) -> tuple[str, list[P
             "an HTML page, not the page's text; open the page, select all, copy, and paste as text",
             path=source,
         )
+    notes: list[str] = []
     if jsonl.looks_like_jsonl(text):
-        return "jsonl", jsonl.parse(text, day=day, source=source), []
+        return "jsonl", jsonl.parse(text, day=day, source=source, notes=notes), notes
     if stripped.startswith("["):
         try:
             data = json.loads(stripped)
         except json.JSONDecodeError as exc:
             raise InputError(f"not valid JSON ({exc.msg})", path=source, line=exc.lineno) from exc
+        except RecursionError as exc:
+            raise InputError("JSON nested too deeply to be a list of papers", path=source) from exc
         if not hfjson.looks_like_hf(data):
             raise InputError("a JSON list, but not the Hugging Face daily_papers format", path=source)
-        return "hf-json", hfjson.parse(data, day=day, source=source), []
+        return "hf-json", hfjson.parse(data, day=day, source=source, notes=notes), notes
     if stripped.startswith("{"):
         raise InputError(
             "a JSON object; expected JSON Lines (one paper object per line) or the daily_papers list",
@@ -98,28 +100,45 @@ def parse_text(text: str, *, day: date | None, source: str) -> tuple[str, list[P
         if not feed.looks_like_feed(text):
             raise InputError("XML or markup that is not an RSS or Atom feed", path=source)
         return "feed", feed.parse(text, day=day, source=source), []
-    notes: list[str] = []
     return "page-dump", pagedump.parse(text, day=day, source=source, notes=notes), notes
 
 
 def parse_bytes(data: bytes, *, day: date | None, source: str) -> Parsed:
     """The papers in one input's raw bytes, or InputError naming `source`."""
     kind, papers, notes = parse_text(decode(data, source), day=day, source=source)
-    return Parsed(data, papers, kind, notes)
+    return Parsed(papers, kind, notes)
 
 
-def read_limited(path: Path) -> bytes:
-    """A file's bytes, refused by its size before it is read if it is over MAX_BYTES."""
+def read_limited(path: Path, max_bytes: int | None = None) -> bytes:
+    """A regular file's bytes, refused by its size before it is read if it is over `max_bytes`.
+
+    Devices (/dev/zero never ends), FIFOs (opening one blocks), sockets and folders are refused
+    by their type before they are opened; a file that grows while it is read is cut off."""
     source = str(path)
+    max_bytes = MAX_BYTES if max_bytes is None else max_bytes
     try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
+        info = path.stat()
+        if stat.S_ISREG(info.st_mode):
+            # O_NONBLOCK: if the file was swapped for a FIFO since, opening it still returns
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            with os.fdopen(fd, "rb") as f:
+                info = os.fstat(f.fileno())
+                if stat.S_ISREG(info.st_mode) and info.st_size <= max_bytes:
+                    os.set_blocking(fd, True)
+                    data = f.read(max_bytes + 1)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a device, pipe or socket"
+            raise InputError(f"{kind}, not a file; give a dump, feed or JSON Lines file", path=source)
+        if info.st_size > max_bytes:
             raise InputError(
-                f"{size // 2**20} MB is over the {MAX_BYTES // 2**20} MB limit; split the file", path=source
+                f"{info.st_size // 2**20} MB is over the {max_bytes // 2**20} MB limit; split the file",
+                path=source,
             )
-        return path.read_bytes()
     except OSError as exc:
-        raise InputError(f"cannot read ({exc.strerror})", path=source) from exc
+        raise InputError(f"cannot read ({exc.strerror or exc})", path=source) from exc
+    if len(data) > max_bytes:
+        raise InputError(f"grew past the {max_bytes // 2**20} MB limit while being read", path=source)
+    return data
 
 
 def read_file(path: Path, *, day: date | None = None) -> Parsed:
@@ -127,19 +146,21 @@ def read_file(path: Path, *, day: date | None = None) -> Parsed:
     return parse_bytes(read_limited(path), day=day or day_from_name(path), source=str(path))
 
 
-def fetch(url: str, *, timeout: float = 30) -> bytes:
-    """The body of an http(s) URL, at most MAX_BYTES; InputError naming the URL otherwise."""
-    if not url.startswith(("http://", "https://")):
-        raise InputError("only http:// and https:// URLs can be fetched", path=url)
-    request = urllib.request.Request(url, headers={"User-Agent": "digest/0.1 (research paper newsletter)"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - scheme checked
-            data = response.read(MAX_BYTES + 1)
-    except urllib.error.HTTPError as exc:
-        raise InputError(f"the server answered {exc.code} {exc.reason}; check the URL", path=url) from exc
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise InputError(f"cannot fetch ({reason}); check the URL and the network", path=url) from exc
-    if len(data) > MAX_BYTES:
-        raise InputError(f"more than {MAX_BYTES // 2**20} MB; not a daily feed?", path=url)
-    return data
+def fetch(
+    url: str,
+    *,
+    allow_private: bool = False,
+    timeout: float = 30,
+    deadline: float = 120,
+    max_bytes: int | None = None,
+) -> bytes:
+    """The body of an http(s) URL (see `digest.sources.http`); InputError naming the URL."""
+    from .http import fetch as fetch_url
+
+    return fetch_url(
+        url,
+        allow_private=allow_private,
+        timeout=timeout,
+        deadline=deadline,
+        max_bytes=MAX_BYTES if max_bytes is None else max_bytes,
+    )

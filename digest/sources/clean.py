@@ -7,6 +7,8 @@ import html
 import re
 import unicodedata
 
+from ..text import one_line
+
 _ANNOUNCE = re.compile(r"^\s*arXiv:\S+\s+Announce Type:\s*\S+\s*(?:Abstract:\s*)?", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]{1,200}>")
 # {\it x}, {\bf x}, {\em x}, {\sc x}, {\rm x}, {\tt x}
@@ -73,6 +75,6 @@ def clean(text: str | None, *, strip_tags: bool = False) -> str:
     text = strip_announce(text)
     if strip_tags:
         text = _TAG.sub(" ", text)
-    text = html.unescape(text)
+    text = html.unescape(text)  # before the control check: "&#27;" is an escape character too
     text = delatex(text)
-    return " ".join(text.split())
+    return one_line(text)

@@ -1,15 +1,18 @@
 """JSON Lines, one paper per line: {id?, title, abstract, authors?, url?, published?, upvotes?,
-categories?}; also the arXiv daily listing JSONL ({id, title, summary, authors, abs, categories})."""
+categories?}; also the arXiv daily listing JSONL ({id, title, summary, authors, abs, categories}).
+
+Each line is one record: a bad one (not JSON, or a field of the wrong type) is left out with a
+note naming its line and field, and the rest of the file goes in."""
 
 from __future__ import annotations
 
 import json
-import re
 from datetime import date
 from typing import Any
 
 from ..errors import InputError
 from ..models import Paper, arxiv_id_from
+from . import records
 from .clean import clean
 
 
@@ -24,45 +27,42 @@ def looks_like_jsonl(text: str) -> bool:
         return False
 
 
-def _authors(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return tuple(a.strip() for a in re.split(r",\s*|\s+and\s+", value) if a.strip())
-    if isinstance(value, list):
-        names = [a.get("name", "") if isinstance(a, dict) else str(a) for a in value]
-        return tuple(n.strip() for n in names if n and n.strip())
-    return ()
-
-
 def paper_from_record(record: dict[str, Any], *, day: date | None, source: str | None) -> Paper:
-    """One paper from a JSON object; raises ValueError naming the missing field."""
-    title = record.get("title")
-    abstract = record.get("abstract", record.get("summary"))
-    if not isinstance(title, str) or not title.strip():
-        raise ValueError("field 'title' is missing or empty")
-    if not isinstance(abstract, str) or not abstract.strip():
-        raise ValueError("field 'abstract' is missing or empty")
-    url = record.get("url") or record.get("abs")
-    raw_id = record.get("id") or record.get("arxiv_id")
-    arxiv_id = arxiv_id_from(str(raw_id)) if raw_id else None
-    arxiv_id = arxiv_id or arxiv_id_from(url)
-    upvotes = record.get("upvotes")
-    categories = record.get("categories") or ()
+    """One paper from a JSON object; raises FieldError naming the field that is unusable."""
+    title = clean(records.text(record.get("title"), "title", required=True))
+    abstract_field = "abstract" if "abstract" in record else "summary"
+    abstract = clean(records.text(record.get(abstract_field), "abstract", required=True))
+    if not title:
+        raise records.FieldError("title", "has no visible text")
+    if not abstract:
+        raise records.FieldError("abstract", "has no visible text")
+    url_field = "url" if record.get("url") is not None else "abs"
+    url = records.url(record.get(url_field), url_field)
+    raw_id = records.identifier(record.get("id"), "id") or records.identifier(
+        record.get("arxiv_id"), "arxiv_id"
+    )
     return Paper.create(
-        clean(title),
-        clean(abstract),
-        arxiv_id=arxiv_id,
-        authors=_authors(record.get("authors")),
+        title,
+        abstract,
+        arxiv_id=arxiv_id_from(raw_id) or arxiv_id_from(url),
+        authors=records.authors(record.get("authors")),
         day=day,
-        published=record.get("published"),
-        upvotes=int(upvotes) if isinstance(upvotes, int | float) else None,
-        url=url if isinstance(url, str) else None,
+        published=records.published(record.get("published")),
+        upvotes=records.upvotes(record.get("upvotes")),
+        url=url,
         source=source,
-        categories=tuple(str(c) for c in categories) if isinstance(categories, list) else (),
+        categories=records.strings(record.get("categories"), "categories"),
     )
 
 
-def parse(text: str, *, day: date | None = None, source: str | None = None) -> list[Paper]:
+def parse(
+    text: str, *, day: date | None = None, source: str | None = None, notes: list[str] | None = None
+) -> list[Paper]:
+    """Every good record's paper; each bad line becomes one line in `notes`. A file with no
+    good record at all is refused (InputError naming its first bad line)."""
+    notes = [] if notes is None else notes
     papers: list[Paper] = []
+    problems: list[tuple[int, str]] = []  # (line, what is wrong and what to do)
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -71,8 +71,14 @@ def parse(text: str, *, day: date | None = None, source: str | None = None) -> l
             if not isinstance(record, dict):
                 raise ValueError("expected one JSON object per line")
             papers.append(paper_from_record(record, day=day, source=source))
-        except (json.JSONDecodeError, ValueError) as exc:
-            raise InputError(f"{exc}; fix or remove this line", path=source, line=number) from exc
+        except (json.JSONDecodeError, ValueError, RecursionError) as exc:
+            problem = f"not valid JSON ({exc.msg})" if isinstance(exc, json.JSONDecodeError) else str(exc)
+            problems.append((number, f"{problem}; fix or remove this line"))
     if not papers:
-        raise InputError("no papers in this JSON Lines file", path=source)
+        if not problems:
+            raise InputError("no papers in this JSON Lines file", path=source)
+        line, problem = problems[0]
+        more = f" (and {len(problems) - 1} more bad lines)" if len(problems) > 1 else ""
+        raise InputError(problem + more, path=source, line=line)
+    notes.extend(str(InputError(problem, path=source, line=line)) for line, problem in problems)
     return papers
