@@ -8,13 +8,17 @@ from a half-read file.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
+import reprlib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
+from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -22,8 +26,96 @@ from email_validator import EmailNotValidError, validate_email
 
 from .errors import ConfigError
 from .models import Subscriber
+from .text import has_controls, http_url, printable
 
 SECURITY_MODES = ("none", "starttls", "ssl")
+_YES, _NO = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
+MIN_SECRET = 16
+
+_repr = reprlib.Repr()
+_repr.maxstring = _repr.maxother = 60
+_repr.maxlist = _repr.maxtuple = _repr.maxdict = 4
+_repr.maxlevel = 2
+
+
+def shown(value: Any) -> str:
+    """A user's value quoted in a message: cut short (never expanded in full, whatever its
+    nesting) and free of control characters."""
+    return printable(_repr.repr(value))
+
+
+def check_address(value: str, what: str) -> str:
+    """One e-mail address given by hand (`--to`), normalized; ConfigError naming `what` if not."""
+    if has_controls(value) or any(ch in value for ch in "\r\n"):
+        raise ConfigError(f"{what} {shown(value)} holds control characters or line breaks; give one address")
+    try:
+        return validate_email(value.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ConfigError(f"{what} {shown(value)} is not an e-mail address ({exc})") from exc
+
+
+def _check_sender(raw: str) -> str:
+    """DIGEST_FROM: one mailbox, "Name <user@domain>" or "user@domain"; nothing that could add a
+    header or a second address."""
+    if has_controls(raw) or any(ch in raw for ch in "\r\n"):
+        raise ConfigError(
+            f"DIGEST_FROM={shown(raw)} holds a line break or control character; give one address "
+            'such as "Paper Digest <digest@example.org>"'
+        )
+    addresses = getaddresses([raw])
+    if len(addresses) != 1 or not addresses[0][1]:
+        raise ConfigError(f"DIGEST_FROM={shown(raw)} must be exactly one address such as digest@example.org")
+    name, addr = addresses[0]
+    try:
+        validate_email(addr, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ConfigError(f"DIGEST_FROM={shown(raw)} has no usable address ({exc})") from exc
+    return f"{name} <{addr}>" if name else addr
+
+
+def _check_base_url(raw: str) -> str:
+    """DIGEST_BASE_URL: the public origin (and path) of `digest serve`, http(s), no query."""
+    url = http_url(raw)
+    parts = urlsplit(url) if url else None
+    if parts is None or parts.query or parts.fragment or "?" in raw or "#" in raw:
+        raise ConfigError(
+            f"DIGEST_BASE_URL={shown(raw)} must be an http(s) address such as https://digest.example.org "
+            "(no query or fragment)"
+        )
+    return url.rstrip("/")
+
+
+def _check_secret(raw: str) -> str:
+    if len(raw.strip()) < MIN_SECRET:
+        raise ConfigError(
+            f"DIGEST_SECRET is set but {'empty' if not raw.strip() else 'too short'} (anyone could forge "
+            f"links); use at least {MIN_SECRET} random characters, e.g. "
+            '`python3 -c "import secrets; print(secrets.token_hex(32))"`, or unset it'
+        )
+    return raw.strip()
+
+
+def _check_flag(var: str, raw: str) -> bool:
+    word = raw.strip().lower()
+    if word not in _YES | _NO:
+        raise ConfigError(f"{var}={shown(raw)} must be yes or no (1/0, true/false, on/off)")
+    return word in _YES
+
+
+def _checked_strings(values: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """The string settings that can do harm when wrong, checked and normalized."""
+    checked: dict[str, Any] = {}
+    if "sender" in values:
+        checked["sender"] = _check_sender(values["sender"])
+    if "base_url" in values:
+        checked["base_url"] = _check_base_url(values["base_url"])
+    if "DIGEST_SECRET" in env:  # present, even empty, means the operator meant to set it
+        checked["secret"] = _check_secret(env["DIGEST_SECRET"])
+    if "DIGEST_INGEST_ALLOW_PRIVATE" in env:
+        checked["ingest_allow_private"] = _check_flag(
+            "DIGEST_INGEST_ALLOW_PRIVATE", env["DIGEST_INGEST_ALLOW_PRIVATE"]
+        )
+    return checked
 
 
 @dataclass(frozen=True)
@@ -51,6 +143,11 @@ class Settings:
     smtp_max_failures: int = 10  # stop the run after this many failed recipients in a row
     now: datetime | None = None  # DIGEST_NOW: pretend it is this instant (tests, rehearsals)
     poll_seconds: float = 60.0  # how often `digest schedule` looks at the inbox and subscribers.yaml
+    smtp_timeout: float = 30.0  # DIGEST_SMTP_TIMEOUT: seconds to wait for any one SMTP reply
+    # DIGEST_SECRET: signs the links' tokens; None = a random one kept in the state folder
+    secret: str | None = field(default=None, repr=False)
+    # DIGEST_INGEST_ALLOW_PRIVATE: URLs may reach loopback and private addresses (tests, intranets)
+    ingest_allow_private: bool = False
 
     def clock(self) -> datetime:
         return self.now or datetime.now(UTC)
@@ -100,7 +197,9 @@ class Settings:
                 values[name] = raw
         security = (pick("smtp_security", "DIGEST_SMTP_SECURITY") or "starttls").lower()
         if security not in SECURITY_MODES:
-            raise ConfigError(f"DIGEST_SMTP_SECURITY={security!r} is not one of {', '.join(SECURITY_MODES)}")
+            raise ConfigError(
+                f"DIGEST_SMTP_SECURITY={shown(security)} is not one of {', '.join(SECURITY_MODES)}"
+            )
         values["smtp_security"] = security
         numbers: list[tuple[str, str, type, float]] = [
             ("smtp_port", "DIGEST_SMTP_PORT", int, 1),
@@ -111,6 +210,7 @@ class Settings:
             ("smtp_backoff", "DIGEST_SMTP_BACKOFF", float, 0),
             ("smtp_max_failures", "DIGEST_SMTP_MAX_FAILURES", int, 1),
             ("poll_seconds", "DIGEST_POLL_SECONDS", float, 0.1),
+            ("smtp_timeout", "DIGEST_SMTP_TIMEOUT", float, 0.1),
         ]
         for name, var, kind, least in numbers:
             raw = pick(name, var)
@@ -119,17 +219,20 @@ class Settings:
             try:
                 value = kind(raw)
             except ValueError as exc:
-                raise ConfigError(f"{var}={raw!r} is not a {'whole ' if kind is int else ''}number") from exc
-            if value < least:
-                raise ConfigError(f"{var}={raw!r} must be at least {least}")
+                raise ConfigError(
+                    f"{var}={shown(raw)} is not a {'whole ' if kind is int else ''}number"
+                ) from exc
+            if not math.isfinite(value) or value < least:
+                raise ConfigError(f"{var}={shown(raw)} must be at least {least}")
             values[name] = value
+        values.update(_checked_strings(values, env))
         raw_now = pick("now", "DIGEST_NOW")
         if raw_now is not None:
             try:
                 now = datetime.fromisoformat(raw_now.replace("Z", "+00:00"))
             except ValueError as exc:
                 raise ConfigError(
-                    f"DIGEST_NOW={raw_now!r} is not an ISO time such as 2026-11-20T07:00:00Z"
+                    f"DIGEST_NOW={shown(raw_now)} is not an ISO time such as 2026-11-20T07:00:00Z"
                 ) from exc
             values["now"] = now if now.tzinfo else now.replace(tzinfo=UTC)
         dkim = [values.get("dkim_selector"), values.get("dkim_domain"), values.get("dkim_key_file")]
@@ -146,6 +249,8 @@ _SUBSCRIBER_FIELDS = {f.name for f in fields(Subscriber)}
 _DEFAULTABLE = _SUBSCRIBER_FIELDS - {"id", "email"}
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+MAX_PHRASE = 200  # characters in a keyword, exclude phrase or name
+MAX_SUBSCRIBERS_BYTES = 2**20  # a list of a few thousand subscribers fits in far less
 
 
 def _line_of(node: yaml.Node | None, *path: str | int) -> int | None:
@@ -162,9 +267,9 @@ def _line_of(node: yaml.Node | None, *path: str | int) -> int | None:
     return None if node is None else node.start_mark.line + 1
 
 
-def _did_you_mean(key: str, choices: set[str]) -> str:
-    close = difflib.get_close_matches(key, sorted(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+def _did_you_mean(key: object, choices: set[str]) -> str:
+    close = difflib.get_close_matches(str(key), sorted(choices), n=1)
+    return f" (did you mean {shown(close[0])}?)" if close else ""
 
 
 def _as_str_list(value: Any) -> tuple[str, ...] | None:
@@ -182,38 +287,102 @@ def _check_fields(entry: dict[str, Any], who: str, line: Any) -> list[str]:
     def bad(name: str, what: str) -> None:
         problems.append(f"{who}, field {name!r}{line(name)}: {what}")
 
-    for name in ("keywords", "exclude", "profile_papers"):
-        if name in entry and _as_str_list(entry[name]) is None:
+    for name, longest in (("keywords", MAX_PHRASE), ("exclude", MAX_PHRASE), ("profile_papers", 1000)):
+        if name not in entry:
+            continue
+        items = [entry[name]] if isinstance(entry[name], str) else entry[name]
+        if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
             bad(name, "must be a list of strings")
+        elif problem := next(filter(None, (_text_problem(v, longest) for v in items)), None):
+            bad(name, problem)
     if "timezone" in entry:
         try:
             ZoneInfo(str(entry["timezone"]))
         except (ZoneInfoNotFoundError, ValueError):
-            bad("timezone", f"{entry['timezone']!r} is not an IANA time zone such as Europe/Berlin")
+            bad("timezone", f"{shown(entry['timezone'])} is not an IANA time zone such as Europe/Berlin")
     if "send_time" in entry and not _HHMM.match(str(entry["send_time"])):
-        bad("send_time", f'{entry["send_time"]!r} is not a 24-hour HH:MM time such as "07:30"')
+        bad("send_time", f'{shown(entry["send_time"])} is not a 24-hour HH:MM time such as "07:30"')
     if "max_papers" in entry:
         v = entry["max_papers"]
         if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 100:
-            bad("max_papers", f"{v!r} must be a whole number from 1 to 100")
+            bad("max_papers", f"{shown(v)} must be a whole number from 1 to 100")
     for name in ("min_score", "trending_weight"):
         if name in entry:
             v = entry[name]
             if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1:
-                bad(name, f"{v!r} must be a number from 0 to 1")
+                bad(name, f"{shown(v)} must be a number from 0 to 1")
     for name in ("send_empty", "active"):
         if name in entry and not isinstance(entry[name], bool):
-            bad(name, f"{entry[name]!r} must be true or false")
-    if "name" in entry and not isinstance(entry["name"], str):
-        bad("name", "must be a string")
+            bad(name, f"{shown(entry[name])} must be true or false")
+    if "name" in entry:
+        if not isinstance(entry["name"], str):
+            bad("name", "must be a string")
+        elif problem := _text_problem(entry["name"], MAX_PHRASE):
+            bad("name", problem)
     return problems
+
+
+def _text_problem(value: str, longest: int) -> str | None:
+    """Why a hand-written text value cannot be used, or None: it reaches mail headers, the
+    email and terminals, so it must be visible text on one line."""
+    if has_controls(value) or any(ch in value for ch in "\r\n"):
+        return f"{shown(value)} holds control characters or a line break; remove them"
+    if not value.strip():
+        return "is blank; give some text or remove the entry"
+    if len(value) > longest:
+        return f"{shown(value)} is longer than {longest} characters"
+    return None
+
+
+class _Loader(yaml.SafeLoader):
+    """safe_load that refuses what a hand-edited subscriber list never needs and an attacker
+    would use: a key given twice (the second silently won), and aliases to lists or mappings
+    (nested, they expand exponentially: the "billion laughs")."""
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            node = self.anchors.get(event.anchor)
+            if isinstance(node, yaml.CollectionNode):
+                raise _Refused(
+                    f"line {event.start_mark.line + 1}: the alias *{shown(event.anchor)} repeats a list "
+                    "or mapping; write it out, or put shared settings under 'defaults:'"
+                )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, str) and key in seen:
+                raise _Refused(
+                    f"line {line}: duplicate key {shown(key)} (first on line {seen[key]}); keep one of them"
+                )
+            if isinstance(key, str):
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+class _Refused(yaml.YAMLError):
+    pass
+
+
+def _load_yaml(text: str) -> tuple[Any, yaml.Node | None]:
+    loader = _Loader(text)
+    try:
+        root = loader.get_single_node()
+        return (loader.construct_document(root) if root is not None else None), root
+    finally:
+        loader.dispose()
 
 
 def parse_subscribers(text: str, path: str = "subscribers.yaml") -> list[Subscriber]:
     """Every subscriber in the file, or ConfigError listing every problem found."""
     try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
+        data, root = _load_yaml(text)
+    except _Refused as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -224,16 +393,16 @@ def parse_subscribers(text: str, path: str = "subscribers.yaml") -> list[Subscri
         raise ConfigError(f"{path}: expected a mapping with a 'subscribers:' list (see README)")
     unknown_top = set(data) - {"defaults", "subscribers"}
     problems = [
-        f"{path}: unknown top-level key {k!r}{_did_you_mean(k, {'defaults', 'subscribers'})}"
-        for k in sorted(unknown_top)
+        f"{path}: unknown top-level key {shown(k)}{_did_you_mean(k, {'defaults', 'subscribers'})}"
+        for k in sorted(unknown_top, key=str)
     ]
     defaults = data.get("defaults") or {}
     if not isinstance(defaults, dict):
         problems.append(f"{path}: 'defaults' must be a mapping")
         defaults = {}
-    for key in sorted(set(defaults) - _DEFAULTABLE):
+    for key in sorted(set(defaults) - _DEFAULTABLE, key=str):
         problems.append(
-            f"{path}: defaults, unknown field {key!r}{_did_you_mean(key, _DEFAULTABLE)}"
+            f"{path}: defaults, unknown field {shown(key)}{_did_you_mean(key, _DEFAULTABLE)}"
             f" (line {_line_of(root, 'defaults', key)})"
         )
 
@@ -254,16 +423,16 @@ def parse_subscribers(text: str, path: str = "subscribers.yaml") -> list[Subscri
             problems.append(f"{path}: subscriber #{i + 1} (line {entry_line}) must be a mapping")
             continue
         sid = entry.get("id")
-        who = f"{path}: subscriber {sid!r}" if sid else f"{path}: subscriber #{i + 1}"
+        who = f"{path}: subscriber {shown(sid)}" if sid else f"{path}: subscriber #{i + 1}"
 
         def line(name: str, i: int = i) -> str:
             n = _line_of(root, "subscribers", i, name) or _line_of(root, "subscribers", i)
             return f" (line {n})" if n else ""
 
         before = len(problems)
-        for key in sorted(set(entry) - _SUBSCRIBER_FIELDS):
+        for key in sorted(set(entry) - _SUBSCRIBER_FIELDS, key=str):
             problems.append(
-                f"{who}: unknown field {key!r}{_did_you_mean(key, _SUBSCRIBER_FIELDS)}{line(key)}"
+                f"{who}: unknown field {shown(key)}{_did_you_mean(key, _SUBSCRIBER_FIELDS)}{line(key)}"
             )
         if not isinstance(sid, str) or not _SLUG.match(sid):
             problems.append(f"{who}, field 'id'{line('id')}: required, a lower-case slug such as alice")
@@ -283,7 +452,7 @@ def parse_subscribers(text: str, path: str = "subscribers.yaml") -> list[Subscri
                 if email.lower() in seen_emails:
                     problems.append(
                         f"{who}, field 'email'{line('email')}: {email} is already used by "
-                        f"{seen_emails[email.lower()]!r}"
+                        f"{shown(seen_emails[email.lower()])}"
                     )
                 seen_emails[email.lower()] = str(sid)
         merged = {**{k: v for k, v in defaults.items() if k in _DEFAULTABLE}, **entry}
@@ -318,6 +487,12 @@ def parse_subscribers(text: str, path: str = "subscribers.yaml") -> list[Subscri
 
 def load_subscribers(path: Path) -> list[Subscriber]:
     try:
+        size = path.stat().st_size
+        if size > MAX_SUBSCRIBERS_BYTES:
+            raise ConfigError(
+                f"{path}: {size / 2**20:.1f} MB is over the {MAX_SUBSCRIBERS_BYTES // 2**20} MB limit for "
+                "a subscriber list; is this the right file?"
+            )
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError as exc:
         raise ConfigError(
