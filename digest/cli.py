@@ -17,10 +17,11 @@ from typing import Any, TypeVar
 import click
 
 from . import pipeline
-from .config import Settings, load_subscribers
+from .config import Settings, check_address, load_subscribers
 from .errors import DigestError
 from .schedule import next_send
 from .store import Store
+from .text import mask_query, one_line, printable
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,7 +54,7 @@ def handles_errors(f: F) -> F:
             return f(*args, **kwargs)
         except DigestError as exc:
             for line in str(exc).splitlines():
-                click.echo(f"digest: {line}", err=True)
+                click.echo(f"digest: {printable(line)}", err=True)
             sys.exit(exc.exit_code)
 
     return wrapper  # type: ignore[return-value]
@@ -101,17 +102,18 @@ def _print_ingest(outcomes: list[pipeline.FileOutcome], *, show_skipped: bool = 
     """Print one line per file read (and per skipped one if asked); true if all went well."""
     ok = True
     for o in outcomes:
+        path = one_line(o.path)
         if o.error:
             ok = False
-            click.echo(f"digest: {o.error}", err=True)
+            click.echo(f"digest: {one_line(o.error)}", err=True)
         elif o.skipped:
             if show_skipped:
-                click.echo(f"{o.path}: already ingested, skipped")
+                click.echo(f"{path}: already ingested, skipped")
         else:
-            click.echo(f"{o.path}: {o.papers} papers ({o.new} new, {o.updated} updated)")
+            click.echo(f"{path}: {o.papers} papers ({o.new} new, {o.updated} updated)")
         for note in o.notes:
             ok = False
-            click.echo(f"digest: {note}", err=True)
+            click.echo(f"digest: {one_line(note)}", err=True)
     return ok
 
 
@@ -136,17 +138,30 @@ def ingest(paths: tuple[str, ...], day: date | None, force: bool) -> None:
             click.echo(f"no new files in {settings.inbox}")
             return
     with _store(settings) as store:
-        outcomes = pipeline.ingest(store, files, day=day, force=force)
+        outcomes = pipeline.ingest(
+            store, files, day=day, force=force, allow_private=settings.ingest_allow_private
+        )
     if not _print_ingest(outcomes):
         sys.exit(1)
 
 
 def _paper_json(p: Any) -> dict[str, Any]:
+    """A paper as the contract shows it: text without control characters, no URL secrets."""
     d = asdict(p)
     d.pop("announce_type")
-    d["authors"] = list(p.authors)
-    d["categories"] = list(p.categories)
+    for name in ("title", "abstract", "organization"):
+        d[name] = one_line(d[name]) if d[name] else d[name]
+    d["authors"] = [one_line(a) for a in p.authors]
+    d["categories"] = [one_line(c) for c in p.categories]
+    d["source"] = _shown_source(p.source)
     return d
+
+
+def _shown_source(source: str | None) -> str | None:
+    """A file name, or a URL with its query values masked (an api_key never reaches a screen)."""
+    if not source:
+        return source
+    return one_line(mask_query(source) if "://" in source else source)
 
 
 @cli.command()
@@ -164,7 +179,7 @@ def papers(day: date | None, as_json: bool) -> None:
         return
     for p in found:
         extra = f"  ▲{p.upvotes}" if p.upvotes else ""
-        click.echo(f"{p.id:<20} {p.title[:90]}{extra}")
+        click.echo(f"{one_line(p.id):<20} {one_line(p.title)[:90]}{extra}")
     click.echo(f"{len(found)} papers on {day}")
 
 
@@ -198,7 +213,7 @@ def rank_cmd(user: str | None, day: date | None, limit: int | None, as_json: boo
                     sid: [
                         {
                             "paper_id": r.paper.id,
-                            "title": r.paper.title,
+                            "title": one_line(r.paper.title),
                             "score": r.score,
                             "matched": list(r.matched),
                             "keyphrases": list(r.keyphrases),
@@ -219,8 +234,8 @@ def rank_cmd(user: str | None, day: date | None, limit: int | None, as_json: boo
 
 def _print_ranked(rs: list) -> None:
     for i, r in enumerate(rs, start=1):
-        matched = ", ".join(r.matched) or "-"
-        click.echo(f"  {i:>2}. {r.score:.3f}  {r.paper.title[:70]:<70}  [{matched}]")
+        matched = one_line(", ".join(r.matched)) or "-"
+        click.echo(f"  {i:>2}. {r.score:.3f}  {one_line(r.paper.title)[:70]:<70}  [{matched}]")
 
 
 @cli.command()
@@ -266,8 +281,8 @@ def _print_report(report: pipeline.DeliveryReport, settings: Settings) -> None:
             html = str(pipeline.archive_path(settings, report.day, o.subscriber))
         line = f"  {o.subscriber:<14} {o.status:<11} {o.papers:>6}  {o.location or '-':<40} {html or '-'}"
         click.echo(line)
-        if o.detail and o.status not in ("sent", "already"):
-            click.echo(f"      {o.detail}", err=o.status in pipeline.PROBLEMS)
+        if o.detail and (o.status not in ("sent", "already") or "archive" in o.detail):
+            click.echo(f"      {one_line(o.detail)}", err=o.status in pipeline.PROBLEMS)
     if report.stopped:
         click.echo(f"digest: {report.stopped}", err=True)
     if any(o.status == "unknown" for o in report.outcomes):
@@ -295,6 +310,7 @@ def send(user: str | None, day: date | None, dry_run: bool, to: str | None, retr
     if to and not user:
         raise click.UsageError("--to needs --user")
     settings = _settings()
+    to = check_address(to, "--to") if to is not None else None
     subs = _subscribers(settings, user)
     with _store(settings) as store:
         day = day or pipeline.default_day(store)
@@ -317,7 +333,12 @@ def run(day: date | None) -> None:
     subs = load_subscribers(settings.subscribers)  # refuse a broken file before doing anything
     with _store(settings) as store:
         today = day or settings.clock().date()
-        outcomes = pipeline.ingest(store, pipeline.inbox_files(settings.inbox), today=today)
+        outcomes = pipeline.ingest(
+            store,
+            pipeline.inbox_files(settings.inbox),
+            today=today,
+            allow_private=settings.ingest_allow_private,
+        )
         ok = _print_ingest(outcomes, show_skipped=sys.stdout.isatty())  # cron: only what changed
         ranker = pipeline.Ranker.for_settings(store, settings)
         if day is not None:
@@ -396,7 +417,7 @@ def status() -> None:
         days = store.days()
     click.echo(f"database: {settings.db} ({len(days)} days of papers)")
     for f in files:
-        click.echo(f"  ingested {f['ingested_at']}  {f['papers']:>4} papers  {f['path']}")
+        click.echo(f"  ingested {f['ingested_at']}  {f['papers']:>4} papers  {_shown_source(f['path'])}")
     by_status: dict[str, int] = {}
     for d in deliveries:
         by_status[d.status] = by_status.get(d.status, 0) + 1
@@ -423,7 +444,7 @@ def status() -> None:
     }
     for d in deliveries:
         if d.status != "sent":
-            why = d.reply or (f"Message-ID {d.message_id}" if d.message_id else "")
+            why = one_line(d.reply or (f"Message-ID {d.message_id}" if d.message_id else ""))
             click.echo(
                 f"  {d.day} {d.subscriber_id}: {labels[d.status]}, {d.attempts} attempt(s)"
                 f"{' — ' + why if why else ''}"

@@ -65,13 +65,23 @@ class Daemon:
                 self._log_reports(pipeline.run_due(store, self.settings, subs, self._ranker(store)))
         except DigestError as exc:
             log.error("%s", exc)
+        except Exception as exc:  # noqa: BLE001 - a bug in one job must not stop the daemon
+            log.error(
+                "sending failed unexpectedly (%s: %s); the next trigger tries again",
+                type(exc).__name__,
+                exc,
+                exc_info=True,
+            )
 
     def poll(self) -> None:
         self.reload()
         try:
             with Store.open(self.settings.db) as store:
                 for o in pipeline.ingest(
-                    store, pipeline.inbox_files(self.settings.inbox), today=self.settings.clock().date()
+                    store,
+                    pipeline.inbox_files(self.settings.inbox),
+                    today=self.settings.clock().date(),
+                    allow_private=self.settings.ingest_allow_private,
                 ):
                     if o.error:
                         log.error("%s", o.error)
@@ -81,6 +91,13 @@ class Daemon:
                         log.error("%s", note)
         except DigestError as exc:
             log.error("%s", exc)
+        except Exception as exc:  # noqa: BLE001 - a bug in one poll must not stop the daemon
+            log.error(
+                "polling the inbox failed unexpectedly (%s: %s); the next poll tries again",
+                type(exc).__name__,
+                exc,
+                exc_info=True,
+            )
 
     def reload(self) -> bool:
         """Re-read subscribers.yaml if it changed; a broken edit keeps the last good version."""

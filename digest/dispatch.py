@@ -5,7 +5,9 @@ brake when the server keeps refusing.
         wait for the rate limit
         a worker sends it; 4xx or a dropped connection -> retry after a jittered backoff
     yield each result as it finishes: sent | failed (5xx, for good) | pending (retry next run)
-    after `max_failures` failed or pending results in a row: stop taking jobs, say why
+        | unknown (the server may hold it: a lost reply after DATA, or an error we did not
+          expect; that worker's connection is closed, never reused)
+    after `max_failures` failed, pending or unknown results in a row: stop taking jobs, say why
 
 The caller (pipeline.deliver) records every result in the ledger from its own thread, so
 the SQLite connection never crosses threads.
@@ -13,6 +15,7 @@ the SQLite connection never crosses threads.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -37,7 +40,7 @@ class Policy:
 @dataclass(frozen=True)
 class Result:
     outgoing: Outgoing
-    status: str  # sent | failed | pending
+    status: str  # sent | failed | pending | unknown
     location: str | None = None
     reply: str | None = None
     attempts: int = 1
@@ -68,6 +71,8 @@ def send_with_retries(
             return Result(outgoing, "sent", mailer.send(outgoing), attempts=attempt)
         except SendError as exc:
             reply = exc.reply or str(exc)
+            if exc.unknown:  # resending could deliver a second copy
+                return Result(outgoing, "unknown", reply=reply, attempts=attempt)
             if exc.fatal:
                 return Result(outgoing, "pending", reply=reply, attempts=attempt, fatal=True)
             if exc.permanent:
@@ -92,11 +97,20 @@ def dispatch(
 
     def work(outgoing: Outgoing) -> Result:
         mailer = getattr(local, "mailer", None)
-        if mailer is None:
-            mailer = local.mailer = new_mailer()
-            with lock:
-                mailers.append(mailer)
-        return send_with_retries(outgoing, mailer, policy, sleep=sleep)
+        try:
+            if mailer is None:
+                mailer = local.mailer = new_mailer()
+                with lock:
+                    mailers.append(mailer)
+            return send_with_retries(outgoing, mailer, policy, sleep=sleep)
+        except Exception as exc:  # noqa: BLE001 - one digest's failure, whatever it is, is its own
+            local.mailer = None  # a mailer in an unknown state is closed, not reused
+            if mailer is not None:
+                with lock:
+                    mailers.remove(mailer)
+                with contextlib.suppress(Exception):
+                    mailer.close()
+            return Result(outgoing, "unknown", reply=f"unexpected {type(exc).__name__}: {exc}")
 
     interval = 1.0 / policy.rate if policy.rate else 0.0
     next_slot = time.monotonic()

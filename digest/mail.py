@@ -7,8 +7,11 @@ import contextlib
 import email.policy
 import hashlib
 import hmac
+import os
 import smtplib
 import ssl
+import tempfile
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import message_from_bytes
@@ -22,21 +25,41 @@ from urllib.parse import quote
 from .config import Settings
 from .errors import ConfigError, SendError
 from .models import Digest, Subscriber
+from .text import one_line
 
-SMTP_POLICY = email.policy.SMTP  # CRLF line ends, non-ASCII headers as encoded words
+# Headers a machine parses as they are (RFC 2369, RFC 8058): never folded or RFC 2047-encoded,
+# which is what the email package does to a line longer than 78 characters, and what makes
+# mailbox providers drop one-click unsubscribe. Our values are ASCII and one line by construction.
+VERBATIM_HEADERS = frozenset({"list-unsubscribe", "list-unsubscribe-post", "list-id"})
 
 
-def _one_line(text: str) -> str:
-    """Display names come from a hand-edited file: no CR/LF may reach a header."""
-    return " ".join(text.split())
+class _WirePolicy(email.policy.EmailPolicy):
+    def fold_binary(self, name: str, value: str) -> bytes:
+        text = str(value)
+        if name.lower() in VERBATIM_HEADERS and text.isascii() and len(name) + len(text) < 990:
+            return f"{name}: {one_line(text)}{self.linesep}".encode("ascii")
+        return super().fold_binary(name, value)
+
+
+SMTP_POLICY = _WirePolicy(linesep="\r\n")  # CRLF line ends, non-ASCII headers as encoded words
+SMTPUTF8_POLICY = _WirePolicy(linesep="\r\n", utf8=True)  # for internationalized addresses
+
+
+def _address(display_name: str, addr_spec: str) -> Address:
+    """A header address; an internationalized domain travels as its ASCII (IDNA) form when the
+    local part is ASCII, so only a non-ASCII local part needs SMTPUTF8."""
+    user, domain = addr_spec.rsplit("@", 1)
+    if user.isascii() and not domain.isascii():
+        with contextlib.suppress(UnicodeError):  # else left as it is: the message needs SMTPUTF8
+            domain = domain.encode("idna").decode("ascii")
+    return Address(display_name=one_line(display_name), username=user, domain=domain)
 
 
 def sender_address(settings: Settings) -> Address:
     name, addr = parseaddr(settings.sender)
     if "@" not in addr:
         raise ConfigError(f"DIGEST_FROM={settings.sender!r} has no e-mail address")
-    user, domain = addr.rsplit("@", 1)
-    return Address(display_name=_one_line(name), username=user, domain=domain)
+    return _address(name, addr)
 
 
 def unsubscribe_token(subscriber_id: str, secret: str) -> str:
@@ -61,11 +84,10 @@ def build_message(digest: Digest, settings: Settings, *, secret: str, to: str | 
     msg = EmailMessage()
     msg["From"] = sender
     if to is None:
-        user, domain = subscriber.email.rsplit("@", 1)
-        msg["To"] = Address(display_name=_one_line(subscriber.name or ""), username=user, domain=domain)
+        msg["To"] = _address(subscriber.name or "", subscriber.email)
     else:
-        msg["To"] = to
-    msg["Subject"] = _one_line(digest.subject)
+        msg["To"] = _address("", to)
+    msg["Subject"] = one_line(digest.subject)
     msg["Date"] = format_datetime(datetime.now(UTC))
     msg["Message-ID"] = make_msgid(idstring=f"{digest.day.isoformat()}.{subscriber.id}", domain=sender.domain)
     msg["List-Id"] = f"Paper Digest <digest.{sender.domain}>"
@@ -92,6 +114,7 @@ class Outgoing:
     recipients: tuple[str, ...]
     data: bytes
     message_id: str
+    smtputf8: bool = False  # an address is not ASCII: only a server offering SMTPUTF8 can take it
 
 
 DKIM_HEADERS = ("From", "To", "Subject", "Date", "Message-ID", "List-Unsubscribe", "List-Unsubscribe-Post")
@@ -99,7 +122,10 @@ DKIM_HEADERS = ("From", "To", "Subject", "Date", "Message-ID", "List-Unsubscribe
 
 def serialize(message: EmailMessage, settings: Settings, *, key: str) -> Outgoing:
     """The wire form of `message` (CRLF line ends), signed with DKIM when it is configured."""
-    data = message.as_bytes(policy=SMTP_POLICY)
+    recipients = tuple(a.addr_spec for a in message["To"].addresses)
+    sender = sender_address(settings).addr_spec
+    smtputf8 = not all(a.isascii() for a in (sender, *recipients))
+    data = message.as_bytes(policy=SMTPUTF8_POLICY if smtputf8 else SMTP_POLICY)
     if settings.dkim_selector and settings.dkim_domain and settings.dkim_key_file:
         data = dkim_sign(
             data,
@@ -108,8 +134,7 @@ def serialize(message: EmailMessage, settings: Settings, *, key: str) -> Outgoin
             settings.dkim_key_file,
             [h for h in DKIM_HEADERS if message[h] is not None],
         )
-    recipients = tuple(a.addr_spec for a in message["To"].addresses)
-    return Outgoing(key, sender_address(settings).addr_spec, recipients, data, str(message["Message-ID"]))
+    return Outgoing(key, sender, recipients, data, str(message["Message-ID"]), smtputf8)
 
 
 def dkim_sign(data: bytes, selector: str, domain: str, key_file: Path, headers: list[str]) -> bytes:
@@ -141,40 +166,94 @@ class Mailer(Protocol):
 
 
 class OutboxMailer:
-    """The embedded default: each message becomes `<outbox>/<key>.eml` (and its HTML beside it)."""
+    """The embedded default: each message becomes `<outbox>/<key>.eml`, its HTML beside it.
+
+    Both are written atomically (a temporary file, then a rename) and the .eml last: it is the
+    mark of a delivered message, so a full disk never leaves a complete .eml beside a row that
+    says pending. Temporary files a killed run left behind are removed."""
+
+    STALE_AFTER = 600.0  # seconds: older temporary files belong to no live run
 
     def __init__(self, outbox: Path):
         self.outbox = outbox
+        self._cleaned: set[Path] = set()
 
     def send(self, outgoing: Outgoing) -> str:
         path = self.outbox / f"{outgoing.key}.eml"
+        html_path = path.with_suffix(".html")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".eml.tmp")
-            tmp.write_bytes(outgoing.data)
-            tmp.replace(path)  # a reader never sees half a message
+            self._clean(path.parent)
             message = message_from_bytes(outgoing.data, policy=email.policy.default)
             html = message.get_body(("html",)) if isinstance(message, EmailMessage) else None
             if html is not None:
-                path.with_suffix(".html").write_text(html.get_content(), encoding="utf-8")
+                atomic_write(html_path, html.get_content().encode("utf-8"))
+            atomic_write(path, outgoing.data)
         except OSError as exc:  # a full or read-only disk: nothing went out, try again later
-            raise SendError(f"cannot write {path} ({exc.strerror})") from exc
+            with contextlib.suppress(OSError):
+                html_path.unlink(missing_ok=True)
+            raise SendError(f"cannot write {path} ({exc.strerror or exc})") from exc
         return str(path)
+
+    def _clean(self, folder: Path) -> None:
+        if folder in self._cleaned:
+            return
+        self._cleaned.add(folder)
+        now = time.time()
+        for stale in folder.glob("*.tmp"):
+            with contextlib.suppress(OSError):
+                if now - stale.stat().st_mtime > self.STALE_AFTER:
+                    stale.unlink()
 
     def close(self) -> None:
         pass
 
 
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """`data` at `path`, all or nothing: written to a temporary file beside it, then renamed."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+class _SMTP(smtplib.SMTP):
+    """smtplib.SMTP that knows when the whole message has gone out: the body is the only thing
+    ever sent that ends with CRLF.CRLF. After that point a lost reply means "unknown"."""
+
+    data_sent = False
+
+    def send(self, s: bytes | str) -> None:
+        super().send(s)
+        if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):
+            self.data_sent = True
+
+
+class _SMTP_SSL(smtplib.SMTP_SSL, _SMTP):  # noqa: N801 - mirrors smtplib's name
+    pass
+
+
 class SMTPMailer:
     """smtplib over one reused connection (reopened when the server drops it); none, starttls
-    or ssl, with certificates verified against the system CAs or DIGEST_SMTP_CA_FILE."""
+    or ssl, with certificates verified against the system CAs or DIGEST_SMTP_CA_FILE.
 
-    def __init__(self, settings: Settings, timeout: float = 30):
+    A connection whose state is unknown (an error we did not expect, a timeout) is closed,
+    never reused: a half-finished transaction would answer the next message with 503."""
+
+    def __init__(self, settings: Settings, timeout: float | None = None):
         if not settings.smtp_host:
             raise ConfigError("DIGEST_SMTP_HOST is not set")
         self.settings = settings
-        self.timeout = timeout
-        self._smtp: smtplib.SMTP | None = None
+        self.timeout = settings.smtp_timeout if timeout is None else timeout
+        self._smtp: _SMTP | None = None
 
     def _context(self) -> ssl.SSLContext:
         ca = self.settings.smtp_ca_file
@@ -183,44 +262,62 @@ class SMTPMailer:
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"DIGEST_SMTP_CA_FILE={ca}: cannot be used ({exc})") from exc
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self) -> _SMTP:
         s = self.settings
         mode = s.smtp_security
         port = s.smtp_port or {"ssl": 465, "starttls": 587, "none": 25}[mode]
-        smtp: smtplib.SMTP | None = None
+        smtp: _SMTP | None = None
         try:
             if mode == "ssl":
-                smtp = smtplib.SMTP_SSL(s.smtp_host, port, timeout=self.timeout, context=self._context())
+                smtp = _SMTP_SSL(s.smtp_host, port, timeout=self.timeout, context=self._context())
             else:
-                smtp = smtplib.SMTP(s.smtp_host, port, timeout=self.timeout)
+                smtp = _SMTP(s.smtp_host, port, timeout=self.timeout)
                 if mode == "starttls":
                     smtp.starttls(context=self._context())
             if s.smtp_user:
                 smtp.login(s.smtp_user, s.smtp_password or "")
+            smtp.ehlo_or_helo_if_needed()
         except smtplib.SMTPAuthenticationError as exc:
+            _close(smtp)
             raise SendError(
                 f"SMTP login to {s.smtp_host} refused: {exc.smtp_code} {_text(exc.smtp_error)}; "
                 "check DIGEST_SMTP_USER and DIGEST_SMTP_PASSWORD",
                 fatal=True,
             ) from exc
         except ssl.SSLCertVerificationError as exc:
+            _close(smtp)
             raise SendError(
                 f"the certificate of {s.smtp_host}:{port} is not trusted ({exc.verify_message}); "
                 "set DIGEST_SMTP_CA_FILE to its CA",
                 fatal=True,
             ) from exc
         except (OSError, smtplib.SMTPException) as exc:
-            if smtp is not None:
-                with contextlib.suppress(OSError, smtplib.SMTPException):
-                    smtp.close()
+            _close(smtp)
             raise SendError(f"cannot connect to SMTP {s.smtp_host}:{port} ({mode}): {exc}") from exc
         return smtp
+
+    def _options(self, smtp: _SMTP, outgoing: Outgoing) -> list[str]:
+        """MAIL FROM options: SMTPUTF8 for an internationalized address, if the server offers it."""
+        if not outgoing.smtputf8:
+            return []
+        if not smtp.has_extn("smtputf8"):
+            who = ", ".join(a for a in (outgoing.sender, *outgoing.recipients) if not a.isascii())
+            raise SendError(
+                f"{self.settings.smtp_host} does not offer SMTPUTF8, which the address {who} needs; "
+                "use a mail server that supports internationalized addresses, or an ASCII address",
+                permanent=True,
+                reply="server lacks SMTPUTF8 for an internationalized address",
+            )
+        return ["SMTPUTF8", "BODY=8BITMIME"] if smtp.has_extn("8bitmime") else ["SMTPUTF8"]
 
     def send(self, outgoing: Outgoing) -> str:
         if self._smtp is None:
             self._smtp = self._connect()
+        smtp = self._smtp
+        options = self._options(smtp, outgoing)
+        smtp.data_sent = False
         try:
-            refused = self._smtp.sendmail(outgoing.sender, list(outgoing.recipients), outgoing.data)
+            refused = smtp.sendmail(outgoing.sender, list(outgoing.recipients), outgoing.data, options)
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = next(iter(exc.recipients.values()))
             raise SendError(
@@ -228,35 +325,59 @@ class SMTPMailer:
                 permanent=code >= 500,
                 reply=f"{code} {_text(reply)}",
             ) from exc
-        except smtplib.SMTPServerDisconnected as exc:
-            self._smtp = None
-            raise SendError(f"{self.settings.smtp_host} closed the connection: {exc}") from exc
         except smtplib.SMTPResponseException as exc:
-            if exc.smtp_code in (421,):  # the server is closing this session
+            if exc.smtp_code == 421:  # the server is closing this session
                 self._drop()
+            else:
+                self._reset()
             raise SendError(
                 f"server replied {exc.smtp_code} {_text(exc.smtp_error)}",
                 permanent=exc.smtp_code >= 500,
                 reply=f"{exc.smtp_code} {_text(exc.smtp_error)}",
             ) from exc
-        except (OSError, smtplib.SMTPException) as exc:
+        except (OSError, smtplib.SMTPException) as exc:  # timeouts, dropped connections
             self._drop()
+            if smtp.data_sent:  # the server has the whole message and may have kept it
+                raise SendError(
+                    f"no reply from {self.settings.smtp_host} after the message was sent ({exc}); "
+                    "it may have been delivered",
+                    unknown=True,
+                    reply=f"no reply after DATA: {exc}",
+                ) from exc
             raise SendError(f"connection to {self.settings.smtp_host} failed: {exc}") from exc
+        except BaseException:
+            self._drop()  # whatever happened, this connection's state is unknown
+            raise
         if refused:
             raise SendError(f"recipients refused: {refused}", permanent=True, reply=str(refused))
         return f"smtp://{self.settings.smtp_host}"
 
+    def _reset(self) -> None:
+        """RSET after a refused transaction; a connection that cannot even do that is dropped."""
+        if self._smtp is None:
+            return
+        try:
+            code, _ = self._smtp.rset()
+        except (OSError, smtplib.SMTPException):
+            code = 0
+        if code != 250:
+            self._drop()
+
     def _drop(self) -> None:
-        if self._smtp is not None:
-            with contextlib.suppress(OSError, smtplib.SMTPException):
-                self._smtp.close()
-            self._smtp = None
+        _close(self._smtp)
+        self._smtp = None
 
     def close(self) -> None:
         if self._smtp is not None:
             with contextlib.suppress(OSError, smtplib.SMTPException):
                 self._smtp.quit()  # the messages are already accepted; a rude goodbye is harmless
-            self._smtp = None
+            self._drop()
+
+
+def _close(smtp: smtplib.SMTP | None) -> None:
+    if smtp is not None:
+        with contextlib.suppress(OSError, smtplib.SMTPException):
+            smtp.close()
 
 
 def _text(reply: bytes | str) -> str:

@@ -11,10 +11,13 @@ Batch stages return per-item outcomes instead of stopping at the first failure.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
 import secrets
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -24,10 +27,13 @@ from . import rank, render, schedule, sources
 from .config import Settings
 from .dispatch import Policy, Stopped, dispatch
 from .embed import CachedEmbedder, Embedder, embedder_for, text_hash
-from .errors import ConfigError, DigestError, InputError, NotFoundError
-from .mail import Mailer, Outgoing, build_message, mailer_factory, serialize, unsubscribe_links
+from .errors import ConfigError, DigestError, InputError, NotFoundError, StoreError
+from .mail import Mailer, Outgoing, atomic_write, build_message, mailer_factory, serialize, unsubscribe_links
 from .models import Digest, Ranked, Subscriber
 from .store import Store
+from .text import mask_query, one_line
+
+log = logging.getLogger("digest")
 
 # --- ingest -------------------------------------------------------------------------------
 
@@ -50,15 +56,18 @@ def ingest(
     day: date | None = None,
     today: date | None = None,
     force: bool = False,
+    allow_private: bool = False,
 ) -> list[FileOutcome]:
     """Read each file or http(s) URL and store its papers; one input's failure never stops the
-    others, and a failed input stores nothing. Inputs seen before (same bytes) are skipped."""
+    others, and a failed input stores nothing. Inputs seen before (same bytes) are skipped.
+    `allow_private` lets URLs reach loopback and private addresses (DIGEST_INGEST_ALLOW_PRIVATE)."""
     outcomes = []
     for item in inputs:
         name = str(item)
         try:
             if isinstance(item, str) and "://" in item:
-                data, name_day = sources.fetch(item), None
+                name = mask_query(item)
+                data, name_day = sources.fetch(item, allow_private=allow_private), None
             else:
                 data, name_day = sources.read_limited(Path(item)), sources.day_from_name(Path(item))
             sha = hashlib.sha256(data).hexdigest()
@@ -74,6 +83,17 @@ def ingest(
             outcomes.append(FileOutcome(name, error=str(exc)))
         except OSError as exc:
             outcomes.append(FileOutcome(name, error=f"{name}: cannot read ({exc.strerror or exc})"))
+        except StoreError:
+            raise  # the database, not this file: nothing else can be stored either
+        except Exception as exc:  # noqa: BLE001 - a parser bug on one file must not stop the batch
+            log.error("ingesting %s failed", name, exc_info=True)
+            outcomes.append(
+                FileOutcome(
+                    name,
+                    error=f"{name}: could not be read ({type(exc).__name__}: {exc}); "
+                    "nothing from it was stored; please report this with the file",
+                )
+            )
     return outcomes
 
 
@@ -178,15 +198,23 @@ class Ranker:
 
 
 def secret(settings: Settings) -> str:
-    """Signs unsubscribe links: DIGEST_SECRET, else a random one kept in the state folder."""
-    env = os.environ.get("DIGEST_SECRET")
-    if env:
-        return env
+    """Signs the links' tokens: DIGEST_SECRET, else a random one kept in the state folder,
+    created readable by its owner only from the moment it exists (never chmod-ed after)."""
+    if settings.secret:
+        return settings.secret
     path = settings.state_dir / "secret"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret.", suffix=".tmp")  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+                f.flush()
+                os.fsync(f.fileno())
+            with contextlib.suppress(FileExistsError):  # another run made it first: theirs is used
+                os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
     return path.read_text().strip()
 
 
@@ -230,7 +258,23 @@ class DeliveryReport:
 
 
 _LEDGER_TO_OUTCOME = {"sent": "already", "sending": "unknown", "failed": "failed", "pending": "retry-later"}
-_RESULT_TO_OUTCOME = {"sent": "sent", "failed": "failed", "pending": "retry-later"}
+_RESULT_TO_OUTCOME = {"sent": "sent", "failed": "failed", "pending": "retry-later", "unknown": "unknown"}
+
+
+def _describe(exc: BaseException) -> str:
+    """Our errors say what to do; anything else is named by its type."""
+    return str(exc) if isinstance(exc, DigestError) else f"{type(exc).__name__}: {exc}"
+
+
+def _archive(settings: Settings, day: date, subscriber_id: str, html: str) -> str | None:
+    """Keep the sent digest as a page; a failure here is a note, the mail has gone out."""
+    page = archive_path(settings, day, subscriber_id)
+    try:
+        page.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(page, html.encode("utf-8"))
+    except OSError as exc:
+        return f"sent, but the archive page {page} could not be written ({exc.strerror or exc})"
+    return None
 
 
 def policy_for(settings: Settings) -> Policy:
@@ -301,10 +345,12 @@ def deliver(
                 outgoing = serialize(
                     message, settings, key=f"{key}/{sub.id}" if to is None else f"{key}/test-{sub.id}"
                 )
-            except DigestError as exc:
-                if to is None:
-                    store.release_delivery(sub.id, key)
-                report.outcomes.append(Outcome(sub.id, "failed", len(ids), detail=str(exc)))
+            except Exception as exc:  # noqa: BLE001 - one digest's failure is its own, whatever it is
+                reason = one_line(f"cannot build the digest: {_describe(exc)}")
+                log.debug("building %s's digest failed", sub.id, exc_info=True)
+                if to is None:  # nothing went out: the next run tries again, the reason is kept
+                    store.finish_delivery(sub.id, key, status="pending", paper_ids=ids, reply=reason)
+                report.outcomes.append(Outcome(sub.id, "failed", len(ids), detail=reason))
                 continue
             if to is None:
                 store.note_message_id(sub.id, key, outgoing.message_id)
@@ -314,23 +360,23 @@ def deliver(
     try:
         for result in dispatch(jobs(), new_mailer or mailer_factory(settings), policy_for(settings)):
             sub, digest, ids = in_flight.pop(result.outgoing.key)
+            detail = one_line(result.reply) if result.reply else None
             if to is None:
                 store.finish_delivery(
                     sub.id,
                     key,
-                    status=result.status,
+                    # unknown stays `sending`: only --retry-unknown sends it again
+                    status="sending" if result.status == "unknown" else result.status,
                     message_id=result.outgoing.message_id,
                     paper_ids=ids,
                     location=result.location,
-                    reply=result.reply,
+                    reply=detail,
                     attempts=result.attempts,
                 )
                 if result.status == "sent":
-                    page = archive_path(settings, day, sub.id)
-                    page.parent.mkdir(parents=True, exist_ok=True)
-                    page.write_text(digest.html, encoding="utf-8")
+                    detail = _archive(settings, day, sub.id, digest.html)
             report.outcomes.append(
-                Outcome(sub.id, _RESULT_TO_OUTCOME[result.status], len(ids), result.location, result.reply)
+                Outcome(sub.id, _RESULT_TO_OUTCOME[result.status], len(ids), result.location, detail)
             )
     except Stopped as exc:
         report.stopped = str(exc)

@@ -19,8 +19,16 @@ from mjml import mjml2html
 
 from .errors import ConfigError
 from .models import Digest, Ranked, Subscriber
+from .text import one_line
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+# An installed wheel carries its templates inside the package; a source checkout (and an
+# editable install) uses the top-level templates/ folder, the one users edit.
+PACKAGED_TEMPLATES = Path(__file__).resolve().parent / "templates"
+SOURCE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def default_templates() -> Path:
+    return PACKAGED_TEMPLATES if PACKAGED_TEMPLATES.is_dir() else SOURCE_TEMPLATES
 EXCERPT_SENTENCES = 3
 EXCERPT_CHARS = 420
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\[])")
@@ -28,7 +36,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\[])")
 
 @lru_cache(maxsize=4)
 def environment(folder: str | None = None) -> jinja2.Environment:
-    path = Path(folder or os.environ.get("DIGEST_TEMPLATES") or TEMPLATES)
+    path = Path(folder or os.environ.get("DIGEST_TEMPLATES") or default_templates())
     if not path.is_dir():
         raise ConfigError(f"templates folder {path} not found; set DIGEST_TEMPLATES")
     return jinja2.Environment(
@@ -101,30 +109,29 @@ def render(
 ) -> Digest:
     """The subscriber's digest for `day`: subject, HTML (via MJML) and plain text."""
     env = environment(templates)
-    subject = subject_for(papers, day)
+    subject = one_line(subject_for(papers, day))
     items = [
         {
             "rank": i,
-            "title": r.paper.title,
+            "title": one_line(r.paper.title),
             "link": r.paper.link,
-            "authors": author_line(r),
-            "excerpt": excerpt(r.paper.abstract),
-            "matched": list(r.matched),
-            "keyphrases": list(r.keyphrases[:3]),
+            "authors": one_line(author_line(r)),
+            "excerpt": one_line(excerpt(r.paper.abstract)),
+            "matched": [one_line(k) for k in r.matched],
+            "keyphrases": [one_line(k) for k in r.keyphrases[:3]],
             "upvotes": r.paper.upvotes,
-            "score": r.score,
-            "why": why_line(r),
+            "why": one_line(why_line(r)),
         }
         for i, r in enumerate(papers, start=1)
     ]
-    topics = gist(papers)
+    topics = [one_line(t) for t in gist(papers)]
     context = {
         "subscriber": subscriber,
-        "name": subscriber.name.split()[0] if subscriber.name else subscriber.id,
+        "name": greeting_name(subscriber),
         "day": day_label(day),
         "day_iso": day.isoformat(),
-        "subject": subject,
-        "preheader": _preheader(papers, topics),
+        "subject": one_line(subject),
+        "preheader": one_line(_preheader(papers, topics)),
         "papers": items,
         "topics": topics,
         "links": links,
@@ -133,6 +140,12 @@ def render(
     html = mjml2html(mjml_source, disable_comments=True, fonts={})
     text = env.get_template("digest.txt.j2").render(context)
     return Digest(subscriber, day, tuple(papers), subject, html, text)
+
+
+def greeting_name(subscriber: Subscriber) -> str:
+    """The first word of the subscriber's name, else their id."""
+    words = one_line(subscriber.name or "").split()
+    return words[0] if words else subscriber.id
 
 
 def why_line(r: Ranked) -> str:

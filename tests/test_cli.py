@@ -196,14 +196,16 @@ def test_truncated_dump_keeps_its_complete_papers_and_says_which_was_left_out(en
     assert "'Segmenting Tumours in Low-Dose CT with Diffusion Priors' looks cut off" in result.output
 
 
-def test_a_bad_batch_changes_nothing_stored_before(env: dict[str, str], tmp_path: Path):
+def test_a_bad_record_is_named_and_nothing_stored_before_is_lost(env: dict[str, str], tmp_path: Path):
     invoke(env, "ingest")
-    before = invoke(env, "papers", "--day", "2026-11-19", "--json").output
+    before = json.loads(invoke(env, "papers", "--day", "2026-11-19", "--json").output)
     bad = tmp_path / "2026-11-19.jsonl"
     bad.write_text('{"title": "A", "abstract": "fine"}\n{"title": "B"}\n')
     result = CliRunner().invoke(cli, ["ingest", str(bad)], env=env)
     assert result.exit_code == 1 and f"{bad}:2: field 'abstract'" in result.output
-    assert invoke(env, "papers", "--day", "2026-11-19", "--json").output == before
+    after = json.loads(invoke(env, "papers", "--day", "2026-11-19", "--json").output)
+    assert after[: len(before)] == before  # every stored paper as it was
+    assert [p["title"] for p in after[len(before) :]] == ["A"]  # the good record went in
 
 
 def test_ingest_fetches_a_feed_url_and_remembers_it(env: dict[str, str]):
@@ -218,6 +220,9 @@ def test_ingest_fetches_a_feed_url_and_remembers_it(env: dict[str, str]):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_port}/arxiv_rss2.xml"
+        refused = CliRunner().invoke(cli, ["ingest", url, "--day", "2026-11-20"], env=env)
+        assert refused.exit_code == 1 and "127.0.0.1" in refused.output  # loopback: not by default
+        env = {**env, "DIGEST_INGEST_ALLOW_PRIVATE": "1"}
         first = invoke(env, "ingest", url, "--day", "2026-11-20")
         assert first.exit_code == 0 and f"{url}: 3 papers (2 new" in first.output
         assert "already ingested" in invoke(env, "ingest", url, "--day", "2026-11-20").output

@@ -78,7 +78,7 @@ def env(tmp_path: Path) -> dict[str, str]:
         "DIGEST_MODEL": "hashing",
         "DIGEST_SMTP_SECURITY": "none",
         "DIGEST_SMTP_BACKOFF": "0.01",
-        "DIGEST_SECRET": "test",
+        "DIGEST_SECRET": "a-test-secret-of-enough-length",
     }
     assert CliRunner().invoke(cli, ["ingest"], env=base).exit_code == 0
     return base
