@@ -23,7 +23,7 @@ from digest import render
 from digest.config import Settings
 from digest.dispatch import Policy, dispatch
 from digest.mail import SMTPMailer, build_message, serialize
-from digest.models import Paper, Ranked, Subscriber
+from digest.models import Links, Paper, Ranked, Subscriber
 
 
 class Sink:
@@ -66,9 +66,9 @@ def messages(n: int, settings: Settings) -> list:
             sub,
             date(2026, 11, 20),
             papers,
-            render.Links(unsubscribe="mailto:digest@localhost", archive=None, preferences=None),
+            Links("mailto:digest@localhost"),
         )
-        out.append(serialize(build_message(digest, settings, secret="bench"), settings, key=f"k{i}"))
+        out.append(serialize(build_message(digest, settings), settings, key=f"k{i}"))
     return out
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import email.policy
-import hashlib
-import hmac
 import os
 import smtplib
 import ssl
@@ -20,11 +18,10 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import quote
 
 from .config import Settings
 from .errors import ConfigError, SendError
-from .models import Digest, Subscriber
+from .models import Digest
 from .text import one_line
 
 # Headers a machine parses as they are (RFC 2369, RFC 8058): never folded or RFC 2047-encoded,
@@ -62,22 +59,7 @@ def sender_address(settings: Settings) -> Address:
     return _address(name, addr)
 
 
-def unsubscribe_token(subscriber_id: str, secret: str) -> str:
-    return hmac.new(secret.encode(), subscriber_id.encode(), hashlib.sha256).hexdigest()[:32]
-
-
-def unsubscribe_links(subscriber: Subscriber, settings: Settings, secret: str) -> tuple[str, str | None]:
-    """(mailto link, https link or None) for List-Unsubscribe and the footer."""
-    sender = sender_address(settings)
-    mailto = f"mailto:{sender.addr_spec}?subject={quote('unsubscribe ' + subscriber.id)}"
-    if not settings.base_url:
-        return mailto, None
-    token = unsubscribe_token(subscriber.id, secret)
-    base = settings.base_url.rstrip("/")
-    return mailto, f"{base}/unsubscribe?u={quote(subscriber.id)}&t={token}"
-
-
-def build_message(digest: Digest, settings: Settings, *, secret: str, to: str | None = None) -> EmailMessage:
+def build_message(digest: Digest, settings: Settings, *, to: str | None = None) -> EmailMessage:
     """multipart/alternative (text, then HTML) with the list headers mail clients act on."""
     sender = sender_address(settings)
     subscriber = digest.subscriber
@@ -91,12 +73,12 @@ def build_message(digest: Digest, settings: Settings, *, secret: str, to: str | 
     msg["Date"] = format_datetime(datetime.now(UTC))
     msg["Message-ID"] = make_msgid(idstring=f"{digest.day.isoformat()}.{subscriber.id}", domain=sender.domain)
     msg["List-Id"] = f"Paper Digest <digest.{sender.domain}>"
-    mailto, https = unsubscribe_links(subscriber, settings, secret)
-    if https:
-        msg["List-Unsubscribe"] = f"<{https}>, <{mailto}>"
+    links = digest.links
+    if links.unsubscribe_https:
+        msg["List-Unsubscribe"] = f"<{links.unsubscribe_https}>, <{links.unsubscribe_mailto}>"
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     else:
-        msg["List-Unsubscribe"] = f"<{mailto}>"
+        msg["List-Unsubscribe"] = f"<{links.unsubscribe_mailto}>"
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Digest-Day"] = digest.day.isoformat()
     msg.set_content(digest.text, subtype="plain", charset="utf-8")

@@ -140,6 +140,21 @@ class Ranked:
 
 
 @dataclass(frozen=True)
+class Links:
+    """The links of one message, built once (digest.links) and used by the HTML, the text and
+    the List-Unsubscribe headers."""
+
+    unsubscribe_mailto: str
+    unsubscribe_https: str | None = None  # the RFC 8058 one-click target, when DIGEST_BASE_URL is set
+    archive: str | None = None
+
+    @property
+    def unsubscribe(self) -> str:
+        """What the footer links to: the page when there is one, else the mailto."""
+        return self.unsubscribe_https or self.unsubscribe_mailto
+
+
+@dataclass(frozen=True)
 class Digest:
     """One subscriber's email for one day, rendered."""
 
@@ -149,6 +164,7 @@ class Digest:
     subject: str
     html: str
     text: str
+    links: Links
 
 
 @dataclass(frozen=True)

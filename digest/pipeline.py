@@ -11,24 +11,20 @@ Batch stages return per-item outcomes instead of stopping at the first failure.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
-import os
-import secrets
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from . import rank, render, schedule, sources
+from . import links, rank, render, schedule, sources
 from .config import Settings
 from .dispatch import Policy, Stopped, dispatch
 from .embed import CachedEmbedder, Embedder, embedder_for, text_hash
 from .errors import ConfigError, DigestError, InputError, NotFoundError, StoreError
-from .mail import Mailer, Outgoing, atomic_write, build_message, mailer_factory, serialize, unsubscribe_links
+from .mail import Mailer, Outgoing, atomic_write, build_message, mailer_factory, sender_address, serialize
 from .models import Digest, Ranked, Subscriber
 from .store import Store
 from .text import mask_query, one_line
@@ -197,36 +193,10 @@ class Ranker:
 # --- render and deliver ------------------------------------------------------------------
 
 
-def secret(settings: Settings) -> str:
-    """Signs the links' tokens: DIGEST_SECRET, else a random one kept in the state folder,
-    created readable by its owner only from the moment it exists (never chmod-ed after)."""
-    if settings.secret:
-        return settings.secret
-    path = settings.state_dir / "secret"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret.", suffix=".tmp")  # mode 0600
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_hex(32))
-                f.flush()
-                os.fsync(f.fileno())
-            with contextlib.suppress(FileExistsError):  # another run made it first: theirs is used
-                os.link(tmp, path)
-        finally:
-            os.unlink(tmp)
-    return path.read_text().strip()
-
-
 def render_digest(sub: Subscriber, day: date, papers: Sequence[Ranked], settings: Settings) -> Digest:
-    mailto, https = unsubscribe_links(sub, settings, secret(settings))
-    base = settings.base_url.rstrip("/") if settings.base_url else None
-    links = render.Links(
-        unsubscribe=https or mailto,
-        archive=f"{base}/archive/{day.isoformat()}/{sub.id}.html" if base else None,
-        preferences=f"{base}/subscribe" if base else None,
-    )
-    return render.render(sub, day, papers, links)
+    """The digest with its links, made once for the HTML, the text and the headers."""
+    sender = sender_address(settings).addr_spec
+    return render.render(sub, day, papers, links.for_digest(sub, day, settings, sender))
 
 
 def archive_path(settings: Settings, day: date, subscriber_id: str) -> Path:
@@ -341,7 +311,7 @@ def deliver(
             ids = [r.paper.id for r in papers]
             try:
                 digest = render_digest(sub, day, papers, settings)
-                message = build_message(digest, settings, secret=secret(settings), to=to)
+                message = build_message(digest, settings, to=to)
                 outgoing = serialize(
                     message, settings, key=f"{key}/{sub.id}" if to is None else f"{key}/test-{sub.id}"
                 )

@@ -9,7 +9,6 @@ import os
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -18,7 +17,7 @@ import jinja2
 from mjml import mjml2html
 
 from .errors import ConfigError
-from .models import Digest, Ranked, Subscriber
+from .models import Digest, Links, Ranked, Subscriber
 from .text import one_line
 
 # An installed wheel carries its templates inside the package; a source checkout (and an
@@ -29,6 +28,8 @@ SOURCE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 def default_templates() -> Path:
     return PACKAGED_TEMPLATES if PACKAGED_TEMPLATES.is_dir() else SOURCE_TEMPLATES
+
+
 EXCERPT_SENTENCES = 3
 EXCERPT_CHARS = 420
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\[])")
@@ -97,13 +98,6 @@ def subject_for(papers: Sequence[Ranked], day: date) -> str:
     )
 
 
-@dataclass(frozen=True)
-class Links:
-    unsubscribe: str
-    archive: str | None
-    preferences: str | None
-
-
 def render(
     subscriber: Subscriber, day: date, papers: Sequence[Ranked], links: Links, *, templates: str | None = None
 ) -> Digest:
@@ -139,7 +133,7 @@ def render(
     mjml_source = env.get_template("digest.mjml.j2").render(context)
     html = mjml2html(mjml_source, disable_comments=True, fonts={})
     text = env.get_template("digest.txt.j2").render(context)
-    return Digest(subscriber, day, tuple(papers), subject, html, text)
+    return Digest(subscriber, day, tuple(papers), subject, html, text, links)
 
 
 def greeting_name(subscriber: Subscriber) -> str:

@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT
 
 from digest import render
-from digest.models import Paper, Ranked, Subscriber
+from digest.models import Links, Paper, Ranked, Subscriber
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SHOTS = ROOT / "screenshots"
@@ -56,10 +56,10 @@ def _digest_html() -> str:
         )
         for i in range(1, 6)
     ]
-    links = render.Links(
-        unsubscribe="https://digest.example.org/unsubscribe?u=alice&t=x",
-        archive="https://digest.example.org/archive/2026-11-20/alice.html",
-        preferences=None,
+    links = Links(
+        unsubscribe_mailto="mailto:digest@example.org",
+        unsubscribe_https="https://digest.example.org/unsubscribe?t=x",
+        archive="https://digest.example.org/archive/2026-11-20/alice?t=y",
     )
     return render.render(sub, date(2026, 11, 20), papers, links).html
 

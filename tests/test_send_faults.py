@@ -19,11 +19,11 @@ from click.testing import CliRunner
 from conftest import ROOT, SAMPLES
 from test_delivery import Scripted, serving
 
-from digest import pipeline, render
+from digest import links, pipeline, render
 from digest.cli import cli
 from digest.config import Settings
 from digest.mail import build_message, serialize
-from digest.models import Paper, Ranked, Subscriber
+from digest.models import Links, Paper, Ranked, Subscriber
 from digest.store import Store
 
 DAY = "2026-11-20"
@@ -133,8 +133,7 @@ def test_only_http_links_reach_the_mail_and_the_archive(env, url: str):
 
 def test_a_blank_display_name_greets_by_id():
     sub = Subscriber(id="alice", email="alice@example.org", name="  ", keywords=("x",))
-    links = render.Links(unsubscribe="mailto:d@localhost", archive=None, preferences=None)
-    digest = render.render(sub, date(2026, 11, 20), [], links)
+    digest = render.render(sub, date(2026, 11, 20), [], Links("mailto:d@localhost"))
     assert "Good morning, alice" in digest.text
 
 
@@ -149,7 +148,7 @@ def test_list_unsubscribe_headers_are_written_verbatim_on_the_wire(tmp_path: Pat
     sub = Subscriber(id="alice-with-a-long-id", email="alice@example.org", keywords=("x",))
     paper = Paper(id="2611.00001", title="T", abstract="A.")
     digest = pipeline.render_digest(sub, date(2026, 11, 20), [Ranked(paper, 0.5)], settings)
-    data = serialize(build_message(digest, settings, secret=SECRET), settings, key="k").data
+    data = serialize(build_message(digest, settings), settings, key="k").data
     head = data.split(b"\r\n\r\n", 1)[0]
     (line,) = [h for h in head.split(b"\r\n") if h.startswith(b"List-Unsubscribe:")]
     assert line.startswith(
@@ -338,12 +337,12 @@ def test_the_secret_file_is_private_from_the_moment_it_exists(tmp_path, monkeypa
     old_umask = os.umask(0)
     try:
         settings = Settings.load(env={}, db=tmp_path / "state" / "digest.db")
-        value = pipeline.secret(settings)
+        value = links.secret(settings)
     finally:
         os.umask(old_umask)
     path = tmp_path / "state" / "secret"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert len(value) >= 32 and pipeline.secret(settings) == value
+    assert len(value) >= 32 and links.secret(settings) == value
 
 
 # --- the daemon keeps going ------------------------------------------------------------------
