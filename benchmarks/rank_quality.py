@@ -91,7 +91,7 @@ def keyword_labeled(embedder: CachedEmbedder, store: Store, limit: int) -> None:
     results = {
         "TF-IDF (1-2-grams, sublinear)": tfidf_scores(queries, texts),
         "cosine(query, paper)": query_vectors @ features.vectors.T,
-        "ours (digest.rank)": rank.score_matrix(features, queries, query_vectors).ordering,
+        "ours (digest.rank)": rank.score_matrix(features, queries, query_vectors).relevance,
     }
     print(
         f"\n1. keyword_labeled_papers: {len(rows)} papers, {len(queries)} queries"
@@ -163,7 +163,7 @@ def reviewers(embedder: CachedEmbedder) -> None:
         cand_features = rank.featurize(
             [Paper(id=str(i), title=t, abstract="") for i, t in enumerate(cand_texts)], embedder
         )[0]
-        ours = rank.score_matrix(cand_features, profile, embedder.encode(profile)).ordering.max(axis=0)
+        ours = rank.score_matrix(cand_features, profile, embedder.encode(profile)).relevance.max(axis=0)
         centroid = normalize(embedder.encode(own).mean(axis=0, keepdims=True))[0]
         cosine = cand_features.vectors @ centroid
         tfidf = tfidf_scores([" ".join(own)], own + cand_texts)[0][len(own) :]

@@ -215,6 +215,8 @@ def rank_cmd(user: str | None, day: date | None, limit: int | None, as_json: boo
                             "paper_id": r.paper.id,
                             "title": one_line(r.paper.title),
                             "score": r.score,
+                            "relevance": r.relevance,
+                            "trending": r.trending,
                             "matched": list(r.matched),
                             "keyphrases": list(r.keyphrases),
                         }

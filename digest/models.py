@@ -134,9 +134,11 @@ class Ranked:
     """One paper as ranked for one subscriber, with why."""
 
     paper: Paper
-    score: float
+    score: float  # 0..1: (1 - trending_weight) * relevance + trending_weight * trending
     matched: tuple[str, ...] = ()
     keyphrases: tuple[str, ...] = ()
+    relevance: float | None = None  # 0..1: how well the paper fits the subscriber's best interest
+    trending: float | None = None  # 0..1: community upvotes, log-scaled and capped
 
 
 @dataclass(frozen=True)

@@ -186,8 +186,12 @@ class Ranker:
         digest already gave them: the same day ranks the same before and after it is sent."""
         subscribers = self.with_profiles(subscribers)
         features = self.features(self.candidates(day))
-        sent = {s.id: self.store.sent_paper_ids(s.id, before=day.isoformat()) for s in subscribers}
-        return rank.rank_subscribers(subscribers, features, self.embedder, limit=limit, exclude_ids=sent)
+        signals = {s.id: self.signals(s, day) for s in subscribers}
+        return rank.rank_subscribers(subscribers, features, self.embedder, limit=limit, signals=signals)
+
+    def signals(self, subscriber: Subscriber, day: date) -> rank.Signals:
+        """What the store knows of `subscriber` that shapes their ranking for `day`."""
+        return rank.Signals(sent_ids=self.store.sent_paper_ids(subscriber.id, before=day.isoformat()))
 
 
 # --- render and deliver ------------------------------------------------------------------

@@ -1,20 +1,24 @@
 """Ranking: which papers each subscriber gets, in what order, and why.
 
-For every paper we have its embedding (title + abstract) and its KeyBERT keyphrases
-(MMR-diversified, with their embeddings). For every profile keyword k and paper p::
+For every paper we have its embedding (title + abstract), its KeyBERT keyphrases (with their
+embeddings) and a TF-IDF vector fitted on the run's papers. For a keyword k and a paper p::
 
-    s(k, p) = W_DOC * cos(k, paper) + W_PHRASE * max cos(k, keyphrase) + W_LEX * lexical(k, p)
+    s(k, p) = W_DOC * cos(k, p) + W_PHRASE * max cos(k, keyphrase) + W_LEX * lexical(k, p)
+    r(k, p) = (s(k, p) + W_TFIDF * tfidf(k, p)) / (1 + W_TFIDF)          both in 0..1
 
-A paper's score is its best interest, max_k s(k, p), so one square hit beats a brush
-with every interest. Papers that hit an `exclude` keyword are dropped. Selection takes
-the best papers with at most a fair share per interest, so one interest cannot crowd
-out the others.
+and for a subscriber with keywords K and trending_weight w::
 
-Speed: s(k, p) is one matrix for the union of every subscriber's keywords, computed once
-per run (`score_matrix`); a subscriber is then the max over a few of its rows and a top-k
-(`select`).
-Keyphrases use KeyBERT's own candidate rules and MMR over one vocabulary shared by the
-whole batch of papers, in which every unigram is embedded exactly and each paper's most
+    relevance(p) = max over k in K of r(k, p)       one square hit beats brushing every interest
+    score(p)     = (1 - w) * relevance(p) + w * trending(upvotes of p)          in 0..1
+
+The order and min_score use the score. A paper is eligible when some keyword's evidence
+s(k, p) reaches MATCH_FLOOR (that keyword is then "matched") and it hits no `exclude`; papers
+already sent never come back (`Signals`). Selection keeps a fair share per interest.
+
+Speed: s and r are matrices for the union of every subscriber's keywords, computed once per
+run (`score_matrix`); a subscriber is then the max over a few of its rows and a sort
+(`select`). Keyphrases use KeyBERT's own candidate rules and MMR over one vocabulary shared by
+the whole batch of papers, in which every unigram is embedded exactly and each paper's most
 promising bigrams (ranked by the sum of their unigrams' embeddings) are embedded exactly;
 bigrams no paper could pick are never embedded.
 """
@@ -31,13 +35,15 @@ import numpy as np
 from .embed import Embedder, normalize, text_hash
 from .models import Paper, Ranked, Subscriber
 
+# The paper as a whole says most; its best keyphrase catches a focused sub-topic; the exact
+# phrase is a tie-breaker that embeddings blur ("graph neural networks" vs "neural graphs").
 W_DOC, W_PHRASE, W_LEX = 0.5, 0.3, 0.2
-# Ordering also adds TF-IDF (1-2-grams, sublinear, fitted on the run's papers): word and
-# embedding evidence are complementary; tuned on keyword_labeled_papers (benchmarks/rank_quality.py)
+# Word and embedding evidence are complementary; 1.5 was best on keyword_labeled_papers
+# (0.8-3.0 all within 0.005 nDCG@10, benchmarks/rank_quality.py)
 W_TFIDF = 1.5
-MATCH_FLOOR = 0.42  # s(k, p) at which keyword k is shown as "matched"
-EXCLUDE_FLOOR = 0.45
-UPVOTE_CAP = 100
+MATCH_FLOOR = 0.42  # s(k, p) at which a keyword is shown as "matched": a clear on-topic hit
+EXCLUDE_FLOOR = 0.45  # s(k, p) for an exclude phrase: a bit stricter, so near-misses are kept
+UPVOTE_CAP = 100  # upvotes beyond this say "popular", not "more relevant"
 TOP_KEYPHRASES = 5
 MMR_DIVERSITY = 0.3
 PRESELECT_BIGRAMS = 60  # per paper; checked against full KeyBERT in benchmarks/rank_bench.py
@@ -209,19 +215,23 @@ def _fit_tfidf(texts: Sequence[str]):  # noqa: ANN202 - (vectorizer, sparse matr
 
 @dataclass(frozen=True)
 class ScoreMatrix:
-    """s(k, p) for every distinct keyword of a run (rows) and every paper (columns): keyword-major,
-    so one subscriber's few keywords are a few contiguous rows."""
+    """Per keyword of a run (rows) and paper (columns), keyword-major so that one subscriber's
+    few keywords are a few contiguous rows:
+
+    evidence  s(k, p) in 0..1: embeddings and the phrase match; decides eligibility and "matched"
+    relevance r(k, p) in 0..1: evidence and TF-IDF blended; what the order and min_score use
+    """
 
     keywords: tuple[str, ...]
-    scores: np.ndarray  # (K, P) s(k, p): relevance, what "matched" and min_score are judged on
+    evidence: np.ndarray  # (K, P)
     lexical_hits: np.ndarray  # (K, P) bool: the keyword occurs as a phrase in the paper
-    ordering: np.ndarray | None = None  # (K, P) s(k, p) + W_TFIDF * tfidf(k, p): the rank order
+    relevance: np.ndarray | None = None  # (K, P); None: the evidence alone (no TF-IDF fitted)
     index: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.index.update((k, i) for i, k in enumerate(self.keywords))
-        if self.ordering is None:
-            object.__setattr__(self, "ordering", self.scores)
+        if self.relevance is None:
+            object.__setattr__(self, "relevance", self.evidence)
 
     def rows(self, keywords: Sequence[str]) -> list[int]:
         return [self.index[k] for k in keywords]
@@ -244,12 +254,14 @@ def score_matrix(
         best = np.maximum.reduceat(features.phrase_vectors @ keyword_vectors.T, starts, axis=0)
         phrase[:, owners] = best.T
     lex = _lexical_matrix(features.token_lists, keywords).T
-    scores = np.ascontiguousarray(W_DOC * doc + W_PHRASE * phrase + W_LEX * lex, dtype=np.float32)
-    ordering = scores
+    # cosines below 0 mean "unrelated", not "less than unrelated": clipped, so s stays in 0..1
+    evidence = W_DOC * np.clip(doc, 0, 1) + W_PHRASE * np.clip(phrase, 0, 1) + W_LEX * lex
+    evidence = np.ascontiguousarray(evidence, dtype=np.float32)
+    relevance = None
     if features.tfidf is not None:
-        words = features.tfidf.transform(keywords) @ features.tfidf_matrix.T
-        ordering = np.ascontiguousarray(scores + W_TFIDF * words.toarray(), dtype=np.float32)
-    return ScoreMatrix(keywords, scores, np.ascontiguousarray(lex >= 1.0), ordering)
+        words = (features.tfidf.transform(keywords) @ features.tfidf_matrix.T).toarray()
+        relevance = np.ascontiguousarray((evidence + W_TFIDF * words) / (1 + W_TFIDF), dtype=np.float32)
+    return ScoreMatrix(keywords, evidence, np.ascontiguousarray(lex >= 1.0), relevance)
 
 
 def _lexical_matrix(token_lists: Sequence[Sequence[str]], keywords: Sequence[str]) -> np.ndarray:
@@ -283,73 +295,126 @@ def trending(upvotes: np.ndarray) -> np.ndarray:
     return np.log1p(np.clip(upvotes, 0, UPVOTE_CAP)) / math.log1p(UPVOTE_CAP)
 
 
+# --- one subscriber: blend, eligibility, picks ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Signals:
+    """What we know of one subscriber beyond subscribers.yaml: the one place such evidence
+    enters the ranking (today: papers already mailed to them; votes and own papers next)."""
+
+    sent_ids: frozenset[str] | set[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Blend:
+    """A subscriber's view of the day: per paper, its best interest and the score parts."""
+
+    interest: np.ndarray  # (P,) row (within the subscriber's keywords) of the best interest
+    evidence: np.ndarray  # (P,) s of that best interest
+    relevance: np.ndarray  # (P,) max over interests of r(k, p)
+    trending: np.ndarray  # (P,) 0..1
+    score: np.ndarray  # (P,) (1 - w) * relevance + w * trending, in 0..1
+    evidence_rows: np.ndarray  # (k, P) per interest, for "matched"
+
+
+def blend(subscriber: Subscriber, matrix: ScoreMatrix, upvote_scale: np.ndarray) -> Blend:
+    """The score: the subscriber's best interest, plus `trending_weight` as a true share."""
+    index = matrix.rows(subscriber.keywords)
+    evidence_rows = matrix.evidence[index]
+    relevance_rows = matrix.relevance[index]
+    interest = relevance_rows.argmax(axis=0)
+    relevance = relevance_rows.max(axis=0)
+    w = subscriber.trending_weight
+    score = (1 - w) * relevance + w * upvote_scale if w else relevance
+    return Blend(
+        interest=interest,
+        evidence=evidence_rows.max(axis=0),
+        relevance=relevance,
+        trending=upvote_scale,
+        score=score,
+        evidence_rows=evidence_rows,
+    )
+
+
+def eligible(
+    subscriber: Subscriber,
+    features: PaperFeatures,
+    matrix: ScoreMatrix,
+    view: Blend,
+    signals: Signals,
+    *,
+    every: bool = False,
+) -> np.ndarray:
+    """Which papers may be picked: on topic (some interest's evidence reaches MATCH_FLOOR and
+    the score reaches min_score; `every` waives both), not about an `exclude`, never sent."""
+    n = len(features.papers)
+    mask = (
+        np.ones(n, dtype=bool)
+        if every
+        else (view.evidence >= MATCH_FLOOR) & (view.score >= subscriber.min_score)
+    )
+    if subscriber.exclude:
+        ex = matrix.rows(subscriber.exclude)
+        mask &= ~((matrix.evidence[ex] >= EXCLUDE_FLOOR) | matrix.lexical_hits[ex]).any(axis=0)
+    if signals.sent_ids:
+        mask &= np.array([p.id not in signals.sent_ids for p in features.papers])
+    return mask
+
+
 def select(
     subscriber: Subscriber,
     features: PaperFeatures,
     matrix: ScoreMatrix,
     *,
     limit: int | None = None,
-    exclude_ids: frozenset[str] | set[str] = frozenset(),
+    signals: Signals = Signals(),  # noqa: B008 - frozen, shared safely
     upvote_scale: np.ndarray | None = None,
 ) -> list[Ranked]:
     """The subscriber's papers, best first. `limit=None` applies their max_papers and min_score
     and the per-interest quota; `limit=0` returns every eligible paper, scored."""
     keywords = list(subscriber.keywords)
-    n = len(features.papers)
-    if not keywords or n == 0:
+    if not keywords or not features.papers:
         return []
-    index = matrix.rows(keywords)
-    rows = matrix.scores[index]  # (k, P), contiguous rows: relevance per interest
-    relevance = rows.max(axis=0)
-    order_rows = matrix.ordering[index]
-    score = order_rows.max(axis=0)
-    if subscriber.trending_weight:
-        if upvote_scale is None:
-            upvote_scale = trending(np.array([p.upvotes or 0 for p in features.papers], dtype=np.float32))
-        w = subscriber.trending_weight
-        score = (1 - w) * score + w * upvote_scale
-    eligible = (
-        np.ones(n, dtype=bool)
-        if limit == 0
-        else (relevance >= subscriber.min_score) & (relevance >= MATCH_FLOOR)
-    )
-    if subscriber.exclude:
-        ex = matrix.rows(subscriber.exclude)
-        eligible &= ~((matrix.scores[ex] >= EXCLUDE_FLOOR) | matrix.lexical_hits[ex]).any(axis=0)
-    if exclude_ids:
-        eligible &= np.array([p.id not in exclude_ids for p in features.papers])
-    candidates = np.flatnonzero(eligible)
-    cap = subscriber.max_papers if limit is None else limit
-    if limit != 0 and len(candidates) > 4 * cap:  # only the head can be picked, even with quotas
-        candidates = candidates[np.argpartition(-score[candidates], 4 * cap)[: 4 * cap]]
-    order = candidates[np.argsort(-score[candidates], kind="stable")]  # ties: arrival order
-
+    if upvote_scale is None:
+        upvote_scale = trending(np.array([p.upvotes or 0 for p in features.papers], dtype=np.float32))
+    view = blend(subscriber, matrix, upvote_scale)
+    candidates = np.flatnonzero(eligible(subscriber, features, matrix, view, signals, every=limit == 0))
+    order = candidates[np.argsort(-view.score[candidates], kind="stable")]  # ties: arrival order
     if limit == 0:
         chosen = order.tolist()
     else:
-        interests = order_rows[:, order].argmax(axis=0).tolist()
-        chosen = select_diverse(
-            list(zip(order.tolist(), interests, strict=True)), cap, n_interests=len(keywords)
-        )
+        cap = subscriber.max_papers if limit is None else limit
+        pairs = list(zip(order.tolist(), view.interest[order].tolist(), strict=True))
+        chosen = select_diverse(pairs, cap, n_interests=len(keywords))
     # plain Python numbers from here: a few picks, and numpy scalars are slow one by one
-    per_keyword = rows[:, chosen].T.tolist()
-    scores = score[chosen].tolist()
+    per_keyword = view.evidence_rows[:, chosen].T.tolist()
     return [
         Ranked(
             features.papers[i],
-            round(value, 4),
+            round(score, 4),
             tuple(
                 k for s_k, k in sorted(zip(column, keywords, strict=True), reverse=True) if s_k >= MATCH_FLOOR
             ),
             features.keyphrases[i],
+            relevance=round(relevance, 4),
+            trending=round(trend, 4),
         )
-        for i, value, column in zip(chosen, scores, per_keyword, strict=True)
+        for i, score, relevance, trend, column in zip(
+            chosen,
+            view.score[chosen].tolist(),
+            view.relevance[chosen].tolist(),
+            view.trending[chosen].tolist(),
+            per_keyword,
+            strict=True,
+        )
     ]
 
 
 def select_diverse(ranked: Sequence[tuple[int, int]], cap: int, n_interests: int) -> list[int]:
     """From (item, interest) pairs, best first: at most a fair share per interest while other
-    interests still have items to give; leftover slots go to the next best."""
+    interests still have items to give; leftover slots go to the next best. `ranked` holds
+    every eligible item, so an interest that ranks below a crowd still gets its share."""
     quota = max(2, math.ceil(cap * 0.6)) if n_interests > 1 else cap
     head = [interest for _, interest in ranked[:cap]]
     if not head or max(head.count(i) for i in set(head)) <= quota:  # nobody crowded out: the best cap
@@ -361,7 +426,8 @@ def select_diverse(ranked: Sequence[tuple[int, int]], cap: int, n_interests: int
         if len(taken) >= cap:
             break
         if per_interest.get(interest, 0) >= quota:
-            overflow.append(item)
+            if len(overflow) < cap:
+                overflow.append(item)
             continue
         per_interest[interest] = per_interest.get(interest, 0) + 1
         taken.append(item)
@@ -376,17 +442,17 @@ def rank_subscribers(
     embed_keywords: Embedder,
     *,
     limit: int | None = None,
-    exclude_ids: dict[str, set[str]] | None = None,
+    signals: dict[str, Signals] | None = None,
 ) -> dict[str, list[Ranked]]:
     """Every subscriber's ranking from one score matrix over all their keywords."""
     keywords = sorted({k for s in subscribers for k in (*s.keywords, *s.exclude)})
     vectors = embed_keywords.encode(keywords) if keywords else np.zeros((0, features.vectors.shape[1]))
     matrix = score_matrix(features, keywords, vectors)
     upvotes = trending(np.array([p.upvotes or 0 for p in features.papers], dtype=np.float32))
-    exclude_ids = exclude_ids or {}
+    signals = signals or {}
     return {
         s.id: select(
-            s, features, matrix, limit=limit, exclude_ids=exclude_ids.get(s.id, set()), upvote_scale=upvotes
+            s, features, matrix, limit=limit, signals=signals.get(s.id, Signals()), upvote_scale=upvotes
         )
         for s in subscribers
     }

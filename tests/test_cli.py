@@ -101,7 +101,8 @@ def test_rank_json_limit_zero_scores_every_paper_for_every_subscriber(env: dict[
     }
     for rows in ranked.values():
         assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
-        assert set(rows[0]) == {"paper_id", "title", "score", "matched", "keyphrases"}
+        assert {"paper_id", "title", "score", "matched", "keyphrases"} <= set(rows[0])
+        assert all(0 <= r["score"] <= 1 and 0 <= r["relevance"] <= 1 and 0 <= r["trending"] <= 1 for r in rows)
 
 
 def test_preview_prints_a_summary_and_writes_the_html(env: dict[str, str], tmp_path: Path):

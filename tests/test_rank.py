@@ -41,7 +41,7 @@ def features():
 
 def _rank(sub: Subscriber, features, exclude_ids: set[str] = frozenset(), **kw):
     ranked = rank.rank_subscribers(
-        [sub], features, HashingEmbedder(), exclude_ids={sub.id: exclude_ids}, **kw
+        [sub], features, HashingEmbedder(), signals={sub.id: rank.Signals(sent_ids=exclude_ids)}, **kw
     )
     return ranked[sub.id]
 
@@ -169,3 +169,44 @@ def test_fast_lexical_matrix_equals_the_reference_pair_by_pair():
     for i, toks in enumerate(token_lists):
         for j, k in enumerate(keywords):
             assert fast[i, j] == pytest.approx(rank.lexical(k, toks, set(toks))), (i, k)
+
+
+def test_the_score_is_in_0_1_and_trending_weight_is_a_true_share():
+    papers = [
+        _paper(f"Diffusion models paper {i}", f"Diffusion models sample images {i}.", upvotes=10 * i)
+        for i in range(6)
+    ]
+    feats, _ = rank.featurize(papers, HashingEmbedder())
+    for w in (0.0, 0.3, 1.0):
+        ranked = _rank(replace(SUB, trending_weight=w), feats, limit=0)
+        assert ranked and all(0.0 <= r.score <= 1.0 for r in ranked)
+        for r in ranked:
+            assert r.score == pytest.approx((1 - w) * r.relevance + w * r.trending, abs=1e-3)
+
+
+def test_min_score_compares_the_score_the_order_uses(features):
+    scores = sorted(r.score for r in _rank(SUB, features))
+    floor = (scores[0] + scores[-1]) / 2
+    kept = _rank(replace(SUB, min_score=floor), features)
+    assert kept and all(r.score >= floor for r in kept)
+    assert len(kept) < len(scores)
+
+
+def test_the_quota_holds_when_one_interest_dominates_the_day():
+    crowd = [
+        _paper(f"Diffusion models study {i}", f"Diffusion models for diffusion models, variant {i}.")
+        for i in range(40)
+    ]
+    few = [
+        _paper(
+            f"Tabular learning survey {j}",
+            f"Trees, kernels, boosting, linear models and graph neural networks compared on tables {j}.",
+        )
+        for j in range(5)
+    ]
+    feats, _ = rank.featurize([*crowd, *few], HashingEmbedder())
+    every = _rank(replace(SUB, max_papers=10), feats, limit=0)
+    assert {r.paper.id for r in every[:40]} == {p.id for p in crowd}  # the crowd outranks the few
+    picked = {r.paper.id for r in _rank(replace(SUB, max_papers=10), feats)}
+    assert len(picked) == 10
+    assert len(picked & {p.id for p in few}) == 4 and len(picked & {p.id for p in crowd}) == 6
