@@ -9,10 +9,11 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 
 from digest import pipeline, sources
-from digest.store import Store
+from digest.store import SQLiteStore
 
 LISTINGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "arxiv_daily" / "raw_daily_listings"
 
@@ -38,8 +39,8 @@ def main() -> int:
             sources.read_file(f)
 
     def parse_and_store() -> None:
-        with tempfile.TemporaryDirectory() as tmp, Store.open(Path(tmp) / "bench.db") as store:
-            outcomes = pipeline.ingest(store, files)
+        with tempfile.TemporaryDirectory() as tmp, SQLiteStore.open(Path(tmp) / "bench.db") as store:
+            outcomes = pipeline.ingest(store, files, today=date.today())
             assert not any(o.error for o in outcomes)
 
     parse_s = best_of(3, parse_only)

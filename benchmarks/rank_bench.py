@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 from digest import rank, sources  # noqa: E402
 from digest.embed import CachedEmbedder, MiniLM, text_hash  # noqa: E402
 from digest.models import Subscriber  # noqa: E402
-from digest.store import Store  # noqa: E402
+from digest.store import SQLiteStore  # noqa: E402
 
 LISTINGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "arxiv_daily" / "raw_daily_listings"
 
@@ -124,7 +124,7 @@ def baseline(papers, subscribers, model) -> tuple[float, list[set[str]]]:
     return time.perf_counter() - start, [set(p) for p in phrases]
 
 
-def ours(papers, subscribers, store: Store, model) -> tuple[float, rank.PaperFeatures, int]:
+def ours(papers, subscribers, store: SQLiteStore, model) -> tuple[float, rank.PaperFeatures, int]:
     start = time.perf_counter()
     embedder = CachedEmbedder(model, store)
     cached = store.cached_keyphrases(embedder.model_id, [text_hash(p.text) for p in papers])
@@ -176,7 +176,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
-        with Store.open(db) as store:
+        with SQLiteStore.open(db) as store:
             cold_s, features, _ = ours(papers, subscribers, store, model)
             peak_ours = peak_mb()
             warm_s, _, warm_computed = ours(papers, subscribers, store, model)

@@ -33,7 +33,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
 from digest import rank  # noqa: E402
 from digest.embed import CachedEmbedder, embedder_for, normalize, text_hash  # noqa: E402
 from digest.models import Paper  # noqa: E402
-from digest.store import Store  # noqa: E402
+from digest.store import SQLiteStore  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CACHE = Path(__file__).resolve().parents[1] / "var" / "bench-cache.db"
@@ -45,7 +45,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def features_for(
-    texts: list[str], embedder: CachedEmbedder, store: Store, top_n: int = 5
+    texts: list[str], embedder: CachedEmbedder, store: SQLiteStore, top_n: int = 5
 ) -> rank.PaperFeatures:
     papers = [
         Paper(id=str(i), title=t.split(". ", 1)[0], abstract=t.split(". ", 1)[-1])
@@ -75,7 +75,7 @@ def ndcg_p_at_10(scores: np.ndarray, relevant: list[set[int]]) -> tuple[float, f
     return float(np.mean(ndcgs)), float(np.mean(precisions))
 
 
-def keyword_labeled(embedder: CachedEmbedder, store: Store, limit: int) -> None:
+def keyword_labeled(embedder: CachedEmbedder, store: SQLiteStore, limit: int) -> None:
     path = DATA / "keyword_labeled_papers" / "openreview_papers_with_author_keywords.jsonl"
     rows = [r for r in read_jsonl(path) if r.get("keywords")][: limit or None]
     keys = [{k.strip().lower() for k in r["keywords"] if k.strip()} for r in rows]
@@ -196,7 +196,7 @@ def main() -> int:
     if not DATA.is_dir():
         print(f"skipped: {DATA} not present")
         return 0
-    with Store.open(CACHE) as store:
+    with SQLiteStore.open(CACHE) as store:
         embedder = CachedEmbedder(embedder_for(args.model), store)
         print(
             f"rank quality ({embedder.model_id}; "

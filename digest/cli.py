@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import sys
 import webbrowser
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from . import pipeline
 from .config import Settings, check_address, load_subscribers
 from .errors import DigestError
 from .schedule import next_send
-from .store import Store
+from .store import Store, open_store
 from .text import mask_query, one_line, printable
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -73,14 +72,11 @@ def cli(ctx: click.Context, **flags: Any) -> None:
     """A personalized research-paper newsletter: ingest the day's papers, rank them for each
     subscriber, and mail each one a digest."""
     ctx.obj = flags
-    _configure_logging()
 
 
-def _configure_logging() -> None:
+def _configure_logging(settings: Settings) -> None:
     """One line per event on stderr; on a terminal everything, under cron only problems."""
-    level = (os.environ.get("DIGEST_LOG_LEVEL") or ("INFO" if sys.stderr.isatty() else "WARNING")).upper()
-    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise click.UsageError(f"DIGEST_LOG_LEVEL={level!r} is not one of DEBUG, INFO, WARNING, ERROR")
+    level = settings.log_level or ("INFO" if sys.stderr.isatty() else "WARNING")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s digest: %(message)s", "%Y-%m-%d %H:%M:%S"))
     logger = logging.getLogger("digest")
@@ -91,11 +87,14 @@ def _configure_logging() -> None:
 
 
 def _settings() -> Settings:
-    return Settings.load(**click.get_current_context().find_root().obj)
+    """The settings of this command (flags, then DIGEST_*), checked; logging set up by them."""
+    settings = Settings.load(**click.get_current_context().find_root().obj)
+    _configure_logging(settings)
+    return settings
 
 
 def _store(settings: Settings) -> Store:
-    return Store.open(settings.db)
+    return open_store(settings)
 
 
 def _print_ingest(outcomes: list[pipeline.FileOutcome], *, show_skipped: bool = True) -> bool:
@@ -139,7 +138,12 @@ def ingest(paths: tuple[str, ...], day: date | None, force: bool) -> None:
             return
     with _store(settings) as store:
         outcomes = pipeline.ingest(
-            store, files, day=day, force=force, allow_private=settings.ingest_allow_private
+            store,
+            files,
+            day=day,
+            today=settings.clock().date(),
+            force=force,
+            allow_private=settings.ingest_allow_private,
         )
     if not _print_ingest(outcomes):
         sys.exit(1)
@@ -172,7 +176,7 @@ def papers(day: date | None, as_json: bool) -> None:
     """List the stored papers of a day."""
     settings = _settings()
     with _store(settings) as store:
-        day = day or pipeline.default_day(store)
+        day = day or pipeline.default_day(store, settings.clock().date())
         found = store.papers(day.isoformat())
     if as_json:
         click.echo(json.dumps([_paper_json(p) for p in found], indent=2, ensure_ascii=False))
@@ -204,7 +208,7 @@ def rank_cmd(user: str | None, day: date | None, limit: int | None, as_json: boo
     settings = _settings()
     subs = _subscribers(settings, user)
     with _store(settings) as store:
-        day = day or pipeline.default_day(store)
+        day = day or pipeline.default_day(store, settings.clock().date())
         ranked = pipeline.Ranker.for_settings(store, settings).rank_all(subs, day, limit=limit)
     if as_json:
         click.echo(
@@ -254,7 +258,7 @@ def preview(user: str, day: date | None, fmt: str, out: Path | None, open_browse
     settings = _settings()
     sub = _subscribers(settings, user)[0]
     with _store(settings) as store:
-        day = day or pipeline.default_day(store)
+        day = day or pipeline.default_day(store, settings.clock().date())
         ranked = pipeline.Ranker.for_settings(store, settings).rank_all([sub], day)[sub.id]
     digest = pipeline.render_digest(sub, day, ranked, settings)
     click.echo(f"{sub.id} <{sub.email}> — {day}: {digest.subject}")
@@ -315,7 +319,7 @@ def send(user: str | None, day: date | None, dry_run: bool, to: str | None, retr
     to = check_address(to, "--to") if to is not None else None
     subs = _subscribers(settings, user)
     with _store(settings) as store:
-        day = day or pipeline.default_day(store)
+        day = day or pipeline.default_day(store, settings.clock().date())
         ranker = pipeline.Ranker.for_settings(store, settings)
         report = pipeline.deliver(
             store, settings, subs, day, ranker, dry_run=dry_run, to=to, retry_unknown=retry_unknown
@@ -334,19 +338,10 @@ def run(day: date | None) -> None:
     settings = _settings()
     subs = load_subscribers(settings.subscribers)  # refuse a broken file before doing anything
     with _store(settings) as store:
-        today = day or settings.clock().date()
-        outcomes = pipeline.ingest(
-            store,
-            pipeline.inbox_files(settings.inbox),
-            today=today,
-            allow_private=settings.ingest_allow_private,
-        )
+        outcomes = pipeline.ingest_inbox(store, settings, today=day)
         ok = _print_ingest(outcomes, show_skipped=sys.stdout.isatty())  # cron: only what changed
         ranker = pipeline.Ranker.for_settings(store, settings)
-        if day is not None:
-            reports = [pipeline.deliver(store, settings, subs, day, ranker)]
-        else:
-            reports = pipeline.run_due(store, settings, subs, ranker)
+        reports = pipeline.send(store, settings, subs, ranker, day=day)
     if not reports and sys.stdout.isatty():  # hourly under cron: say nothing when nothing happened
         click.echo(f"nothing due at {settings.clock():%Y-%m-%d %H:%M} UTC")
     for report in reports:
@@ -415,25 +410,20 @@ def status() -> None:
     settings = _settings()
     with _store(settings) as store:
         files = store.recent_files(5)
-        deliveries = store.deliveries()
+        counts = store.delivery_counts()
+        unsettled = store.unsettled()
+        last_sent = store.last_sent()
         days = store.days()
     click.echo(f"database: {settings.db} ({len(days)} days of papers)")
     for f in files:
-        click.echo(f"  ingested {f['ingested_at']}  {f['papers']:>4} papers  {_shown_source(f['path'])}")
-    by_status: dict[str, int] = {}
-    for d in deliveries:
-        by_status[d.status] = by_status.get(d.status, 0) + 1
-    click.echo("deliveries: " + (", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) or "none"))
+        click.echo(f"  ingested {f.ingested_at}  {f.papers:>4} papers  {_shown_source(f.path)}")
+    click.echo("deliveries: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"))
     try:
         subs = load_subscribers(settings.subscribers)
     except DigestError as exc:
         click.echo(f"subscribers: cannot be read ({str(exc).splitlines()[0]})")
         subs = []
     now = settings.clock()
-    last_sent: dict[str, str] = {}
-    for d in deliveries:
-        if d.status == "sent":
-            last_sent[d.subscriber_id] = max(last_sent.get(d.subscriber_id, ""), d.day)
     if subs:
         click.echo(f"  {'subscriber':<14} {'last digest sent':<17} next due (local)")
     for sub in subs:
@@ -444,13 +434,12 @@ def status() -> None:
         "pending": "pending (retried by the next run)",
         "failed": "failed",
     }
-    for d in deliveries:
-        if d.status != "sent":
-            why = one_line(d.reply or (f"Message-ID {d.message_id}" if d.message_id else ""))
-            click.echo(
-                f"  {d.day} {d.subscriber_id}: {labels[d.status]}, {d.attempts} attempt(s)"
-                f"{' — ' + why if why else ''}"
-            )
+    for d in unsettled:
+        why = one_line(d.reply or (f"Message-ID {d.message_id}" if d.message_id else ""))
+        click.echo(
+            f"  {d.day} {d.subscriber_id}: {labels[d.status]}, {d.attempts} attempt(s)"
+            f"{' — ' + why if why else ''}"
+        )
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ from .models import Subscriber
 from .text import has_controls, http_url, printable
 
 SECURITY_MODES = ("none", "starttls", "ssl")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _YES, _NO = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
 MIN_SECRET = 16
 
@@ -149,15 +150,18 @@ class Settings:
     # DIGEST_INGEST_ALLOW_PRIVATE: URLs may reach loopback and private addresses (tests, intranets)
     ingest_allow_private: bool = False
 
+    model: str = "minilm"  # or "hashing": a tiny lexical stand-in for fast tests
+    state: Path | None = None  # DIGEST_STATE: archive, previews, the secret; default beside the database
+    templates: Path | None = None  # DIGEST_TEMPLATES: a folder of your own mail templates
+    log_level: str | None = None  # DIGEST_LOG_LEVEL: default INFO on a terminal, WARNING under cron
+
     def clock(self) -> datetime:
         return self.now or datetime.now(UTC)
 
-    model: str = "minilm"  # or "hashing": a tiny lexical stand-in for fast tests
-
     @property
     def state_dir(self) -> Path:
-        """Where the archive and other state live: beside the database."""
-        return self.db.parent
+        """Where the archive, previews and the secret live: DIGEST_STATE, else beside the database."""
+        return self.state or self.db.parent
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, **flags: Any) -> Settings:
@@ -178,6 +182,8 @@ class Settings:
             ("outbox", "DIGEST_OUTBOX"),
             ("smtp_ca_file", "DIGEST_SMTP_CA_FILE"),
             ("dkim_key_file", "DIGEST_DKIM_KEY_FILE"),
+            ("state", "DIGEST_STATE"),
+            ("templates", "DIGEST_TEMPLATES"),
         ]:
             raw = pick(name, var)
             if raw is not None:
@@ -195,6 +201,11 @@ class Settings:
             raw = pick(name, var)
             if raw is not None:
                 values[name] = raw
+        level = pick("log_level", "DIGEST_LOG_LEVEL")
+        if level is not None:
+            if level.upper() not in LOG_LEVELS:
+                raise ConfigError(f"DIGEST_LOG_LEVEL={shown(level)} is not one of {', '.join(LOG_LEVELS)}")
+            values["log_level"] = level.upper()
         security = (pick("smtp_security", "DIGEST_SMTP_SECURITY") or "starttls").lower()
         if security not in SECURITY_MODES:
             raise ConfigError(

@@ -20,7 +20,7 @@ from .config import Settings, load_subscribers
 from .embed import embedder_for
 from .errors import DigestError
 from .models import Subscriber
-from .store import Store
+from .store import Store, open_store
 
 log = logging.getLogger("digest")
 
@@ -40,12 +40,7 @@ class Daemon:
             return None
 
     def _ranker(self, store: Store) -> pipeline.Ranker:
-        return pipeline.Ranker(
-            store,
-            self.embedder,
-            self.settings.catchup_days,
-            profiles_from=self.settings.subscribers.resolve().parent,
-        )
+        return pipeline.Ranker.for_settings(store, self.settings, self.embedder)
 
     def _log_reports(self, reports: list[pipeline.DeliveryReport]) -> None:
         for report in reports:
@@ -61,8 +56,8 @@ class Daemon:
         """Send what is due now, for one subscriber (a trigger fired) or for all (start-up)."""
         subs = [s for s in self.subscribers if only is None or s.id == only]
         try:
-            with Store.open(self.settings.db) as store:
-                self._log_reports(pipeline.run_due(store, self.settings, subs, self._ranker(store)))
+            with open_store(self.settings) as store:
+                self._log_reports(pipeline.send(store, self.settings, subs, self._ranker(store)))
         except DigestError as exc:
             log.error("%s", exc)
         except Exception as exc:  # noqa: BLE001 - a bug in one job must not stop the daemon
@@ -76,13 +71,8 @@ class Daemon:
     def poll(self) -> None:
         self.reload()
         try:
-            with Store.open(self.settings.db) as store:
-                for o in pipeline.ingest(
-                    store,
-                    pipeline.inbox_files(self.settings.inbox),
-                    today=self.settings.clock().date(),
-                    allow_private=self.settings.ingest_allow_private,
-                ):
+            with open_store(self.settings) as store:
+                for o in pipeline.ingest_inbox(store, self.settings):
                     if o.error:
                         log.error("%s", o.error)
                     elif not o.skipped:

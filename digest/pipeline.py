@@ -50,7 +50,7 @@ def ingest(
     inputs: Iterable[Path | str],
     *,
     day: date | None = None,
-    today: date | None = None,
+    today: date,
     force: bool = False,
     allow_private: bool = False,
 ) -> list[FileOutcome]:
@@ -70,7 +70,7 @@ def ingest(
             if store.file_seen(sha) and not force:
                 outcomes.append(FileOutcome(name, skipped=True))
                 continue
-            file_day = day or name_day or today or date.today()
+            file_day = day or name_day or today
             parsed = sources.parse_bytes(data, day=file_day, source=name)
             result = store.ingest_file(sha, name, file_day.isoformat(), parsed.papers)
             notes = tuple(f"{name}: {note}" for note in parsed.notes)
@@ -107,10 +107,10 @@ def inbox_files(inbox: Path) -> list[Path]:
 # --- rank ---------------------------------------------------------------------------------
 
 
-def default_day(store: Store, today: date | None = None) -> date:
-    """The digest day when none is given: the newest day with papers, else today."""
+def default_day(store: Store, today: date) -> date:
+    """The digest day when none is given: the newest day with papers, else `today`."""
     days = store.days()
-    return date.fromisoformat(days[-1]) if days else (today or date.today())
+    return date.fromisoformat(days[-1]) if days else today
 
 
 class Ranker:
@@ -125,10 +125,12 @@ class Ranker:
         self.profiles_from = profiles_from  # folder that profile_papers paths are relative to
 
     @classmethod
-    def for_settings(cls, store: Store, settings: Settings) -> Ranker:
+    def for_settings(cls, store: Store, settings: Settings, embedder: Embedder | None = None) -> Ranker:
+        """The ranker the settings describe; a long-lived caller passes the embedder it keeps
+        loaded (the daemon), others get a fresh one that loads the model on first use."""
         return cls(
             store,
-            embedder_for(settings.model),
+            embedder or embedder_for(settings.model),
             settings.catchup_days,
             profiles_from=settings.subscribers.resolve().parent,
         )
@@ -200,7 +202,8 @@ class Ranker:
 def render_digest(sub: Subscriber, day: date, papers: Sequence[Ranked], settings: Settings) -> Digest:
     """The digest with its links, made once for the HTML, the text and the headers."""
     sender = sender_address(settings).addr_spec
-    return render.render(sub, day, papers, links.for_digest(sub, day, settings, sender))
+    made = links.for_digest(sub, day, settings, sender)
+    return render.render(sub, day, papers, made, templates=settings.templates)
 
 
 def archive_path(settings: Settings, day: date, subscriber_id: str) -> Path:
@@ -371,12 +374,36 @@ def run_due(
 ) -> list[DeliveryReport]:
     """Send every digest that is due at `now` by each subscriber's local clock (see schedule)."""
     now = now or settings.clock()
-    taken: dict[str, set[str]] = {}
-    for d in store.deliveries():
-        if d.status in ("sent", "failed"):
-            taken.setdefault(d.subscriber_id, set()).add(d.day)
+    # a local date is at most a day from the UTC one: only the last few days can be due
+    taken = store.taken_days(since=(now.date() - timedelta(days=2)).isoformat())
     groups = schedule.due(subscribers, now, taken)
     return [deliver(store, settings, group, day, ranker) for day, group in sorted(groups.items())]
+
+
+def ingest_inbox(store: Store, settings: Settings, *, today: date | None = None) -> list[FileOutcome]:
+    """The inbox's files into the store (what every run and every daemon poll starts with);
+    a file whose name has no date arrives on `today` (default: the settings' clock)."""
+    return ingest(
+        store,
+        inbox_files(settings.inbox),
+        today=today or settings.clock().date(),
+        allow_private=settings.ingest_allow_private,
+    )
+
+
+def send(
+    store: Store,
+    settings: Settings,
+    subscribers: Sequence[Subscriber],
+    ranker: Ranker,
+    *,
+    day: date | None = None,
+) -> list[DeliveryReport]:
+    """What `run` sends after ingesting: `day`'s digest to everyone not sent yet, or without a
+    day whatever is due now by each subscriber's local clock."""
+    if day is not None:
+        return [deliver(store, settings, subscribers, day, ranker)]
+    return run_due(store, settings, subscribers, ranker)
 
 
 def _progress(items: Sequence, what: str) -> Iterable:

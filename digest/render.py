@@ -5,7 +5,6 @@ The templates see a small view model built here, so they hold no logic beyond lo
 
 from __future__ import annotations
 
-import os
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -36,10 +35,11 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\[])")
 
 
 @lru_cache(maxsize=4)
-def environment(folder: str | None = None) -> jinja2.Environment:
-    path = Path(folder or os.environ.get("DIGEST_TEMPLATES") or default_templates())
+def environment(folder: Path | None = None) -> jinja2.Environment:
+    """Templates from `folder` (DIGEST_TEMPLATES), else the ones shipped with digest."""
+    path = folder or default_templates()
     if not path.is_dir():
-        raise ConfigError(f"templates folder {path} not found; set DIGEST_TEMPLATES")
+        raise ConfigError(f"templates folder {path} not found; set DIGEST_TEMPLATES to the folder")
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(path),
         autoescape=jinja2.select_autoescape(
@@ -99,7 +99,12 @@ def subject_for(papers: Sequence[Ranked], day: date) -> str:
 
 
 def render(
-    subscriber: Subscriber, day: date, papers: Sequence[Ranked], links: Links, *, templates: str | None = None
+    subscriber: Subscriber,
+    day: date,
+    papers: Sequence[Ranked],
+    links: Links,
+    *,
+    templates: Path | None = None,
 ) -> Digest:
     """The subscriber's digest for `day`: subject, HTML (via MJML) and plain text."""
     env = environment(templates)

@@ -13,7 +13,7 @@ from aiosmtpd.controller import Controller
 
 from digest.config import Settings, parse_subscribers
 from digest.embed import HashingEmbedder
-from digest.store import Store
+from digest.store import SQLiteStore
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -22,8 +22,8 @@ SHARED = ROOT.parent / "shared"
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store.open(tmp_path / "digest.db") as s:
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    with SQLiteStore.open(tmp_path / "digest.db") as s:
         yield s
 
 

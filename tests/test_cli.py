@@ -102,7 +102,9 @@ def test_rank_json_limit_zero_scores_every_paper_for_every_subscriber(env: dict[
     for rows in ranked.values():
         assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
         assert {"paper_id", "title", "score", "matched", "keyphrases"} <= set(rows[0])
-        assert all(0 <= r["score"] <= 1 and 0 <= r["relevance"] <= 1 and 0 <= r["trending"] <= 1 for r in rows)
+        assert all(
+            0 <= r["score"] <= 1 and 0 <= r["relevance"] <= 1 and 0 <= r["trending"] <= 1 for r in rows
+        )
 
 
 def test_preview_prints_a_summary_and_writes_the_html(env: dict[str, str], tmp_path: Path):
@@ -288,11 +290,11 @@ def test_every_delivered_digest_is_archived_as_a_standalone_page(env, tmp_path: 
 
 
 def test_consecutive_days_never_repeat_a_paper_and_unsent_papers_are_caught_up(env: dict[str, str]):
-    from digest.store import Store
+    from digest.store import SQLiteStore
 
     assert invoke(env, "run", "--day", "2026-11-19").exit_code == 0
     assert invoke(env, "run", "--day", "2026-11-20").exit_code == 0
-    with Store.open(Path(env["DIGEST_DB"])) as store:
+    with SQLiteStore.open(Path(env["DIGEST_DB"])) as store:
         by_day = {(d.subscriber_id, d.day): set(d.paper_ids) for d in store.deliveries()}
         days = {p.id: p.day for p in store.papers()}
     for who in ("alice", "bob", "carol"):

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from conftest import ROOT, SAMPLES, free_port
 
 from digest.cli import cli
-from digest.store import Store
+from digest.store import SQLiteStore
 
 ADDRESSES = ("alice@example.org", "bob@example.org", "carol@example.org")
 
@@ -93,7 +93,7 @@ def send(env: dict[str, str], *args: str):
 
 
 def ledger(env: dict[str, str]) -> dict[str, str]:
-    with Store.open(Path(env["DIGEST_DB"])) as store:
+    with SQLiteStore.open(Path(env["DIGEST_DB"])) as store:
         return {d.subscriber_id: d.status for d in store.deliveries()}
 
 
@@ -122,7 +122,7 @@ def test_451_twice_then_250_delivers_exactly_one_copy(env):
         result = send(smtp(env, controller))
     assert result.exit_code == 0, result.output
     assert handler.copies("alice@example.org") == 1
-    with Store.open(Path(env["DIGEST_DB"])) as store:
+    with SQLiteStore.open(Path(env["DIGEST_DB"])) as store:
         (alice,) = [d for d in store.deliveries() if d.subscriber_id == "alice"]
     assert (alice.status, alice.attempts) == ("sent", 3)
 

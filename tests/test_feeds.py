@@ -9,7 +9,7 @@ from conftest import FIXTURES, SHARED
 from digest import sources
 from digest.errors import InputError
 from digest.sources.clean import clean
-from digest.store import Store
+from digest.store import SQLiteStore
 
 DAY = date(2026, 11, 20)
 
@@ -31,7 +31,7 @@ def test_arxiv_rss_gives_ids_without_version_clean_abstracts_authors_and_categor
     assert [p.announce_type for p in parsed.papers] == ["new", "cross", "replace"]
 
 
-def test_replace_announcement_updates_a_known_paper_and_never_adds_one(store: Store):
+def test_replace_announcement_updates_a_known_paper_and_never_adds_one(store: SQLiteStore):
     parsed = sources.read_file(FIXTURES / "arxiv_rss2.xml", day=DAY)
     assert store.add_papers(parsed.papers).new == 2  # new + cross; the replace is not news
     assert "2401.00099" not in {p.id for p in store.papers()}

@@ -24,7 +24,7 @@ from digest.cli import cli
 from digest.config import Settings
 from digest.mail import build_message, serialize
 from digest.models import Links, Paper, Ranked, Subscriber
-from digest.store import Store
+from digest.store import SQLiteStore
 
 DAY = "2026-11-20"
 SECRET = "a-test-secret-of-enough-length"
@@ -56,7 +56,7 @@ def smtp(env: dict[str, str], controller, **extra: str) -> dict[str, str]:
 
 
 def ledger(env: dict[str, str]) -> dict[str, tuple[str, str | None]]:
-    with Store.open(Path(env["DIGEST_DB"])) as store:
+    with SQLiteStore.open(Path(env["DIGEST_DB"])) as store:
         return {d.subscriber_id: (d.status, d.reply) for d in store.deliveries()}
 
 
@@ -71,7 +71,7 @@ def add_stored_paper(env: dict[str, str], **fields: object) -> Paper:
             **fields,
         }
     )
-    with Store.open(Path(env["DIGEST_DB"])) as store:
+    with SQLiteStore.open(Path(env["DIGEST_DB"])) as store:
         store.add_papers([paper])
     return paper
 
@@ -315,7 +315,7 @@ def test_a_full_disk_leaves_no_complete_eml_beside_a_pending_row_and_no_temporar
             if status == "sent":
                 assert {Path(DAY, f"{who}.eml"), Path(DAY, f"{who}.html")} <= set(files)
     finally:
-        subprocess.run(["umount", str(outbox)], check=False)
+        subprocess.run(["umount", "-l", str(outbox)], check=False)
 
 
 def test_stale_temporary_files_in_the_outbox_are_cleaned(env):

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from digest.models import Paper, paper_identity
-from digest.store import Store
+from digest.store import SQLiteStore
 
 
 def _paper(title: str, day: str = "2026-11-20", **kw) -> Paper:
@@ -18,7 +18,7 @@ def _paper(title: str, day: str = "2026-11-20", **kw) -> Paper:
     )
 
 
-def test_same_paper_twice_is_stored_once_keeping_its_first_day(store: Store):
+def test_same_paper_twice_is_stored_once_keeping_its_first_day(store: SQLiteStore):
     assert store.add_papers([_paper("A", "2026-11-19")]).new == 1
     result = store.add_papers([_paper("A", "2026-11-20", upvotes=9, authors_count=3)])
     assert (result.new, result.updated) == (0, 1)
@@ -27,26 +27,26 @@ def test_same_paper_twice_is_stored_once_keeping_its_first_day(store: Store):
     assert (paper.upvotes, paper.authors_count) == (9, 3)
 
 
-def test_later_input_without_metadata_does_not_erase_it(store: Store):
+def test_later_input_without_metadata_does_not_erase_it(store: SQLiteStore):
     store.add_papers([_paper("A", upvotes=5, organization="Acme")])
     store.add_papers([_paper("A")])
     (paper,) = store.papers()
     assert (paper.upvotes, paper.organization) == (5, "Acme")
 
 
-def test_catchup_window_returns_papers_of_several_days(store: Store):
+def test_catchup_window_returns_papers_of_several_days(store: SQLiteStore):
     store.add_papers([_paper("old", "2026-11-10"), _paper("a", "2026-11-18"), _paper("b", "2026-11-20")])
     assert [p.title for p in store.papers("2026-11-20", since="2026-11-18")] == ["a", "b"]
 
 
 def test_a_delivery_can_be_claimed_only_once(tmp_path: Path):
     path = tmp_path / "d.db"
-    with Store.open(path) as first, Store.open(path) as second:
+    with SQLiteStore.open(path) as first, SQLiteStore.open(path) as second:
         assert first.claim_delivery("alice", "2026-11-20") is True
         assert second.claim_delivery("alice", "2026-11-20") is False
 
 
-def test_sent_papers_are_remembered_per_subscriber_and_day(store: Store):
+def test_sent_papers_are_remembered_per_subscriber_and_day(store: SQLiteStore):
     store.claim_delivery("alice", "2026-11-19")
     store.finish_delivery("alice", "2026-11-19", status="sent", paper_ids=["p1", "p2"])
     assert store.sent_paper_ids("alice") == {"p1", "p2"}
@@ -58,9 +58,9 @@ def test_sent_papers_are_remembered_per_subscriber_and_day(store: Store):
 
 def test_reopening_a_database_keeps_everything(tmp_path: Path):
     path = tmp_path / "d.db"
-    with Store.open(path) as s:
+    with SQLiteStore.open(path) as s:
         s.add_papers([_paper("A")])
         s.cache_vectors("m", {"h": np.ones(3, dtype=np.float32)})
-    with Store.open(path) as s:
+    with SQLiteStore.open(path) as s:
         assert [p.title for p in s.papers()] == ["A"]
         assert s.cached_vectors("m", ["h"])["h"].tolist() == [1.0, 1.0, 1.0]

@@ -1,0 +1,24 @@
+"""The store: papers, caches and the delivery ledger behind one interface (`Store`).
+
+    open_store(settings) -> Store        the backend DIGEST_DB names (today: a SQLite file)
+
+Callers are typed against `Store` (digest.store.base); backends live beside it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .base import AddResult, IngestedFile, Store
+from .sqlite import MIGRATIONS, SQLiteStore
+
+if TYPE_CHECKING:
+    from ..config import Settings
+
+
+def open_store(settings: Settings) -> Store:
+    """The store the settings name, opened and migrated; StoreError if it cannot be used."""
+    return SQLiteStore.open(settings.db)
+
+
+__all__ = ["MIGRATIONS", "AddResult", "IngestedFile", "SQLiteStore", "Store", "open_store"]

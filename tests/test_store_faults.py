@@ -1,0 +1,180 @@
+"""A database that cannot be used is one line that says what to do (exit 2), never a sqlite3
+traceback; migrations run once, under the write lock, even when two first runs race."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import ROOT
+
+from digest.cli import cli
+from digest.errors import StoreError
+from digest.models import Paper
+from digest.store import MIGRATIONS, SQLiteStore
+
+
+def _cli(db: Path, *args: str):
+    env = {
+        "DIGEST_DB": str(db),
+        "DIGEST_SUBSCRIBERS": str(ROOT / "subscribers.yaml"),
+        "DIGEST_MODEL": "hashing",
+    }
+    return CliRunner().invoke(cli, list(args), env=env)
+
+
+def _one_line_exit_2(result, *words: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_a_file_that_is_not_a_database_is_refused_with_what_to_do(tmp_path: Path):
+    db = tmp_path / "digest.db"
+    db.write_bytes(b"this is not sqlite at all\n" * 100)
+    with pytest.raises(StoreError, match="not a SQLite database or is damaged; move it aside"):
+        SQLiteStore.open(db)
+    _one_line_exit_2(_cli(db, "status"), str(db), "damaged")
+
+
+def test_a_damaged_database_is_refused(tmp_path: Path):
+    db = tmp_path / "digest.db"
+    SQLiteStore.open(db).close()
+    data = bytearray(db.read_bytes())
+    data[100:4096] = b"\xff" * (4096 - 100)  # the schema page
+    db.write_bytes(bytes(data))
+    _one_line_exit_2(_cli(db, "papers"), "damaged")
+
+
+def test_a_folder_that_cannot_be_made_is_named(tmp_path: Path):
+    blocker = tmp_path / "var"
+    blocker.write_text("a file where the folder should be")
+    _one_line_exit_2(_cli(blocker / "digest.db", "status"), "cannot be created")
+
+
+def test_a_database_locked_past_the_busy_timeout_is_one_line(tmp_path: Path):
+    db = tmp_path / "digest.db"
+    SQLiteStore.open(db).close()
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another digest process in the middle of a write
+    try:
+        with SQLiteStore.open(db, busy_timeout=0.2) as store:  # reading still works in WAL mode
+            started = time.monotonic()
+            with pytest.raises(StoreError, match="locked by another digest process"):
+                store.add_papers([Paper(id="p", title="T", abstract="A.", day="2026-11-20")])
+            assert time.monotonic() - started < 5
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_a_database_of_a_newer_schema_is_refused_and_left_untouched(tmp_path: Path):
+    db = tmp_path / "digest.db"
+    SQLiteStore.open(db).close()
+    with sqlite3.connect(db) as conn:
+        conn.execute(f"PRAGMA user_version={len(MIGRATIONS) + 5}")
+    before = db.read_bytes()
+    with pytest.raises(StoreError, match=r"newer digest \(schema \d+; this one knows \d+\); upgrade"):
+        SQLiteStore.open(db)
+    assert db.read_bytes() == before
+    _one_line_exit_2(_cli(db, "status"), "newer digest")
+
+
+def test_an_old_database_is_upgraded_in_place(tmp_path: Path):
+    db = tmp_path / "digest.db"
+    with sqlite3.connect(db) as conn:  # a version-1 database, as the first release made it
+        for statement in MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO deliveries VALUES"
+            " ('alice', '2026-11-19', 'sent', '<m@x>', '[\"p1\"]', NULL, NULL, 'now')"
+        )
+        conn.execute("PRAGMA user_version=1")
+    with SQLiteStore.open(db) as store:
+        (row,) = store.deliveries()
+        assert (row.subscriber_id, row.status, row.paper_ids, row.attempts) == ("alice", "sent", ("p1",), 0)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+
+
+def test_migrations_are_single_statements_not_split_on_semicolons():
+    for migration in MIGRATIONS:
+        assert isinstance(migration, tuple)
+        for statement in migration:
+            assert sqlite3.complete_statement(statement + ";")
+            assert not sqlite3.complete_statement(statement.rsplit(";", 1)[0] + ";") or ";" not in statement
+
+
+OPEN_AT = """
+import sys, time
+from pathlib import Path
+from digest.store import SQLiteStore
+start = float(sys.argv[2])
+while time.time() < start:
+    time.sleep(0.001)
+with SQLiteStore.open(Path(sys.argv[1])) as store:
+    print(len(store.days()))
+"""
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_two_first_runs_at_once_migrate_once(tmp_path: Path, attempt: int):
+    db = tmp_path / f"race-{attempt}.db"
+    start = f"{time.time() + 1.5:.3f}"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_AT, str(db), start], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(4)
+    ]
+    results = [p.communicate(timeout=60) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err.decode() for _, err in results]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+
+
+def _read_only(folder: Path) -> bool:
+    """Make `folder` read-only even for root (who ignores file modes): a read-only bind mount."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        return True
+    bind = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True)
+    if bind.returncode != 0:
+        return False
+    ro = subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], capture_output=True)
+    if ro.returncode != 0:
+        subprocess.run(["umount", "-l", str(folder)], check=False)  # lazy: even if a file is open
+        return False
+    return True
+
+
+def _writable_again(folder: Path) -> None:
+    if os.geteuid() != 0:
+        folder.chmod(0o755)
+    else:
+        subprocess.run(["umount", "-l", str(folder)], check=False)  # lazy: even if a file is open
+
+
+def test_a_read_only_database_is_refused_before_any_write(tmp_path: Path):
+    folder = tmp_path / "state"
+    folder.mkdir()
+    db = folder / "digest.db"
+    SQLiteStore.open(db).close()
+    if not _read_only(folder):
+        pytest.skip("cannot make a read-only folder here (a bind mount needs root)")
+    try:
+        with pytest.raises(
+            StoreError, match="is read-only for this user; make the file and its folder writable"
+        ):
+            SQLiteStore.open(db)
+        _one_line_exit_2(_cli(db, "status"), "read-only")
+    finally:
+        _writable_again(folder)
