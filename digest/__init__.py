@@ -1,15 +1,17 @@
 """digest: a personalized research-paper newsletter.
 
-The morning job, as pseudocode (each line is one small stage in its own module)::
+The morning job, as pseudocode (each line is a small stage in its own module)::
 
-    papers   = sources.parse(file)               for each new file in the inbox
-    store.add_papers(papers)                     # one row per paper identity
-    for subscriber in config.load_subscribers():
-        ranked = rank.rank(profile, candidates)  # KeyBERT + embeddings, explained
-        digest = render.render(subscriber, ranked)
-        if ledger.claim(subscriber, day):        # never twice
-            mailer.send(mail.build_message(digest))
-            ledger.mark_sent(...)
+    store = store.open_store(settings)                        # SQLite by default
+    for each new file in the inbox:                           # pipeline.ingest_inbox
+        papers = sources.read_file(path).papers               # any format, checked per record
+        store.ingest_file(sha256, path, day, papers)          # one row per paper identity
+    for each subscriber due now (schedule.due):               # pipeline.send -> run_due
+        ranked = Ranker.rank_all(subscribers, day)            # rank.featurize + rank.select
+        if store.claim_delivery(subscriber, day):             # never twice
+            digest = pipeline.render_digest(...)              # links.for_digest + render.render
+            mailer.send(mail.serialize(mail.build_message(digest)))   # dispatch: retries, limits
+            store.finish_delivery(subscriber, day, status=...)
 
 `digest.cli` only parses flags, calls `digest.pipeline`, and prints.
 """

@@ -18,6 +18,7 @@ import click
 from . import pipeline
 from .config import Settings, check_address, load_subscribers
 from .errors import DigestError
+from .models import Status
 from .schedule import next_send
 from .store import Store, open_store
 from .text import mask_query, one_line, printable
@@ -272,6 +273,10 @@ def preview(user: str, day: date | None, fmt: str, out: Path | None, open_browse
         webbrowser.open(out.resolve().as_uri())
 
 
+# A ledger row left `sending` after its run means nobody knows whether the mail went out.
+STATUS_LABELS = {Status.SENDING: "unknown"}
+
+
 def _print_report(report: pipeline.DeliveryReport, settings: Settings) -> None:
     """One row per subscriber: what happened, how many papers, where the mail and its HTML are."""
     if not report.outcomes:
@@ -283,15 +288,16 @@ def _print_report(report: pipeline.DeliveryReport, settings: Settings) -> None:
         html = ""
         if o.location and o.location.endswith(".eml"):
             html = o.location[: -len(".eml")] + ".html"
-        elif o.status in ("sent", "already"):
+        elif o.status in (Status.SENT, Status.ALREADY):
             html = str(pipeline.archive_path(settings, report.day, o.subscriber))
-        line = f"  {o.subscriber:<14} {o.status:<11} {o.papers:>6}  {o.location or '-':<40} {html or '-'}"
+        shown = STATUS_LABELS.get(o.status, o.status)
+        line = f"  {o.subscriber:<14} {shown:<11} {o.papers:>6}  {o.location or '-':<40} {html or '-'}"
         click.echo(line)
-        if o.detail and (o.status not in ("sent", "already") or "archive" in o.detail):
+        if o.detail and (o.status not in (Status.SENT, Status.ALREADY) or "archive" in o.detail):
             click.echo(f"      {one_line(o.detail)}", err=o.status in pipeline.PROBLEMS)
     if report.stopped:
         click.echo(f"digest: {report.stopped}", err=True)
-    if any(o.status == "unknown" for o in report.outcomes):
+    if any(o.status == Status.SENDING for o in report.outcomes):
         click.echo(
             "digest: 'unknown' means a run stopped mid-send: check the mail server's log for the "
             "Message-ID, then `digest send --retry-unknown` to send those again",
@@ -430,9 +436,9 @@ def status() -> None:
         nxt = f"{next_send(sub, now):%a %d %b %H:%M %Z}" if sub.active else "inactive"
         click.echo(f"  {sub.id:<14} {last_sent.get(sub.id, 'never'):<17} {nxt}")
     labels = {
-        "sending": "unknown (a run stopped mid-send)",
-        "pending": "pending (retried by the next run)",
-        "failed": "failed",
+        Status.SENDING: "unknown (a run stopped mid-send or lost the reply)",
+        Status.PENDING: "pending (retried by the next run)",
+        Status.FAILED: "failed",
     }
     for d in unsettled:
         why = one_line(d.reply or (f"Message-ID {d.message_id}" if d.message_id else ""))

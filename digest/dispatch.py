@@ -5,8 +5,8 @@ brake when the server keeps refusing.
         wait for the rate limit
         a worker sends it; 4xx or a dropped connection -> retry after a jittered backoff
     yield each result as it finishes: sent | failed (5xx, for good) | pending (retry next run)
-        | unknown (the server may hold it: a lost reply after DATA, or an error we did not
-          expect; that worker's connection is closed, never reused)
+        | sending, i.e. unknown (the server may hold it: a lost reply after DATA, or an error
+          we did not expect; that worker's connection is closed, never reused)
     after `max_failures` failed, pending or unknown results in a row: stop taking jobs, say why
 
 The caller (pipeline.deliver) records every result in the ledger from its own thread, so
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from .errors import SendError
 from .mail import Mailer, Outgoing
+from .models import Status
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class Policy:
 @dataclass(frozen=True)
 class Result:
     outgoing: Outgoing
-    status: str  # sent | failed | pending | unknown
+    status: Status  # SENT | FAILED | PENDING | SENDING (unknown: the server may hold it)
     location: str | None = None
     reply: str | None = None
     attempts: int = 1
@@ -68,17 +69,17 @@ def send_with_retries(
     rng = rng or random.Random()
     for attempt in range(1, policy.retries + 2):
         try:
-            return Result(outgoing, "sent", mailer.send(outgoing), attempts=attempt)
+            return Result(outgoing, Status.SENT, mailer.send(outgoing), attempts=attempt)
         except SendError as exc:
             reply = exc.reply or str(exc)
             if exc.unknown:  # resending could deliver a second copy
-                return Result(outgoing, "unknown", reply=reply, attempts=attempt)
+                return Result(outgoing, Status.SENDING, reply=reply, attempts=attempt)
             if exc.fatal:
-                return Result(outgoing, "pending", reply=reply, attempts=attempt, fatal=True)
+                return Result(outgoing, Status.PENDING, reply=reply, attempts=attempt, fatal=True)
             if exc.permanent:
-                return Result(outgoing, "failed", reply=reply, attempts=attempt)
+                return Result(outgoing, Status.FAILED, reply=reply, attempts=attempt)
             if attempt > policy.retries:
-                return Result(outgoing, "pending", reply=reply, attempts=attempt)
+                return Result(outgoing, Status.PENDING, reply=reply, attempts=attempt)
             sleep(backoff_delay(attempt, policy, rng))
     raise AssertionError("unreachable")
 
@@ -110,7 +111,7 @@ def dispatch(
                     mailers.remove(mailer)
                 with contextlib.suppress(Exception):
                     mailer.close()
-            return Result(outgoing, "unknown", reply=f"unexpected {type(exc).__name__}: {exc}")
+            return Result(outgoing, Status.SENDING, reply=f"unexpected {type(exc).__name__}: {exc}")
 
     interval = 1.0 / policy.rate if policy.rate else 0.0
     next_slot = time.monotonic()
@@ -140,7 +141,7 @@ def dispatch(
                     result = future.result()
                     if result.fatal and stop_reason is None:
                         stop_reason = f"stopped: {result.reply}"
-                    if result.status == "sent":
+                    if result.status == Status.SENT:
                         failures_in_a_row = 0
                     else:
                         failures_in_a_row += 1

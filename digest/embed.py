@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import sys
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from .errors import ConfigError
+from .text import words
 
 if TYPE_CHECKING:
     from .store import Store
@@ -82,9 +82,6 @@ class MiniLM:
         return np.asarray(vectors, dtype=np.float32)
 
 
-_TOKEN = re.compile(r"[a-z0-9]+")
-
-
 class HashingEmbedder:
     """A fast, deterministic stand-in for tests: hashed word and character-trigram counts.
 
@@ -103,8 +100,7 @@ class HashingEmbedder:
     def encode(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):
-            for word in _TOKEN.findall(text.lower()):
-                stem = word[:-1] if len(word) > 3 and word.endswith("s") else word
+            for stem in words(text):
                 out[row, self._bucket("w:" + stem)] += 2.0
                 padded = f" {stem} "
                 for i in range(len(padded) - 2):

@@ -7,6 +7,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
+from enum import StrEnum
 
 from .text import http_url, one_line
 
@@ -169,13 +170,30 @@ class Digest:
     links: Links
 
 
+class Status(StrEnum):
+    """One vocabulary for a delivery: the ledger's rows, the send loop's results, the reports."""
+
+    PENDING = "pending"  # a temporary failure (or nothing went out): the next run tries again
+    SENDING = "sending"  # claimed; left so by a killed run or a lost reply: the outcome is unknown
+    SENT = "sent"
+    FAILED = "failed"  # refused for good (5xx): not retried
+    # a report's words for subscribers this run did not send to
+    ALREADY = "already"  # the ledger says sent before
+    SKIPPED = "skipped"  # nothing new matched and they did not ask for empty digests
+    DRY_RUN = "dry-run"
+    NOT_TRIED = "not-tried"  # the run stopped before their turn
+
+
+LEDGER = (Status.PENDING, Status.SENDING, Status.SENT, Status.FAILED)
+
+
 @dataclass(frozen=True)
 class Delivery:
     """A row of the ledger: who got which day's digest, and how it went."""
 
     subscriber_id: str
     day: str
-    status: str  # pending | sending | sent | failed
+    status: Status  # one of LEDGER
     message_id: str | None = None
     paper_ids: tuple[str, ...] = field(default_factory=tuple)
     location: str | None = None  # outbox file or SMTP host

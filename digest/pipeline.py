@@ -1,10 +1,12 @@
 """The morning job, stage by stage. Each function takes plain data and a Store.
 
-    ingest(paths)         files -> papers in the store (a bad file is reported, the rest go on)
-    rank_all(day)         every subscriber's candidates -> Ranked lists (one featurization)
-    deliver(day)          for each subscriber not yet in the ledger for `day`:
-                              claim -> render -> send -> mark sent (or failed)
-    run(day)              ingest the inbox, then deliver
+    ingest(store, inputs)        files or URLs -> papers in the store (a bad one is reported,
+                                 the rest go on); ingest_inbox does it for the inbox
+    Ranker.rank_all(subs, day)   every subscriber's candidates -> Ranked lists (one featurization)
+    deliver(..., day)            for each subscriber not yet in the ledger for `day`:
+                                     claim -> render -> send -> mark sent (or failed)
+    run_due(...)                 deliver whatever is due now by each subscriber's local clock
+    send(..., day=None)          what `digest run` and the daemon call after ingesting
 
 Batch stages return per-item outcomes instead of stopping at the first failure.
 """
@@ -25,7 +27,7 @@ from .dispatch import Policy, Stopped, dispatch
 from .embed import CachedEmbedder, Embedder, embedder_for, text_hash
 from .errors import ConfigError, DigestError, InputError, NotFoundError, StoreError
 from .mail import Mailer, Outgoing, atomic_write, build_message, mailer_factory, sender_address, serialize
-from .models import Digest, Ranked, Subscriber
+from .models import Digest, Ranked, Status, Subscriber
 from .store import Store
 from .text import mask_query, one_line
 
@@ -213,14 +215,13 @@ def archive_path(settings: Settings, day: date, subscriber_id: str) -> Path:
 @dataclass
 class Outcome:
     subscriber: str
-    # sent | failed | retry-later | already | unknown | skipped | dry-run | not-tried
-    status: str
+    status: Status
     papers: int = 0
     location: str | None = None
     detail: str | None = None
 
 
-PROBLEMS = ("failed", "retry-later", "unknown", "not-tried")
+PROBLEMS = (Status.FAILED, Status.PENDING, Status.SENDING, Status.NOT_TRIED)
 
 
 @dataclass
@@ -234,8 +235,6 @@ class DeliveryReport:
         return [o for o in self.outcomes if o.status in PROBLEMS]
 
 
-_LEDGER_TO_OUTCOME = {"sent": "already", "sending": "unknown", "failed": "failed", "pending": "retry-later"}
-_RESULT_TO_OUTCOME = {"sent": "sent", "failed": "failed", "pending": "retry-later", "unknown": "unknown"}
 
 
 def _describe(exc: BaseException) -> str:
@@ -290,13 +289,12 @@ def deliver(
         row = None if to else rows.get(s.id)
         if not s.active:
             continue
-        if row is None or row.status == "pending" or (retry_unknown and row.status == "sending"):
+        if row is None or row.status == Status.PENDING or (retry_unknown and row.status == Status.SENDING):
             due.append(s)
         else:
-            detail = row.reply or (f"Message-ID {row.message_id}" if row.status == "sending" else None)
-            report.outcomes.append(
-                Outcome(s.id, _LEDGER_TO_OUTCOME[row.status], len(row.paper_ids), row.location, detail)
-            )
+            detail = row.reply or (f"Message-ID {row.message_id}" if row.status == Status.SENDING else None)
+            status = Status.ALREADY if row.status == Status.SENT else row.status
+            report.outcomes.append(Outcome(s.id, status, len(row.paper_ids), row.location, detail))
     if not due:
         return report
     ranked = ranker.rank_all(due, day)
@@ -306,14 +304,14 @@ def deliver(
         for sub in _progress(due, "sending"):
             papers = ranked[sub.id]
             if not papers and not sub.send_empty:
-                report.outcomes.append(Outcome(sub.id, "skipped", 0, detail="nothing new matched"))
+                report.outcomes.append(Outcome(sub.id, Status.SKIPPED, 0, detail="nothing new matched"))
                 continue
             if dry_run:
                 titles = "; ".join(r.paper.title for r in papers[:3])
-                report.outcomes.append(Outcome(sub.id, "dry-run", len(papers), detail=titles))
+                report.outcomes.append(Outcome(sub.id, Status.DRY_RUN, len(papers), detail=titles))
                 continue
             if to is None and not store.claim_delivery(sub.id, key, retry_unknown=retry_unknown):
-                report.outcomes.append(Outcome(sub.id, "already", len(papers)))  # another run won it
+                report.outcomes.append(Outcome(sub.id, Status.ALREADY, len(papers)))  # another run won it
                 continue
             ids = [r.paper.id for r in papers]
             try:
@@ -326,8 +324,8 @@ def deliver(
                 reason = one_line(f"cannot build the digest: {_describe(exc)}")
                 log.debug("building %s's digest failed", sub.id, exc_info=True)
                 if to is None:  # nothing went out: the next run tries again, the reason is kept
-                    store.finish_delivery(sub.id, key, status="pending", paper_ids=ids, reply=reason)
-                report.outcomes.append(Outcome(sub.id, "failed", len(ids), detail=reason))
+                    store.finish_delivery(sub.id, key, status=Status.PENDING, paper_ids=ids, reply=reason)
+                report.outcomes.append(Outcome(sub.id, Status.FAILED, len(ids), detail=reason))
                 continue
             if to is None:
                 store.note_message_id(sub.id, key, outgoing.message_id)
@@ -342,24 +340,21 @@ def deliver(
                 store.finish_delivery(
                     sub.id,
                     key,
-                    # unknown stays `sending`: only --retry-unknown sends it again
-                    status="sending" if result.status == "unknown" else result.status,
+                    status=result.status,  # SENDING (unknown) stays so: only --retry-unknown resends
                     message_id=result.outgoing.message_id,
                     paper_ids=ids,
                     location=result.location,
                     reply=detail,
                     attempts=result.attempts,
                 )
-                if result.status == "sent":
+                if result.status == Status.SENT:
                     detail = _archive(settings, day, sub.id, digest.html)
-            report.outcomes.append(
-                Outcome(sub.id, _RESULT_TO_OUTCOME[result.status], len(ids), result.location, detail)
-            )
+            report.outcomes.append(Outcome(sub.id, result.status, len(ids), result.location, detail))
     except Stopped as exc:
         report.stopped = str(exc)
         seen = {o.subscriber for o in report.outcomes}
         report.outcomes += [
-            Outcome(s.id, "not-tried", detail="the run stopped first") for s in due if s.id not in seen
+            Outcome(s.id, Status.NOT_TRIED, detail="the run stopped first") for s in due if s.id not in seen
         ]
     return report
 

@@ -26,7 +26,6 @@ bigrams no paper could pick are never embedded.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -34,6 +33,7 @@ import numpy as np
 
 from .embed import Embedder, normalize, text_hash
 from .models import Paper, Ranked, Subscriber
+from .text import words
 
 # The paper as a whole says most; its best keyphrase catches a focused sub-topic; the exact
 # phrase is a tie-breaker that embeddings blur ("graph neural networks" vs "neural graphs").
@@ -48,19 +48,7 @@ TOP_KEYPHRASES = 5
 MMR_DIVERSITY = 0.3
 PRESELECT_BIGRAMS = 60  # per paper; checked against full KeyBERT in benchmarks/rank_bench.py
 
-_WORD = re.compile(r"[a-z0-9]+")
-
-
-def _stem(word: str) -> str:
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-        return word[:-1]
-    return word
-
-
-def tokens(text: str) -> list[str]:
-    return [_stem(w) for w in _WORD.findall(text.lower())]
+tokens = words  # the lexical evidence reads words as digest.text.words does
 
 
 def lexical(keyword: str, paper_tokens: Sequence[str], paper_token_set: set[str]) -> float:

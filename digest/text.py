@@ -67,3 +67,20 @@ def mask_query(url: str) -> str:
         pairs = parse_qsl(query, keep_blank_values=True)
         query = urlencode([(k, "***") for k, _ in pairs], safe="*") if pairs else "***"
     return urlunsplit(SplitResult(parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def stem(word: str) -> str:
+    """A light plural stemmer: "networks" and "network", "studies" and "study" meet."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def words(text: str) -> list[str]:
+    """Lower-case, plural-stemmed words: the one tokenizer of digest's lexical evidence."""
+    return [stem(w) for w in _WORD.findall(text.lower())]

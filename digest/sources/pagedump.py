@@ -45,11 +45,6 @@ _GLUED_SUBSCRIBE = re.compile(r"^Subscribe(?=[A-Z0-9\"'(\[])")
 MAX_TITLE_CHARS = 400
 
 
-def looks_like_pagedump(text: str) -> bool:
-    head = text[:4000].lower()
-    return "get trending papers" in head or "daily papers" in head or "byak and the research" in head
-
-
 def _parse_date(match: re.Match[str], dump_day: date | None) -> tuple[str | None, int | None]:
     month = _MONTHS.get(match["mon"].lower())
     if month is None:
@@ -95,7 +90,7 @@ def parse(
     """
     notes = [] if notes is None else notes
     reference = reference or header_date(text, day) or day
-    lines = [line.strip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    lines = [line.strip() for line in text.splitlines()]  # \n, \r\n and \r alike
     content = [line for line in lines if line]
     if not content:
         raise InputError("empty file; paste the Daily Papers page text into it", path=source)

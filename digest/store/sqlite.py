@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import StoreError
-from ..models import Delivery, Paper
+from ..models import Delivery, Paper, Status
 from .base import AddResult, IngestedFile
 
 MIGRATIONS: list[tuple[str, ...]] = [
@@ -402,7 +402,7 @@ class SQLiteStore:
                 " WHERE subscriber = ? AND day = ?",
                 (status, message_id, json.dumps(ids), location, reply, _now(), attempts, subscriber, day),
             )
-            if status == "sent":
+            if status == Status.SENT:
                 conn.executemany(
                     "INSERT OR IGNORE INTO sent_papers VALUES (?,?,?)",
                     [(subscriber, pid, day) for pid in ids],
@@ -451,7 +451,7 @@ class SQLiteStore:
             Delivery(
                 subscriber_id=r["subscriber"],
                 day=r["day"],
-                status=r["status"],
+                status=Status(r["status"]),
                 message_id=r["message_id"],
                 paper_ids=tuple(json.loads(r["paper_ids"])),
                 location=r["location"],
