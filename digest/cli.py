@@ -154,6 +154,7 @@ def _paper_json(p: Any) -> dict[str, Any]:
     """A paper as the contract shows it: text without control characters, no URL secrets."""
     d = asdict(p)
     d.pop("announce_type")
+    d["day"] = p.day.isoformat() if p.day else None
     for name in ("title", "abstract", "organization"):
         d[name] = one_line(d[name]) if d[name] else d[name]
     d["authors"] = [one_line(a) for a in p.authors]
@@ -178,7 +179,7 @@ def papers(day: date | None, as_json: bool) -> None:
     settings = _settings()
     with _store(settings) as store:
         day = day or pipeline.default_day(store, settings.clock().date())
-        found = store.papers(day.isoformat())
+        found = store.papers(day)
     if as_json:
         click.echo(json.dumps([_paper_json(p) for p in found], indent=2, ensure_ascii=False))
         return
@@ -434,7 +435,7 @@ def status() -> None:
         click.echo(f"  {'subscriber':<14} {'last digest sent':<17} next due (local)")
     for sub in subs:
         nxt = f"{next_send(sub, now):%a %d %b %H:%M %Z}" if sub.active else "inactive"
-        click.echo(f"  {sub.id:<14} {last_sent.get(sub.id, 'never'):<17} {nxt}")
+        click.echo(f"  {sub.id:<14} {str(last_sent.get(sub.id, 'never')):<17} {nxt}")
     labels = {
         Status.SENDING: "unknown (a run stopped mid-send or lost the reply)",
         Status.PENDING: "pending (retried by the next run)",

@@ -51,7 +51,7 @@ class Paper:
     upvotes: int | None = None
     organization: str | None = None
     url: str | None = None
-    day: str | None = None  # the digest day it arrived on (YYYY-MM-DD)
+    day: date | None = None  # the digest day it arrived on
     source: str | None = None  # which file or feed it came from
     categories: tuple[str, ...] = ()
     # arXiv feeds: "new", "cross", "replace"...; a replace updates a stored paper, never adds one
@@ -89,7 +89,7 @@ class Paper:
             abstract=abstract,
             authors=authors,
             authors_count=len(authors) or authors_count,
-            day=day.isoformat() if day else None,
+            day=day,
             **metadata,  # type: ignore[arg-type]
         )
 
@@ -192,7 +192,7 @@ class Delivery:
     """A row of the ledger: who got which day's digest, and how it went."""
 
     subscriber_id: str
-    day: str
+    day: date
     status: Status  # one of LEDGER
     message_id: str | None = None
     paper_ids: tuple[str, ...] = field(default_factory=tuple)

@@ -74,7 +74,7 @@ def ingest(
                 continue
             file_day = day or name_day or today
             parsed = sources.parse_bytes(data, day=file_day, source=name)
-            result = store.ingest_file(sha, name, file_day.isoformat(), parsed.papers)
+            result = store.ingest_file(sha, name, file_day, parsed.papers)
             notes = tuple(f"{name}: {note}" for note in parsed.notes)
             outcomes.append(FileOutcome(name, len(parsed.papers), result.new, result.updated, notes=notes))
         except InputError as exc:
@@ -112,7 +112,7 @@ def inbox_files(inbox: Path) -> list[Path]:
 def default_day(store: Store, today: date) -> date:
     """The digest day when none is given: the newest day with papers, else `today`."""
     days = store.days()
-    return date.fromisoformat(days[-1]) if days else today
+    return days[-1] if days else today
 
 
 class Ranker:
@@ -139,7 +139,7 @@ class Ranker:
 
     def candidates(self, day: date) -> list:
         since = day - timedelta(days=max(self.catchup_days, 1) - 1)
-        return self.store.papers(day.isoformat(), since=since.isoformat())
+        return self.store.papers(day, since=since)
 
     def features(self, papers: Sequence) -> rank.PaperFeatures:
         model = self.embedder.model_id
@@ -195,7 +195,7 @@ class Ranker:
 
     def signals(self, subscriber: Subscriber, day: date) -> rank.Signals:
         """What the store knows of `subscriber` that shapes their ranking for `day`."""
-        return rank.Signals(sent_ids=self.store.sent_paper_ids(subscriber.id, before=day.isoformat()))
+        return rank.Signals(sent_ids=self.store.sent_paper_ids(subscriber.id, before=day))
 
 
 # --- render and deliver ------------------------------------------------------------------
@@ -233,8 +233,6 @@ class DeliveryReport:
     @property
     def failed(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.status in PROBLEMS]
-
-
 
 
 def _describe(exc: BaseException) -> str:
@@ -283,7 +281,7 @@ def deliver(
     test and the ledger is not touched."""
     report = DeliveryReport(day)
     key = day.isoformat()
-    rows = {d.subscriber_id: d for d in store.deliveries(day=key)}
+    rows = {d.subscriber_id: d for d in store.deliveries(day=day)}
     due: list[Subscriber] = []
     for s in subscribers:
         row = None if to else rows.get(s.id)
@@ -310,7 +308,7 @@ def deliver(
                 titles = "; ".join(r.paper.title for r in papers[:3])
                 report.outcomes.append(Outcome(sub.id, Status.DRY_RUN, len(papers), detail=titles))
                 continue
-            if to is None and not store.claim_delivery(sub.id, key, retry_unknown=retry_unknown):
+            if to is None and not store.claim_delivery(sub.id, day, retry_unknown=retry_unknown):
                 report.outcomes.append(Outcome(sub.id, Status.ALREADY, len(papers)))  # another run won it
                 continue
             ids = [r.paper.id for r in papers]
@@ -324,11 +322,11 @@ def deliver(
                 reason = one_line(f"cannot build the digest: {_describe(exc)}")
                 log.debug("building %s's digest failed", sub.id, exc_info=True)
                 if to is None:  # nothing went out: the next run tries again, the reason is kept
-                    store.finish_delivery(sub.id, key, status=Status.PENDING, paper_ids=ids, reply=reason)
+                    store.finish_delivery(sub.id, day, status=Status.PENDING, paper_ids=ids, reply=reason)
                 report.outcomes.append(Outcome(sub.id, Status.FAILED, len(ids), detail=reason))
                 continue
             if to is None:
-                store.note_message_id(sub.id, key, outgoing.message_id)
+                store.note_message_id(sub.id, day, outgoing.message_id)
             in_flight[outgoing.key] = (sub, digest, ids)
             yield outgoing
 
@@ -339,7 +337,7 @@ def deliver(
             if to is None:
                 store.finish_delivery(
                     sub.id,
-                    key,
+                    day,
                     status=result.status,  # SENDING (unknown) stays so: only --retry-unknown resends
                     message_id=result.outgoing.message_id,
                     paper_ids=ids,
@@ -370,7 +368,7 @@ def run_due(
     """Send every digest that is due at `now` by each subscriber's local clock (see schedule)."""
     now = now or settings.clock()
     # a local date is at most a day from the UTC one: only the last few days can be due
-    taken = store.taken_days(since=(now.date() - timedelta(days=2)).isoformat())
+    taken = store.taken_days(since=now.date() - timedelta(days=2))
     groups = schedule.due(subscribers, now, taken)
     return [deliver(store, settings, group, day, ranker) for day, group in sorted(groups.items())]
 

@@ -47,13 +47,13 @@ def next_send(subscriber: Subscriber, now: datetime) -> datetime:
 
 
 def due(
-    subscribers: Sequence[Subscriber], now: datetime, sent_days: dict[str, set[str]]
+    subscribers: Sequence[Subscriber], now: datetime, sent_days: dict[str, set[date]]
 ) -> dict[date, list[Subscriber]]:
     """Active subscribers whose digest is due and not yet in the ledger, grouped by digest day."""
     out: dict[date, list[Subscriber]] = {}
     for s in subscribers:
         day = due_day(s, now) if s.active else None
-        if day is not None and day.isoformat() not in sent_days.get(s.id, set()):
+        if day is not None and day not in sent_days.get(s.id, set()):
             out.setdefault(day, []).append(s)
     return out
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -298,10 +299,10 @@ def test_consecutive_days_never_repeat_a_paper_and_unsent_papers_are_caught_up(e
         by_day = {(d.subscriber_id, d.day): set(d.paper_ids) for d in store.deliveries()}
         days = {p.id: p.day for p in store.papers()}
     for who in ("alice", "bob", "carol"):
-        first, second = by_day[(who, "2026-11-19")], by_day[(who, "2026-11-20")]
+        first, second = by_day[(who, date(2026, 11, 19))], by_day[(who, date(2026, 11, 20))]
         assert first and second and not first & second
     # the 18th's papers were never sent to anyone on the 18th: the 19th's digest caught them up
-    assert any(days[p] == "2026-11-18" for p in by_day[("alice", "2026-11-19")])
+    assert any(days[p] == date(2026, 11, 18) for p in by_day[("alice", date(2026, 11, 19))])
 
 
 def test_an_oversized_inbox_file_is_refused_by_size_and_the_rest_go_in(env: dict[str, str], monkeypatch):

@@ -38,11 +38,11 @@ def test_replace_announcement_updates_a_known_paper_and_never_adds_one(store: SQ
 
     from dataclasses import replace
 
-    old = replace(parsed.papers[2], abstract="The first abstract.", announce_type=None, day="2026-01-02")
+    old = replace(parsed.papers[2], abstract="The first abstract.", announce_type=None, day=date(2026, 1, 2))
     store.add_papers([old])
     assert store.add_papers([parsed.papers[2]]).updated == 1
     (paper,) = [p for p in store.papers() if p.id == "2401.00099"]
-    assert (paper.abstract, paper.day) == ("The revised abstract of an older paper.", "2026-01-02")
+    assert (paper.abstract, paper.day) == ("The revised abstract of an older paper.", date(2026, 1, 2))
 
 
 def test_arxiv_api_response_unwraps_hard_wrapped_titles_and_summaries():
@@ -125,5 +125,5 @@ def test_real_ingestion_samples_parse_completely(pattern: str, count: int):
 def test_real_arxiv_listing_jsonl_parses_every_record():
     path = SHARED / "data" / "arxiv_daily" / "raw_daily_listings" / "2025-10-08.jsonl"
     papers = sources.read_file(path).papers
-    assert len(papers) == 296 and all(p.day == "2025-10-08" for p in papers)
+    assert len(papers) == 296 and all(p.day == date(2025, 10, 8) for p in papers)
     assert all(p.authors and p.categories for p in papers)

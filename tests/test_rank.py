@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import date
 
 import pytest
 
@@ -10,7 +11,7 @@ from digest.models import Paper, Subscriber, paper_identity
 
 
 def _paper(title: str, abstract: str, **kw) -> Paper:
-    return Paper(id=paper_identity(None, title), title=title, abstract=abstract, day="2026-11-20", **kw)
+    return Paper(id=paper_identity(None, title), title=title, abstract=abstract, day=date(2026, 11, 20), **kw)
 
 
 PAPERS = [

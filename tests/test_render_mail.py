@@ -20,7 +20,7 @@ def _ranked(title: str = "Fast <b>Diffusion</b> & Friends", **kw) -> Ranked:
         abstract="First sentence. Second sentence here. Third one. Fourth is cut.",
         authors=("A. One", "B. Two", "C. Three", "D. Four"),
         upvotes=12,
-        day="2026-11-19",
+        day=date(2026, 11, 19),
         **kw,
     )
     return Ranked(paper, 0.61, ("diffusion models",), ("fast sampling", "distillation"))

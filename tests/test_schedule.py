@@ -62,12 +62,12 @@ def test_a_machine_that_slept_through_the_send_time_sends_once_late_not_twice():
     alice = sub("Europe/Berlin", "07:30", id="alice")
     later = utc(2026, 11, 20, 15)  # 16:00 in Berlin
     assert due([alice], later, {}) == {date(2026, 11, 20): [alice]}
-    assert due([alice], later, {"alice": {"2026-11-20"}}) == {}
+    assert due([alice], later, {"alice": {date(2026, 11, 20)}}) == {}
 
 
 def test_a_day_missed_entirely_is_one_digest_the_next_morning_not_two():
     alice = sub("Europe/Berlin", "07:30", id="alice")
-    sent = {"alice": {"2026-11-18"}}  # the 19th was missed: the machine was off all day
+    sent = {"alice": {date(2026, 11, 18)}}  # the 19th was missed: the machine was off all day
     assert due([alice], utc(2026, 11, 20, 7), sent) == {date(2026, 11, 20): [alice]}
 
 

@@ -67,7 +67,7 @@ def add_stored_paper(env: dict[str, str], **fields: object) -> Paper:
             "id": "2611.99999",
             "title": ESC_TITLE,
             "abstract": "We study diffusion models for image generation with a new sampler. It is fast.",
-            "day": DAY,
+            "day": date.fromisoformat(DAY),
             **fields,
         }
     )

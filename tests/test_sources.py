@@ -55,7 +55,7 @@ def test_layout_with_meta_keeps_authors_organization_date_and_upvotes():
     assert (first.authors_count, first.published, first.upvotes) == (3, "2026-03-11", 7)
     assert (second.organization, second.published, second.upvotes) == ("Acme Research", "2025-12-30", None)
     assert (third.authors_count, third.published) == (None, None)
-    assert all(p.day == "2026-03-12" for p in papers)
+    assert all(p.day == date(2026, 3, 12) for p in papers)
 
 
 def test_year_of_a_date_without_year_comes_from_the_page_date():
@@ -71,7 +71,7 @@ def test_each_bundled_layout_yields_every_paper(name: str, count: int):
     papers = sources.read_file(SAMPLES / name).papers
     assert len(papers) == count
     assert all(len(p.abstract) > 200 and len(p.title) < 150 for p in papers)
-    assert all(p.day == name[:10] for p in papers)
+    assert all(p.day == date.fromisoformat(name[:10]) for p in papers)
 
 
 def test_glued_subscribe_is_stripped_from_the_first_title():

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ from digest.store import SQLiteStore
 
 
 def _paper(title: str, day: str = "2026-11-20", **kw) -> Paper:
+    day = date.fromisoformat(day)
     return Paper(
         id=paper_identity(kw.pop("arxiv", None), title),
         title=title,
@@ -23,7 +25,7 @@ def test_same_paper_twice_is_stored_once_keeping_its_first_day(store: SQLiteStor
     result = store.add_papers([_paper("A", "2026-11-20", upvotes=9, authors_count=3)])
     assert (result.new, result.updated) == (0, 1)
     (paper,) = store.papers()
-    assert paper.day == "2026-11-19"
+    assert paper.day == date(2026, 11, 19)
     assert (paper.upvotes, paper.authors_count) == (9, 3)
 
 
@@ -36,21 +38,21 @@ def test_later_input_without_metadata_does_not_erase_it(store: SQLiteStore):
 
 def test_catchup_window_returns_papers_of_several_days(store: SQLiteStore):
     store.add_papers([_paper("old", "2026-11-10"), _paper("a", "2026-11-18"), _paper("b", "2026-11-20")])
-    assert [p.title for p in store.papers("2026-11-20", since="2026-11-18")] == ["a", "b"]
+    assert [p.title for p in store.papers(date(2026, 11, 20), since=date(2026, 11, 18))] == ["a", "b"]
 
 
 def test_a_delivery_can_be_claimed_only_once(tmp_path: Path):
     path = tmp_path / "d.db"
     with SQLiteStore.open(path) as first, SQLiteStore.open(path) as second:
-        assert first.claim_delivery("alice", "2026-11-20") is True
-        assert second.claim_delivery("alice", "2026-11-20") is False
+        assert first.claim_delivery("alice", date(2026, 11, 20)) is True
+        assert second.claim_delivery("alice", date(2026, 11, 20)) is False
 
 
 def test_sent_papers_are_remembered_per_subscriber_and_day(store: SQLiteStore):
-    store.claim_delivery("alice", "2026-11-19")
-    store.finish_delivery("alice", "2026-11-19", status="sent", paper_ids=["p1", "p2"])
+    store.claim_delivery("alice", date(2026, 11, 19))
+    store.finish_delivery("alice", date(2026, 11, 19), status="sent", paper_ids=["p1", "p2"])
     assert store.sent_paper_ids("alice") == {"p1", "p2"}
-    assert store.sent_paper_ids("alice", before="2026-11-19") == set()
+    assert store.sent_paper_ids("alice", before=date(2026, 11, 19)) == set()
     assert store.sent_paper_ids("bob") == set()
     (delivery,) = store.deliveries()
     assert (delivery.status, delivery.paper_ids) == ("sent", ("p1", "p2"))

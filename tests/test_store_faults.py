@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -69,7 +70,7 @@ def test_a_database_locked_past_the_busy_timeout_is_one_line(tmp_path: Path):
         with SQLiteStore.open(db, busy_timeout=0.2) as store:  # reading still works in WAL mode
             started = time.monotonic()
             with pytest.raises(StoreError, match="locked by another digest process"):
-                store.add_papers([Paper(id="p", title="T", abstract="A.", day="2026-11-20")])
+                store.add_papers([Paper(id="p", title="T", abstract="A.", day=date(2026, 11, 20))])
             assert time.monotonic() - started < 5
     finally:
         holder.execute("ROLLBACK")

@@ -15,7 +15,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +175,15 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def _iso(day: date) -> str:
+    """Days are stored as ISO text: it sorts and compares as the dates do."""
+    return day.isoformat()
+
+
+def _day(text: str | None) -> date | None:
+    return date.fromisoformat(text) if text else None
+
+
 class SQLiteStore:
     """One SQLite database file. Open with `SQLiteStore.open(path)`; use as a context manager."""
 
@@ -264,15 +273,15 @@ class SQLiteStore:
         with self.transaction(immediate=True) as conn:
             return _add_papers(conn, papers)
 
-    def papers(self, day: str | None = None, *, since: str | None = None) -> list[Paper]:
+    def papers(self, day: date | None = None, *, since: date | None = None) -> list[Paper]:
         """Papers of one day, or of every day from `since` up to `day`, in arrival order."""
         if day is None:
             rows = self.conn.rows("SELECT * FROM papers ORDER BY day, rowid")
         elif since is None:
-            rows = self.conn.rows("SELECT * FROM papers WHERE day = ? ORDER BY rowid", (day,))
+            rows = self.conn.rows("SELECT * FROM papers WHERE day = ? ORDER BY rowid", (_iso(day),))
         else:
             rows = self.conn.rows(
-                "SELECT * FROM papers WHERE day BETWEEN ? AND ? ORDER BY day, rowid", (since, day)
+                "SELECT * FROM papers WHERE day BETWEEN ? AND ? ORDER BY day, rowid", (_iso(since), _iso(day))
             )
         return [_paper(row) for row in rows]
 
@@ -282,20 +291,23 @@ class SQLiteStore:
         rows = self.conn.rows(f"SELECT * FROM papers WHERE id IN ({marks})", ids) if ids else []
         return {row["id"]: _paper(row) for row in rows}
 
-    def days(self) -> list[str]:
-        return [r[0] for r in self.conn.rows("SELECT DISTINCT day FROM papers ORDER BY day")]
+    def days(self) -> list[date]:
+        return [
+            date.fromisoformat(r[0]) for r in self.conn.rows("SELECT DISTINCT day FROM papers ORDER BY day")
+        ]
 
     # --- ingested files -------------------------------------------------------------
 
     def file_seen(self, sha256: str) -> bool:
         return bool(self.conn.rows("SELECT 1 FROM files WHERE sha256 = ?", (sha256,)))
 
-    def ingest_file(self, sha256: str, path: str, day: str | None, papers: list[Paper]) -> AddResult:
+    def ingest_file(self, sha256: str, path: str, day: date | None, papers: list[Paper]) -> AddResult:
         """Store a file's papers and remember the file, in one transaction."""
         with self.transaction(immediate=True) as conn:
             result = _add_papers(conn, papers)
             conn.execute(
-                "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?)", (sha256, path, day, len(papers), _now())
+                "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?)",
+                (sha256, path, day and _iso(day), len(papers), _now()),
             )
         return result
 
@@ -304,7 +316,7 @@ class SQLiteStore:
             "SELECT path, day, papers, ingested_at FROM files ORDER BY ingested_at DESC, rowid DESC LIMIT ?",
             (limit,),
         )
-        return [IngestedFile(r["path"], r["day"], r["papers"], r["ingested_at"]) for r in rows]
+        return [IngestedFile(r["path"], _day(r["day"]), r["papers"], r["ingested_at"]) for r in rows]
 
     # --- caches ---------------------------------------------------------------------
 
@@ -348,14 +360,14 @@ class SQLiteStore:
 
     # --- the delivery ledger --------------------------------------------------------
 
-    def claim_delivery(self, subscriber: str, day: str, *, retry_unknown: bool = False) -> bool:
+    def claim_delivery(self, subscriber: str, day: date, *, retry_unknown: bool = False) -> bool:
         """Mark (subscriber, day) `sending`; true if this caller won it. Free to claim: no row, or
         `pending` (a temporary failure), or with `retry_unknown` a `sending` row that a killed run
         left behind. Taken under the write lock, so two runs at once never both claim it."""
         claimable = ("pending", "sending") if retry_unknown else ("pending",)
         with self.transaction(immediate=True) as conn:
             row = conn.execute(
-                "SELECT status FROM deliveries WHERE subscriber = ? AND day = ?", (subscriber, day)
+                "SELECT status FROM deliveries WHERE subscriber = ? AND day = ?", (subscriber, _iso(day))
             ).fetchone()
             if row is not None and row["status"] not in claimable:
                 return False
@@ -363,28 +375,28 @@ class SQLiteStore:
                 "INSERT INTO deliveries (subscriber, day, status, updated_at) VALUES (?,?,'sending',?)"
                 " ON CONFLICT (subscriber, day)"
                 " DO UPDATE SET status = 'sending', updated_at = excluded.updated_at",
-                (subscriber, day, _now()),
+                (subscriber, _iso(day), _now()),
             )
             return True
 
-    def note_message_id(self, subscriber: str, day: str, message_id: str) -> None:
+    def note_message_id(self, subscriber: str, day: date, message_id: str) -> None:
         """Record the Message-ID before the SMTP call, so an unknown outcome can be looked up."""
         self.conn.execute(
             "UPDATE deliveries SET message_id = ?, updated_at = ? WHERE subscriber = ? AND day = ?",
-            (message_id, _now(), subscriber, day),
+            (message_id, _now(), subscriber, _iso(day)),
         )
 
-    def release_delivery(self, subscriber: str, day: str) -> None:
+    def release_delivery(self, subscriber: str, day: date) -> None:
         """Undo a claim that sent nothing (for example, the digest could not be rendered)."""
         self.conn.execute(
             "DELETE FROM deliveries WHERE subscriber = ? AND day = ? AND status = 'sending'",
-            (subscriber, day),
+            (subscriber, _iso(day)),
         )
 
     def finish_delivery(
         self,
         subscriber: str,
-        day: str,
+        day: date,
         *,
         status: str,
         message_id: str | None = None,
@@ -400,57 +412,67 @@ class SQLiteStore:
                 "UPDATE deliveries SET status = ?, message_id = COALESCE(?, message_id), paper_ids = ?,"
                 " location = ?, reply = ?, updated_at = ?, attempts = attempts + ?"
                 " WHERE subscriber = ? AND day = ?",
-                (status, message_id, json.dumps(ids), location, reply, _now(), attempts, subscriber, day),
+                (
+                    status,
+                    message_id,
+                    json.dumps(ids),
+                    location,
+                    reply,
+                    _now(),
+                    attempts,
+                    subscriber,
+                    _iso(day),
+                ),
             )
             if status == Status.SENT:
                 conn.executemany(
                     "INSERT OR IGNORE INTO sent_papers VALUES (?,?,?)",
-                    [(subscriber, pid, day) for pid in ids],
+                    [(subscriber, pid, _iso(day)) for pid in ids],
                 )
 
-    def sent_paper_ids(self, subscriber: str, before: str | None = None) -> set[str]:
+    def sent_paper_ids(self, subscriber: str, before: date | None = None) -> set[str]:
         """Papers already mailed to `subscriber` (in digests of days before `before`, if given)."""
         sql, args = "SELECT paper_id FROM sent_papers WHERE subscriber = ?", [subscriber]
         if before is not None:
-            sql, args = sql + " AND day < ?", [*args, before]
+            sql, args = sql + " AND day < ?", [*args, _iso(before)]
         return {r[0] for r in self.conn.rows(sql, args)}
 
-    def deliveries(self, day: str | None = None) -> list[Delivery]:
+    def deliveries(self, day: date | None = None) -> list[Delivery]:
         """Ledger rows, of one day or all, by day and subscriber."""
         if day is None:
             return self._deliveries("1=1", ())
-        return self._deliveries("day = ?", (day,))
+        return self._deliveries("day = ?", (_iso(day),))
 
     def unsettled(self) -> list[Delivery]:
         """Rows that need a look: pending, unknown (`sending`) and failed."""
         return self._deliveries("status != 'sent'", ())
 
-    def taken_days(self, since: str) -> dict[str, set[str]]:
+    def taken_days(self, since: date) -> dict[str, set[date]]:
         """Per subscriber, the days from `since` on whose digest is settled (sent, or failed for
         good): the scheduler's hourly question, answered from an index."""
         taken: dict[str, set[str]] = {}
         for row in self.conn.rows(
             "SELECT subscriber, day FROM deliveries WHERE day >= ? AND status IN ('sent', 'failed')",
-            (since,),
+            (_iso(since),),
         ):
-            taken.setdefault(row[0], set()).add(row[1])
+            taken.setdefault(row[0], set()).add(date.fromisoformat(row[1]))
         return taken
 
     def delivery_counts(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self.conn.rows("SELECT status, COUNT(*) FROM deliveries GROUP BY status")}
 
-    def last_sent(self) -> dict[str, str]:
+    def last_sent(self) -> dict[str, date]:
         """Per subscriber, the day of their newest digest sent."""
         rows = self.conn.rows(
             "SELECT subscriber, MAX(day) FROM deliveries WHERE status = 'sent' GROUP BY subscriber"
         )
-        return {r[0]: r[1] for r in rows}
+        return {r[0]: date.fromisoformat(r[1]) for r in rows}
 
     def _deliveries(self, where: str, args: tuple[Any, ...]) -> list[Delivery]:
         return [
             Delivery(
                 subscriber_id=r["subscriber"],
-                day=r["day"],
+                day=date.fromisoformat(r["day"]),
                 status=Status(r["status"]),
                 message_id=r["message_id"],
                 paper_ids=tuple(json.loads(r["paper_ids"])),
@@ -474,7 +496,7 @@ def _paper(row: sqlite3.Row) -> Paper:
         upvotes=row["upvotes"],
         organization=row["organization"],
         url=row["url"],
-        day=row["day"],
+        day=_day(row["day"]),
         source=row["source"],
         categories=tuple(json.loads(row["categories"])),
     )
@@ -501,7 +523,7 @@ def _add_papers(conn: _Connection, papers: Iterable[Paper]) -> AddResult:
                     p.upvotes,
                     p.organization,
                     p.url,
-                    p.day,
+                    p.day and _iso(p.day),
                     p.source,
                     json.dumps(list(p.categories)),
                     now,
