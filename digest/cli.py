@@ -17,7 +17,7 @@ import click
 
 from . import pipeline
 from .config import Settings, check_address, load_subscribers
-from .errors import DigestError
+from .errors import DigestError, NotFoundError
 from .models import Status
 from .schedule import next_send
 from .store import Store, open_store
@@ -381,9 +381,53 @@ def schedule(list_only: bool) -> None:
     Daemon(settings).run()
 
 
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True, help="Port.")
+@handles_errors
+def serve(host: str, port: int) -> None:
+    """Serve the links in the mail: one-click unsubscribe, the archive, "more / less like this".
+    Put it behind a reverse proxy that terminates TLS; DIGEST_BASE_URL is the public origin."""
+    settings = _settings()
+    if not settings.base_url:
+        click.echo("digest: DIGEST_BASE_URL is not set, so mails carry no links to this server", err=True)
+    from .web import serve as run_server
+
+    run_server(settings, host, port)
+
+
+@cli.command()
+@click.argument("subscriber_id")
+@click.argument("paper_id")
+@click.argument("vote", type=click.Choice(["up", "down", "clear"]))
+@handles_errors
+def feedback(subscriber_id: str, paper_id: str, vote: str) -> None:
+    """Record a reader's "more like this" (up) or "less like this" (down) for a paper, or take
+    it back (clear): the same as the links in the mail."""
+    settings = _settings()
+    sub = pipeline.find_subscriber(load_subscribers(settings.subscribers), subscriber_id)
+    with _store(settings) as store:
+        if vote != "clear" and not store.papers_by_id([paper_id]):
+            raise NotFoundError(f"no stored paper {paper_id!r}; see `digest papers`")
+        store.record_vote(sub.id, paper_id, {"up": 1, "down": -1, "clear": 0}[vote])
+    click.echo(f"{sub.id}: {paper_id} {'vote cleared' if vote == 'clear' else vote}")
+
+
 @cli.group()
 def subscribers() -> None:
-    """Inspect subscribers.yaml."""
+    """Inspect subscribers.yaml; lift an unsubscribe."""
+
+
+@subscribers.command("resubscribe")
+@click.argument("subscriber_id")
+@handles_errors
+def subscribers_resubscribe(subscriber_id: str) -> None:
+    """Lift SUBSCRIBER_ID's unsubscribe (they asked to come back); editing subscribers.yaml never does."""
+    settings = _settings()
+    sub = pipeline.find_subscriber(load_subscribers(settings.subscribers), subscriber_id)
+    with _store(settings) as store:
+        lifted = store.resubscribe(sub.id)
+    click.echo(f"{sub.id}: {'subscribed again' if lifted else 'was not unsubscribed'}")
 
 
 @subscribers.command("check")
@@ -393,14 +437,17 @@ def subscribers_check() -> None:
     settings = _settings()
     subs = load_subscribers(settings.subscribers)
     distilled: dict[str, tuple[str, ...]] = {}
-    if any(s.profile_papers for s in subs):
-        with _store(settings) as store:
+    with _store(settings) as store:
+        gone = store.unsubscribed()
+        if any(s.profile_papers for s in subs):
             ranker = pipeline.Ranker.for_settings(store, settings)
             distilled = {s.id: ranker.profile(s) for s in subs if s.profile_papers}
     now = settings.clock()
     click.echo(f"{'subscriber':<14} {'email':<28} {'next send (local)':<36} keywords")
     for s in subs:
         when = f"{next_send(s, now):%a %d %b %H:%M} {s.timezone}" if s.active else "inactive"
+        if s.id in gone:
+            when = f"unsubscribed {gone[s.id].at[:10]} ({gone[s.id].how})"
         click.echo(f"{s.id:<14} {s.email:<28} {when:<36} {', '.join(s.keywords)}")
         if s.id in distilled:
             click.echo(
@@ -420,6 +467,7 @@ def status() -> None:
         counts = store.delivery_counts()
         unsettled = store.unsettled()
         last_sent = store.last_sent()
+        gone = store.unsubscribed()
         days = store.days()
     click.echo(f"database: {settings.db} ({len(days)} days of papers)")
     for f in files:
@@ -435,6 +483,8 @@ def status() -> None:
         click.echo(f"  {'subscriber':<14} {'last digest sent':<17} next due (local)")
     for sub in subs:
         nxt = f"{next_send(sub, now):%a %d %b %H:%M %Z}" if sub.active else "inactive"
+        if sub.id in gone:
+            nxt = f"unsubscribed {gone[sub.id].at[:10]} ({gone[sub.id].how})"
         click.echo(f"  {sub.id:<14} {str(last_sent.get(sub.id, 'never')):<17} {nxt}")
     labels = {
         Status.SENDING: "unknown (a run stopped mid-send or lost the reply)",

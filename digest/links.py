@@ -20,6 +20,7 @@ import json
 import os
 import secrets
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -113,16 +114,33 @@ def verify_token(key: str, token: str, purpose: str, subscriber: Subscriber) -> 
     return claim if hmac.compare_digest(given, expected) else None
 
 
-def for_digest(subscriber: Subscriber, day: date, settings: Settings, sender: str) -> Links:
+def for_digest(
+    subscriber: Subscriber, day: date, settings: Settings, sender: str, paper_ids: Sequence[str] = ()
+) -> Links:
     """The links of `subscriber`'s digest for `day`; `sender` is the From address (mailto)."""
     mailto = f"mailto:{sender}?subject={quote('unsubscribe ' + subscriber.id)}"
     if not settings.base_url:
-        return Links(mailto, None, None)
+        return Links(mailto)
     key = secret(settings)
     base = settings.base_url.rstrip("/")
     return Links(
         unsubscribe_mailto=mailto,
         unsubscribe_https=f"{base}/unsubscribe?t={make_token(key, 'unsubscribe', subscriber)}",
-        archive=f"{base}/archive/{day.isoformat()}/{quote(subscriber.id)}"
-        f"?t={make_token(key, 'archive', subscriber, day.isoformat())}",
+        archive=archive_url(base, key, subscriber, day),
+        feedback={
+            pid: (
+                f"{base}/feedback?t={make_token(key, 'feedback', subscriber, f'{pid} up')}",
+                f"{base}/feedback?t={make_token(key, 'feedback', subscriber, f'{pid} down')}",
+            )
+            for pid in paper_ids
+        },
     )
+
+
+def archive_url(base: str, key: str, subscriber: Subscriber, day: date | None = None) -> str:
+    """One archived digest (`day`), or the list of the reader's digests (no day)."""
+    extra = day.isoformat() if day else ""
+    where = (
+        f"/archive/{day.isoformat()}/{quote(subscriber.id)}" if day else f"/archive/{quote(subscriber.id)}"
+    )
+    return f"{base}{where}?t={make_token(key, 'archive', subscriber, extra)}"

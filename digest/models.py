@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -150,6 +151,8 @@ class Links:
     unsubscribe_mailto: str
     unsubscribe_https: str | None = None  # the RFC 8058 one-click target, when DIGEST_BASE_URL is set
     archive: str | None = None
+    # paper id -> ("more like this" URL, "less like this" URL), when DIGEST_BASE_URL is set
+    feedback: Mapping[str, tuple[str, str]] = field(default_factory=dict, hash=False)
 
     @property
     def unsubscribe(self) -> str:
@@ -181,6 +184,7 @@ class Status(StrEnum):
     ALREADY = "already"  # the ledger says sent before
     SKIPPED = "skipped"  # nothing new matched and they did not ask for empty digests
     DRY_RUN = "dry-run"
+    UNSUBSCRIBED = "unsubscribed"  # they said so (one-click, the page or the CLI): never mailed
     NOT_TRIED = "not-tried"  # the run stopped before their turn
 
 

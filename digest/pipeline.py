@@ -27,7 +27,7 @@ from .dispatch import Policy, Stopped, dispatch
 from .embed import CachedEmbedder, Embedder, embedder_for, text_hash
 from .errors import ConfigError, DigestError, InputError, NotFoundError, StoreError
 from .mail import Mailer, Outgoing, atomic_write, build_message, mailer_factory, sender_address, serialize
-from .models import Digest, Ranked, Status, Subscriber
+from .models import Digest, Links, Ranked, Status, Subscriber
 from .store import Store
 from .text import mask_query, one_line
 
@@ -204,8 +204,17 @@ class Ranker:
 def render_digest(sub: Subscriber, day: date, papers: Sequence[Ranked], settings: Settings) -> Digest:
     """The digest with its links, made once for the HTML, the text and the headers."""
     sender = sender_address(settings).addr_spec
-    made = links.for_digest(sub, day, settings, sender)
+    made = links.for_digest(sub, day, settings, sender, [r.paper.id for r in papers])
     return render.render(sub, day, papers, made, templates=settings.templates)
+
+
+def archive_copy(digest: Digest, settings: Settings) -> str:
+    """The digest's page as the archive keeps it: no live unsubscribe or vote links in it, so
+    a forwarded archive link cannot unsubscribe or vote for its reader."""
+    quiet = Links(unsubscribe_mailto=digest.links.unsubscribe_mailto)
+    return render.render(
+        digest.subscriber, digest.day, digest.papers, quiet, templates=settings.templates
+    ).html
 
 
 def archive_path(settings: Settings, day: date, subscriber_id: str) -> Path:
@@ -240,12 +249,12 @@ def _describe(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, DigestError) else f"{type(exc).__name__}: {exc}"
 
 
-def _archive(settings: Settings, day: date, subscriber_id: str, html: str) -> str | None:
+def _archive(settings: Settings, day: date, subscriber_id: str, digest: Digest) -> str | None:
     """Keep the sent digest as a page; a failure here is a note, the mail has gone out."""
     page = archive_path(settings, day, subscriber_id)
     try:
         page.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(page, html.encode("utf-8"))
+        atomic_write(page, archive_copy(digest, settings).encode("utf-8"))
     except OSError as exc:
         return f"sent, but the archive page {page} could not be written ({exc.strerror or exc})"
     return None
@@ -282,10 +291,14 @@ def deliver(
     report = DeliveryReport(day)
     key = day.isoformat()
     rows = {d.subscriber_id: d for d in store.deliveries(day=day)}
+    gone = set() if to else set(store.unsubscribed())  # a test mail (--to) still goes
     due: list[Subscriber] = []
     for s in subscribers:
         row = None if to else rows.get(s.id)
         if not s.active:
+            continue
+        if s.id in gone:
+            report.outcomes.append(Outcome(s.id, Status.UNSUBSCRIBED))
             continue
         if row is None or row.status == Status.PENDING or (retry_unknown and row.status == Status.SENDING):
             due.append(s)
@@ -346,7 +359,7 @@ def deliver(
                     attempts=result.attempts,
                 )
                 if result.status == Status.SENT:
-                    detail = _archive(settings, day, sub.id, digest.html)
+                    detail = _archive(settings, day, sub.id, digest)
             report.outcomes.append(Outcome(sub.id, result.status, len(ids), result.location, detail))
     except Stopped as exc:
         report.stopped = str(exc)
@@ -369,7 +382,8 @@ def run_due(
     now = now or settings.clock()
     # a local date is at most a day from the UTC one: only the last few days can be due
     taken = store.taken_days(since=now.date() - timedelta(days=2))
-    groups = schedule.due(subscribers, now, taken)
+    gone = store.unsubscribed()
+    groups = schedule.due([s for s in subscribers if s.id not in gone], now, taken)
     return [deliver(store, settings, group, day, ranker) for day, group in sorted(groups.items())]
 
 

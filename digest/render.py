@@ -120,6 +120,8 @@ def render(
             "keyphrases": [one_line(k) for k in r.keyphrases[:3]],
             "upvotes": r.paper.upvotes,
             "why": one_line(why_line(r)),
+            "more": links.feedback.get(r.paper.id, (None, None))[0],
+            "less": links.feedback.get(r.paper.id, (None, None))[1],
         }
         for i, r in enumerate(papers, start=1)
     ]

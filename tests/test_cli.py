@@ -21,7 +21,10 @@ COMMANDS = [
     ["schedule"],
     ["subscribers"],
     ["subscribers", "check"],
+    ["subscribers", "resubscribe"],
     ["status"],
+    ["serve"],
+    ["feedback"],
 ]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import AddResult, IngestedFile, Store
+from .base import AddResult, IngestedFile, Store, Unsubscribe, Vote
 from .sqlite import MIGRATIONS, SQLiteStore
 
 if TYPE_CHECKING:
@@ -21,4 +21,13 @@ def open_store(settings: Settings) -> Store:
     return SQLiteStore.open(settings.db)
 
 
-__all__ = ["MIGRATIONS", "AddResult", "IngestedFile", "SQLiteStore", "Store", "open_store"]
+__all__ = [
+    "MIGRATIONS",
+    "AddResult",
+    "IngestedFile",
+    "SQLiteStore",
+    "Store",
+    "Unsubscribe",
+    "Vote",
+    "open_store",
+]

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import StoreError
 from ..models import Delivery, Paper, Status
-from .base import AddResult, IngestedFile
+from .base import AddResult, IngestedFile, Unsubscribe, Vote
 
 MIGRATIONS: list[tuple[str, ...]] = [
     (
@@ -104,6 +104,22 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
     # 3: the ledger's hourly question ("which days are taken since ...") reads an index
     ("CREATE INDEX deliveries_by_day ON deliveries(day, status)",),
+    # 4: readers who unsubscribed (kept apart from subscribers.yaml, which an edit must not undo)
+    # and their "more / less like this" votes (one per paper: a later vote replaces an earlier one)
+    (
+        """CREATE TABLE unsubscribes (
+            subscriber TEXT PRIMARY KEY,
+            at TEXT NOT NULL,
+            how TEXT NOT NULL
+        )""",
+        """CREATE TABLE votes (
+            subscriber TEXT NOT NULL,
+            paper_id TEXT NOT NULL,
+            vote INTEGER NOT NULL CHECK (vote IN (-1, 1)),
+            at TEXT NOT NULL,
+            PRIMARY KEY (subscriber, paper_id)
+        )""",
+    ),
 ]
 
 
@@ -467,6 +483,48 @@ class SQLiteStore:
             "SELECT subscriber, MAX(day) FROM deliveries WHERE status = 'sent' GROUP BY subscriber"
         )
         return {r[0]: date.fromisoformat(r[1]) for r in rows}
+
+    # --- readers' own say: unsubscribes and votes ---------------------------------
+
+    def unsubscribe(self, subscriber: str, how: str) -> bool:
+        """Record that `subscriber` wants no more mail; False if they had already said so."""
+        with self.transaction(immediate=True) as conn:
+            done = conn.execute(
+                "INSERT OR IGNORE INTO unsubscribes VALUES (?,?,?)", (subscriber, _now(), how)
+            ).rowcount
+        return bool(done)
+
+    def resubscribe(self, subscriber: str) -> bool:
+        """Lift an unsubscribe; False if there was none."""
+        with self.transaction(immediate=True) as conn:
+            done = conn.execute("DELETE FROM unsubscribes WHERE subscriber = ?", (subscriber,)).rowcount
+        return bool(done)
+
+    def unsubscribed(self) -> dict[str, Unsubscribe]:
+        return {
+            r["subscriber"]: Unsubscribe(r["subscriber"], r["at"], r["how"])
+            for r in self.conn.rows("SELECT * FROM unsubscribes")
+        }
+
+    def record_vote(self, subscriber: str, paper_id: str, vote: int) -> None:
+        """+1 (more like this), -1 (less like this) or 0 (take the vote back)."""
+        with self.transaction(immediate=True) as conn:
+            if vote == 0:
+                conn.execute(
+                    "DELETE FROM votes WHERE subscriber = ? AND paper_id = ?", (subscriber, paper_id)
+                )
+            else:
+                conn.execute(
+                    "INSERT INTO votes VALUES (?,?,?,?) ON CONFLICT (subscriber, paper_id)"
+                    " DO UPDATE SET vote = excluded.vote, at = excluded.at",
+                    (subscriber, paper_id, vote, _now()),
+                )
+
+    def votes(self, subscriber: str | None = None) -> list[Vote]:
+        """Votes, of one subscriber or all, oldest first."""
+        where, args = ("WHERE subscriber = ?", (subscriber,)) if subscriber else ("", ())
+        rows = self.conn.rows(f"SELECT * FROM votes {where} ORDER BY at, rowid", args)
+        return [Vote(r["subscriber"], r["paper_id"], r["vote"], r["at"]) for r in rows]
 
     def _deliveries(self, where: str, args: tuple[Any, ...]) -> list[Delivery]:
         return [
