@@ -345,15 +345,52 @@ def run(day: date | None) -> None:
     settings = _settings()
     subs = load_subscribers(settings.subscribers)  # refuse a broken file before doing anything
     with _store(settings) as store:
+        fetched = pipeline.fetch_configured(store, settings, day=day)
+        ok = _print_fetch(fetched, quiet=not sys.stdout.isatty())
         outcomes = pipeline.ingest_inbox(store, settings, today=day)
-        ok = _print_ingest(outcomes, show_skipped=sys.stdout.isatty())  # cron: only what changed
+        ok = _print_ingest(outcomes, show_skipped=sys.stdout.isatty()) and ok  # cron: only what changed
         ranker = pipeline.Ranker.for_settings(store, settings)
-        reports = pipeline.send(store, settings, subs, ranker, day=day)
+        no_empty = pipeline.all_sources_failed(fetched)
+        reports = pipeline.send(store, settings, subs, ranker, day=day, no_empty=no_empty)
+    if no_empty:
+        click.echo("digest: every source failed: nobody was sent an empty digest", err=True)
     if not reports and sys.stdout.isatty():  # hourly under cron: say nothing when nothing happened
         click.echo(f"nothing due at {settings.clock():%Y-%m-%d %H:%M} UTC")
     for report in reports:
         _print_report(report, settings)
     if any(r.failed or r.stopped for r in reports) or not ok:
+        sys.exit(1)
+
+
+def _print_fetch(outcomes: list, *, quiet: bool = False) -> bool:
+    """One line per source; failures on stderr (and always). True if none failed."""
+    for o in outcomes:
+        if not o.ok:
+            click.echo(f"digest: source {o.source}: failed: {o.detail}", err=True)
+        elif not quiet:
+            said = {
+                "new": f"{o.papers} papers ({o.new} new)",
+                "unchanged": "unchanged since the last fetch",
+                "not-modified": "not modified since the last fetch",
+                "nothing-published": "nothing published (a weekend or holiday?)",
+            }[o.status]
+            click.echo(f"source {o.source}: {said}" + (f" — {o.detail}" if o.detail else ""))
+    return all(o.ok for o in outcomes)
+
+
+@cli.command("fetch")
+@_day_option
+@handles_errors
+def fetch_cmd(day: date | None) -> None:
+    """Fetch the sources listed under `sources:` in subscribers.yaml now (`run` and `schedule`
+    do it before ranking). {date} in a URL becomes --day (default: today)."""
+    settings = _settings()
+    with _store(settings) as store:
+        outcomes = pipeline.fetch_configured(store, settings, day=day)
+    if not outcomes:
+        click.echo(f"no sources in {settings.subscribers} (see README, 'Feeding it papers')")
+        return
+    if not _print_fetch(outcomes):
         sys.exit(1)
 
 
@@ -468,10 +505,17 @@ def status() -> None:
         unsettled = store.unsettled()
         last_sent = store.last_sent()
         gone = store.unsubscribed()
+        fetched = store.source_states()
         days = store.days()
     click.echo(f"database: {settings.db} ({len(days)} days of papers)")
     for f in files:
         click.echo(f"  ingested {f.ingested_at}  {f.papers:>4} papers  {_shown_source(f.path)}")
+    for state in fetched.values():
+        last_good = state.last_ok or "never"
+        why = f" — {state.detail}" if state.status == "failed" and state.detail else ""
+        click.echo(
+            f"  source {state.name}: {state.status} at {state.last_attempt}, last good {last_good}{why}"
+        )
     click.echo("deliveries: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"))
     try:
         subs = load_subscribers(settings.subscribers)

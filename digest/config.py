@@ -25,7 +25,7 @@ import yaml
 from email_validator import EmailNotValidError, validate_email
 
 from .errors import ConfigError
-from .models import Subscriber
+from .models import Source, Subscriber
 from .text import has_controls, http_url, printable
 
 SECURITY_MODES = ("none", "starttls", "ssl")
@@ -145,6 +145,14 @@ class Settings:
     now: datetime | None = None  # DIGEST_NOW: pretend it is this instant (tests, rehearsals)
     poll_seconds: float = 60.0  # how often `digest schedule` looks at the inbox and subscribers.yaml
     smtp_timeout: float = 30.0  # DIGEST_SMTP_TIMEOUT: seconds to wait for any one SMTP reply
+    # sources: DIGEST_FETCH_TIMEOUT per read, DIGEST_FETCH_DEADLINE per source in all, retries
+    # of a 429/5xx/network fault from DIGEST_FETCH_BACKOFF seconds (doubling), and at least
+    # DIGEST_FETCH_INTERVAL seconds between two requests to one host (arXiv asks for 3)
+    fetch_timeout: float = 30.0
+    fetch_deadline: float = 120.0
+    fetch_retries: int = 3
+    fetch_backoff: float = 2.0
+    fetch_interval: float = 3.0
     # DIGEST_SECRET: signs the links' tokens; None = a random one kept in the state folder
     secret: str | None = field(default=None, repr=False)
     # DIGEST_INGEST_ALLOW_PRIVATE: URLs may reach loopback and private addresses (tests, intranets)
@@ -222,6 +230,11 @@ class Settings:
             ("smtp_max_failures", "DIGEST_SMTP_MAX_FAILURES", int, 1),
             ("poll_seconds", "DIGEST_POLL_SECONDS", float, 0.1),
             ("smtp_timeout", "DIGEST_SMTP_TIMEOUT", float, 0.1),
+            ("fetch_timeout", "DIGEST_FETCH_TIMEOUT", float, 0.1),
+            ("fetch_deadline", "DIGEST_FETCH_DEADLINE", float, 0.1),
+            ("fetch_retries", "DIGEST_FETCH_RETRIES", int, 0),
+            ("fetch_backoff", "DIGEST_FETCH_BACKOFF", float, 0),
+            ("fetch_interval", "DIGEST_FETCH_INTERVAL", float, 0),
         ]
         for name, var, kind, least in numbers:
             raw = pick(name, var)
@@ -388,8 +401,11 @@ def _load_yaml(text: str) -> tuple[Any, yaml.Node | None]:
         loader.dispose()
 
 
-def parse_subscribers(text: str, path: str = "subscribers.yaml") -> list[Subscriber]:
-    """Every subscriber in the file, or ConfigError listing every problem found."""
+_TOP_LEVEL = {"defaults", "subscribers", "sources"}
+
+
+def _document(text: str, path: str) -> tuple[dict[str, Any], yaml.Node | None]:
+    """The file as a mapping with a 'subscribers:' list, or ConfigError."""
     try:
         data, root = _load_yaml(text)
     except _Refused as exc:
@@ -402,11 +418,18 @@ def parse_subscribers(text: str, path: str = "subscribers.yaml") -> list[Subscri
         ) from exc
     if not isinstance(data, dict) or not isinstance(data.get("subscribers"), list):
         raise ConfigError(f"{path}: expected a mapping with a 'subscribers:' list (see README)")
-    unknown_top = set(data) - {"defaults", "subscribers"}
+    return data, root
+
+
+def parse_subscribers(text: str, path: str = "subscribers.yaml") -> list[Subscriber]:
+    """Every subscriber in the file, or ConfigError listing every problem found."""
+    data, root = _document(text, path)
+    unknown_top = set(data) - _TOP_LEVEL
     problems = [
-        f"{path}: unknown top-level key {shown(k)}{_did_you_mean(k, {'defaults', 'subscribers'})}"
+        f"{path}: unknown top-level key {shown(k)}{_did_you_mean(k, _TOP_LEVEL)}"
         for k in sorted(unknown_top, key=str)
     ]
+    problems += _source_problems(data.get("sources"), root, path)[1]
     defaults = data.get("defaults") or {}
     if not isinstance(defaults, dict):
         problems.append(f"{path}: 'defaults' must be a mapping")
@@ -496,7 +519,67 @@ def parse_subscribers(text: str, path: str = "subscribers.yaml") -> list[Subscri
     return subscribers
 
 
+# --- sources: where the morning job fetches its papers -----------------------------------
+
+
+def _source_problems(value: Any, root: yaml.Node | None, path: str) -> tuple[list[Source], list[str]]:
+    """The `sources:` list as Source objects, and every problem with it."""
+    if value is None:
+        return [], []
+    if not isinstance(value, list):
+        return [], [f"{path}: 'sources' must be a list of URLs or {{url, name}} entries"]
+    sources: list[Source] = []
+    problems: list[str] = []
+    names: set[str] = set()
+    for i, entry in enumerate(value):
+        line = _line_of(root, "sources", i)
+        where = f"{path}: sources #{i + 1} (line {line})"
+        url, name = (entry, None) if isinstance(entry, str) else (None, None)
+        if isinstance(entry, dict):
+            unknown = set(entry) - {"url", "name"}
+            if unknown:
+                problems.append(
+                    f"{where}: unknown field {shown(sorted(map(str, unknown))[0])}; use url and name"
+                )
+                continue
+            url, name = entry.get("url"), entry.get("name")
+        if not isinstance(url, str) or http_url(url.replace("{date}", "2026-01-01")) is None:
+            problems.append(
+                f"{where}: {shown(url)} is not an http(s) URL (a {{date}} placeholder is allowed)"
+            )
+            continue
+        if name is not None and (not isinstance(name, str) or _text_problem(name, 80)):
+            problems.append(f"{where}, field 'name': must be a short text")
+            continue
+        name = name or _name_for(url)
+        if name in names:
+            problems.append(f"{where}: the name {shown(name)} is used twice; give each source its own name")
+            continue
+        names.add(name)
+        sources.append(Source(name=name, url=url.strip()))
+    return sources, problems
+
+
+def _name_for(url: str) -> str:
+    parts = urlsplit(url)
+    tail = [p for p in parts.path.split("/") if p and "{" not in p][-1:]
+    return "/".join([parts.hostname or "source", *tail])
+
+
+def load_sources(path: Path) -> list[Source]:
+    """The `sources:` of subscribers.yaml (empty when there are none); ConfigError if invalid."""
+    data, root = _document(_read_config(path), str(path))
+    sources, problems = _source_problems(data.get("sources"), root, str(path))
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return sources
+
+
 def load_subscribers(path: Path) -> list[Subscriber]:
+    return parse_subscribers(_read_config(path), str(path))
+
+
+def _read_config(path: Path) -> str:
     try:
         size = path.stat().st_size
         if size > MAX_SUBSCRIBERS_BYTES:
@@ -511,4 +594,4 @@ def load_subscribers(path: Path) -> list[Subscriber]:
         ) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot be read ({exc})") from exc
-    return parse_subscribers(text, str(path))
+    return text

@@ -57,7 +57,15 @@ class Daemon:
         subs = [s for s in self.subscribers if only is None or s.id == only]
         try:
             with open_store(self.settings) as store:
-                self._log_reports(pipeline.send(store, self.settings, subs, self._ranker(store)))
+                fetched = pipeline.fetch_configured(store, self.settings)
+                for o in fetched:
+                    (log.info if o.ok else log.error)(
+                        "source %s: %s%s", o.source, o.status, f" ({o.detail})" if o.detail else ""
+                    )
+                no_empty = pipeline.all_sources_failed(fetched)
+                self._log_reports(
+                    pipeline.send(store, self.settings, subs, self._ranker(store), no_empty=no_empty)
+                )
         except DigestError as exc:
             log.error("%s", exc)
         except Exception as exc:  # noqa: BLE001 - a bug in one job must not stop the daemon

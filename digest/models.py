@@ -111,6 +111,15 @@ class Paper:
 
 
 @dataclass(frozen=True)
+class Source:
+    """A feed the morning job fetches (subscribers.yaml, `sources:`); `{date}` in the URL
+    becomes the day fetched (YYYY-MM-DD)."""
+
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
 class Subscriber:
     id: str
     email: str

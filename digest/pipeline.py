@@ -22,10 +22,11 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from . import links, rank, render, schedule, sources
-from .config import Settings
+from .config import Settings, load_sources
 from .dispatch import Policy, Stopped, dispatch
 from .embed import CachedEmbedder, Embedder, embedder_for, text_hash
 from .errors import ConfigError, DigestError, InputError, NotFoundError, StoreError
+from .fetch import FetchOutcome, fetch_sources
 from .mail import Mailer, Outgoing, atomic_write, build_message, mailer_factory, sender_address, serialize
 from .models import Digest, Links, Ranked, Status, Subscriber
 from .store import Store
@@ -281,6 +282,7 @@ def deliver(
     to: str | None = None,
     retry_unknown: bool = False,
     new_mailer: Callable[[], Mailer] | None = None,
+    no_empty: bool = False,
 ) -> DeliveryReport:
     """Send each active subscriber's digest for `day` at most once, as the ledger records.
 
@@ -314,7 +316,7 @@ def deliver(
     def jobs() -> Iterator[Outgoing]:
         for sub in _progress(due, "sending"):
             papers = ranked[sub.id]
-            if not papers and not sub.send_empty:
+            if not papers and (no_empty or not sub.send_empty):  # no_empty: every source failed
                 report.outcomes.append(Outcome(sub.id, Status.SKIPPED, 0, detail="nothing new matched"))
                 continue
             if dry_run:
@@ -377,6 +379,7 @@ def run_due(
     ranker: Ranker,
     *,
     now: datetime | None = None,
+    no_empty: bool = False,
 ) -> list[DeliveryReport]:
     """Send every digest that is due at `now` by each subscriber's local clock (see schedule)."""
     now = now or settings.clock()
@@ -384,7 +387,10 @@ def run_due(
     taken = store.taken_days(since=now.date() - timedelta(days=2))
     gone = store.unsubscribed()
     groups = schedule.due([s for s in subscribers if s.id not in gone], now, taken)
-    return [deliver(store, settings, group, day, ranker) for day, group in sorted(groups.items())]
+    return [
+        deliver(store, settings, group, day, ranker, no_empty=no_empty)
+        for day, group in sorted(groups.items())
+    ]
 
 
 def ingest_inbox(store: Store, settings: Settings, *, today: date | None = None) -> list[FileOutcome]:
@@ -405,12 +411,26 @@ def send(
     ranker: Ranker,
     *,
     day: date | None = None,
+    no_empty: bool = False,
 ) -> list[DeliveryReport]:
     """What `run` sends after ingesting: `day`'s digest to everyone not sent yet, or without a
-    day whatever is due now by each subscriber's local clock."""
+    day whatever is due now by each subscriber's local clock. `no_empty`: nobody gets an empty
+    digest (every source failed: "nothing new" would be a lie)."""
     if day is not None:
-        return [deliver(store, settings, subscribers, day, ranker)]
-    return run_due(store, settings, subscribers, ranker)
+        return [deliver(store, settings, subscribers, day, ranker, no_empty=no_empty)]
+    return run_due(store, settings, subscribers, ranker, no_empty=no_empty)
+
+
+def fetch_configured(store: Store, settings: Settings, *, day: date | None = None) -> list[FetchOutcome]:
+    """Fetch the sources listed in subscribers.yaml (none listed: nothing to do)."""
+    configured = load_sources(settings.subscribers)
+    if not configured:
+        return []
+    return fetch_sources(store, settings, configured, day=day or settings.clock().date())
+
+
+def all_sources_failed(outcomes: Sequence[FetchOutcome]) -> bool:
+    return bool(outcomes) and not any(o.ok for o in outcomes)
 
 
 def _progress(items: Sequence, what: str) -> Iterable:

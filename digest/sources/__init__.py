@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..models import Paper
-from . import feed, hfjson, jsonl, pagedump
+from . import feed, hfjson, http, jsonl, pagedump
 
 MAX_BYTES = 50 * 1024 * 1024
 _DAY_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
@@ -155,9 +155,7 @@ def fetch(
     max_bytes: int | None = None,
 ) -> bytes:
     """The body of an http(s) URL (see `digest.sources.http`); InputError naming the URL."""
-    from .http import fetch as fetch_url
-
-    return fetch_url(
+    return http.fetch(
         url,
         allow_private=allow_private,
         timeout=timeout,

@@ -14,6 +14,7 @@ import http.client
 import ipaddress
 import socket
 import time
+from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 from ..errors import InputError
@@ -97,27 +98,40 @@ def _open(url: str, allow_private: bool, clock: _Deadline) -> http.client.HTTPCo
     return conn
 
 
-def fetch(
+@dataclass(frozen=True)
+class Response:
+    status: int
+    reason: str
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+
+
+def get(
     url: str,
     *,
+    headers: dict[str, str] | None = None,
     allow_private: bool = False,
     timeout: float = 30,
     deadline: float = 120,
     max_bytes: int,
-) -> bytes:
-    """The body of an http(s) URL, at most `max_bytes`, within `deadline` seconds in all."""
+    user_agent: str = USER_AGENT,
+) -> Response:
+    """One GET of an http(s) URL, redirects followed, within `deadline` seconds in all: the
+    final status (2xx, 304, 4xx or 5xx alike), its headers and at most `max_bytes` of body.
+    Network faults, refusals and the deadline are InputError naming the URL."""
     shown = mask_query(url)
     if urlsplit(url).scheme not in ("http", "https"):
         raise InputError("only http:// and https:// URLs can be fetched", path=shown)
     clock = _Deadline(deadline, timeout)
     current = url
+    sent = {"User-Agent": user_agent, "Accept-Encoding": "identity", **(headers or {})}
     try:
         for _ in range(MAX_REDIRECTS + 1):
             conn = _open(current, allow_private, clock)
             try:
                 parts = urlsplit(current)
                 target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-                conn.request("GET", target, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
+                conn.request("GET", target, headers=sent)
                 sock = conn.sock  # getresponse() lets go of it when the server will close
                 response = conn.getresponse()
                 if response.status in (301, 302, 303, 307, 308):
@@ -126,11 +140,9 @@ def fetch(
                         raise InputError(f"the server redirected ({response.status}) to nowhere", path=shown)
                     current = urljoin(current, location)
                     continue
-                if response.status >= 400:
-                    raise InputError(
-                        f"the server answered {response.status} {response.reason}; check the URL", path=shown
-                    )
-                return _read(response, sock, clock, max_bytes, shown)
+                found = {k.lower(): v for k, v in response.getheaders()}
+                body = _read(response, sock, clock, max_bytes, shown) if response.status < 300 else b""
+                return Response(response.status, response.reason, found, body)
             finally:
                 conn.close()
         raise InputError(f"more than {MAX_REDIRECTS} redirects; check the URL", path=shown)
@@ -143,6 +155,24 @@ def fetch(
         ) from exc
     except (OSError, http.client.HTTPException) as exc:
         raise InputError(f"cannot fetch ({exc}); check the URL and the network", path=shown) from exc
+
+
+def fetch(
+    url: str,
+    *,
+    allow_private: bool = False,
+    timeout: float = 30,
+    deadline: float = 120,
+    max_bytes: int,
+) -> bytes:
+    """The body of an http(s) URL, at most `max_bytes`, within `deadline` seconds in all; an
+    error status is an InputError."""
+    response = get(url, allow_private=allow_private, timeout=timeout, deadline=deadline, max_bytes=max_bytes)
+    if response.status >= 300:
+        raise InputError(
+            f"the server answered {response.status} {response.reason}; check the URL", path=mask_query(url)
+        )
+    return response.body
 
 
 def _read(

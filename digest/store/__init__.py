@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import AddResult, IngestedFile, Store, Unsubscribe, Vote
+from .base import AddResult, IngestedFile, SourceState, Store, Unsubscribe, Vote
 from .sqlite import MIGRATIONS, SQLiteStore
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ __all__ = [
     "AddResult",
     "IngestedFile",
     "SQLiteStore",
+    "SourceState",
     "Store",
     "Unsubscribe",
     "Vote",

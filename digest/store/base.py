@@ -47,6 +47,20 @@ class Vote:
     at: str
 
 
+@dataclass(frozen=True)
+class SourceState:
+    """What the last fetch of a configured source said, for conditional requests and `status`."""
+
+    name: str
+    url: str  # as last fetched ({date} filled in): validators only apply to the same URL
+    etag: str | None = None
+    last_modified: str | None = None
+    last_attempt: str | None = None  # ISO time, UTC
+    last_ok: str | None = None  # the last fetch that worked (new papers, not modified, or none)
+    status: str | None = None  # new | unchanged | not-modified | nothing-published | failed
+    detail: str | None = None  # the error of a failed fetch
+
+
 class Store(Protocol):
     # --- papers and ingested files
     def add_papers(self, papers: Iterable[Paper]) -> AddResult: ...
@@ -92,6 +106,10 @@ class Store(Protocol):
     def unsubscribed(self) -> dict[str, Unsubscribe]: ...
     def record_vote(self, subscriber: str, paper_id: str, vote: int) -> None: ...
     def votes(self, subscriber: str | None = None) -> list[Vote]: ...
+
+    # --- configured sources
+    def source_states(self) -> dict[str, SourceState]: ...
+    def save_source_state(self, state: SourceState) -> None: ...
 
     def close(self) -> None: ...
     def __enter__(self) -> Store: ...

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import StoreError
 from ..models import Delivery, Paper, Status
-from .base import AddResult, IngestedFile, Unsubscribe, Vote
+from .base import AddResult, IngestedFile, SourceState, Unsubscribe, Vote
 
 MIGRATIONS: list[tuple[str, ...]] = [
     (
@@ -118,6 +118,19 @@ MIGRATIONS: list[tuple[str, ...]] = [
             vote INTEGER NOT NULL CHECK (vote IN (-1, 1)),
             at TEXT NOT NULL,
             PRIMARY KEY (subscriber, paper_id)
+        )""",
+    ),
+    # 5: configured sources: validators for conditional requests, and how the last fetch went
+    (
+        """CREATE TABLE sources (
+            name TEXT PRIMARY KEY,
+            url TEXT NOT NULL,
+            etag TEXT,
+            last_modified TEXT,
+            last_attempt TEXT,
+            last_ok TEXT,
+            status TEXT,
+            detail TEXT
         )""",
     ),
 ]
@@ -525,6 +538,27 @@ class SQLiteStore:
         where, args = ("WHERE subscriber = ?", (subscriber,)) if subscriber else ("", ())
         rows = self.conn.rows(f"SELECT * FROM votes {where} ORDER BY at, rowid", args)
         return [Vote(r["subscriber"], r["paper_id"], r["vote"], r["at"]) for r in rows]
+
+    # --- configured sources ----------------------------------------------------------
+
+    def source_states(self) -> dict[str, SourceState]:
+        return {r["name"]: SourceState(**dict(r)) for r in self.conn.rows("SELECT * FROM sources")}
+
+    def save_source_state(self, state: SourceState) -> None:
+        with self.transaction(immediate=True) as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO sources VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    state.name,
+                    state.url,
+                    state.etag,
+                    state.last_modified,
+                    state.last_attempt,
+                    state.last_ok,
+                    state.status,
+                    state.detail,
+                ),
+            )
 
     def _deliveries(self, where: str, args: tuple[Any, ...]) -> list[Delivery]:
         return [

@@ -1,0 +1,298 @@
+"""The morning job fetches its own papers, against a real http.server on 127.0.0.1: conditional
+requests, 429 with Retry-After, 503 then 200, a slow source, an empty feed, an HTML error page;
+never silent, and never an empty digest when every source failed."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import FIXTURES, ROOT, SHARED
+
+from digest.cli import cli
+from digest.config import Settings
+from digest.fetch import fetch_sources, retry_after
+from digest.models import Source
+from digest.store import SQLiteStore
+
+DAY = date(2026, 11, 20)
+RSS = (FIXTURES / "arxiv_rss2.xml").read_bytes()
+EMPTY_RSS = b"""<?xml version='1.0' encoding='UTF-8'?>
+<rss version="2.0"><channel><title>cs.LG updates on arXiv.org</title>
+<link>http://rss.arxiv.org/rss/cs.LG</link><description>cs.LG updates</description>
+<skipDays><day>Saturday</day><day>Sunday</day></skipDays></channel></rss>"""
+HF_SAME_PAPER = json.dumps(
+    [
+        {
+            "paper": {
+                "id": "2611.00011",
+                "title": "Sparse Adapters for Continual Learning",
+                "summary": "S.",
+                "upvotes": 41,
+            }
+        }
+    ]
+).encode()
+SAMPLES = SHARED / "data" / "ingestion_samples"
+
+
+class Server(BaseHTTPRequestHandler):
+    script: dict[str, list[tuple[int, dict[str, str], bytes]]] = {}
+    seen: list[tuple[str, dict[str, str]]] = []
+    lock = threading.Lock()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's hook name
+        with self.lock:
+            Server.seen.append((self.path, dict(self.headers)))
+            steps = Server.script.get(self.path.split("?")[0])
+            step = steps.pop(0) if steps and len(steps) > 1 else (steps[0] if steps else None)
+        if step is None:
+            self._send(404, {}, b"not here")
+            return
+        status, headers, body = step
+        if headers.get("slow"):
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            for _ in range(20):
+                try:
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                except OSError:
+                    return
+                time.sleep(0.2)
+            return
+        if status == 200 and "ETag" in headers and self.headers.get("If-None-Match") == headers["ETag"]:
+            self._send(304, {}, b"")
+            return
+        self._send(status, headers, body)
+
+    def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def base() -> Iterator[str]:
+    Server.script, Server.seen = {}, []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Server)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.load(
+        env={
+            "DIGEST_INGEST_ALLOW_PRIVATE": "1",
+            "DIGEST_FETCH_BACKOFF": "0.05",
+            "DIGEST_FETCH_INTERVAL": "0",
+            "DIGEST_FROM": "Paper Digest <ops@example.org>",
+        },
+        db=tmp_path / "digest.db",
+        subscribers=ROOT / "subscribers.yaml",
+        model="hashing",
+    )
+
+
+def run_fetch(settings: Settings, sources: list[Source], **kw):
+    with SQLiteStore.open(settings.db) as store:
+        outcomes = fetch_sources(store, settings, sources, day=DAY, **kw)
+        return outcomes, store.source_states(), store.papers()
+
+
+def test_a_second_fetch_sends_the_validators_and_a_304_is_not_modified(base: str, settings: Settings):
+    Server.script["/rss"] = [(200, {"ETag": '"v1"', "Last-Modified": "Fri, 20 Nov 2026 05:00:00 GMT"}, RSS)]
+    source = Source("arxiv", f"{base}/rss")
+    (first,), states, papers = run_fetch(settings, [source])
+    assert (first.status, first.new) == ("new", 2) and len(papers) == 2
+    (second,), states, _ = run_fetch(settings, [source])
+    assert second.status == "not-modified"
+    headers = Server.seen[-1][1]
+    assert (
+        headers["If-None-Match"] == '"v1"' and headers["If-Modified-Since"] == "Fri, 20 Nov 2026 05:00:00 GMT"
+    )
+    assert "mailto:ops@example.org" in headers["User-Agent"]
+    assert states["arxiv"].last_ok and states["arxiv"].status == "not-modified"
+
+
+def test_429_with_retry_after_is_honoured_then_the_feed_is_read(base: str, settings: Settings):
+    Server.script["/rss"] = [(429, {"Retry-After": "2"}, b"slow down"), (200, {}, RSS)]
+    waits: list[float] = []
+    (outcome,), _, _ = run_fetch(settings, [Source("arxiv", f"{base}/rss")], sleep=waits.append)
+    assert outcome.status == "new"
+    assert 2.0 in waits
+
+
+def test_503_then_200_is_retried_with_backoff(base: str, settings: Settings):
+    Server.script["/rss"] = [(503, {}, b"busy"), (503, {}, b"busy"), (200, {}, RSS)]
+    waits: list[float] = []
+    (outcome,), _, _ = run_fetch(settings, [Source("arxiv", f"{base}/rss")], sleep=waits.append)
+    assert outcome.status == "new" and len([w for w in waits if w > 0]) == 2
+
+
+def test_a_slow_source_fails_at_its_deadline_and_the_next_one_is_still_fetched(base: str, settings: Settings):
+    Server.script["/slow"] = [(200, {"slow": "1"}, b"")]
+    Server.script["/rss"] = [(200, {}, RSS)]
+    from dataclasses import replace
+
+    quick = replace(settings, fetch_deadline=1.0, fetch_timeout=1.0, fetch_retries=0)
+    started = time.monotonic()
+    slow, fine = run_fetch(quick, [Source("slow", f"{base}/slow"), Source("arxiv", f"{base}/rss")])[0]
+    assert time.monotonic() - started < 6
+    assert slow.status == "failed" and "within" in slow.detail
+    assert fine.status == "new"
+
+
+def test_an_empty_arxiv_feed_is_nothing_published_not_an_error(base: str, settings: Settings):
+    Server.script["/rss"] = [(200, {}, EMPTY_RSS)]
+    Server.script["/hf"] = [(200, {}, b"[]")]
+    outcomes, states, _ = run_fetch(settings, [Source("arxiv", f"{base}/rss"), Source("hf", f"{base}/hf")])
+    assert [o.status for o in outcomes] == ["nothing-published", "nothing-published"]
+    assert all(o.ok for o in outcomes) and states["arxiv"].last_ok
+
+
+def test_an_html_error_page_is_a_failure_that_says_why(base: str, settings: Settings):
+    Server.script["/rss"] = [
+        (200, {"Content-Type": "text/html"}, b"<!DOCTYPE html><html><body>Oops</body></html>")
+    ]
+    Server.script["/gone"] = [(404, {}, b"no")]
+    outcomes, states, _ = run_fetch(
+        settings, [Source("arxiv", f"{base}/rss"), Source("gone", f"{base}/gone")]
+    )
+    assert [o.status for o in outcomes] == ["failed", "failed"]
+    assert "HTML page" in outcomes[0].detail and "404" in outcomes[1].detail
+    assert states["gone"].status == "failed" and states["gone"].last_ok is None
+    assert len([p for p, _ in Server.seen if p == "/gone"]) == 1  # a 404 is not retried
+
+
+def test_a_paper_in_two_sources_is_stored_once_with_the_richest_metadata(base: str, settings: Settings):
+    Server.script["/rss"] = [(200, {}, RSS)]
+    Server.script["/hf/2026-11-20"] = [(200, {}, HF_SAME_PAPER)]
+    outcomes, _, papers = run_fetch(
+        settings, [Source("arxiv", f"{base}/rss"), Source("hf", f"{base}/hf/{{date}}")]
+    )
+    assert [o.status for o in outcomes] == ["new", "new"]
+    (paper,) = [p for p in papers if p.id == "2611.00011"]
+    assert paper.upvotes == 41 and paper.categories == ("cs.LG", "cs.AI")
+
+
+def test_requests_to_one_host_are_spaced_by_the_interval(base: str, settings: Settings):
+    from dataclasses import replace
+
+    Server.script["/a"] = [(200, {}, RSS)]
+    Server.script["/b"] = [(200, {}, EMPTY_RSS)]
+    now = [100.0]
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    run_fetch(
+        replace(settings, fetch_interval=3.0),
+        [Source("a", f"{base}/a"), Source("b", f"{base}/b")],
+        sleep=sleep,
+        clock=lambda: now[0],
+    )
+    assert waits and waits[0] == pytest.approx(3.0)
+
+
+def test_retry_after_reads_seconds_and_http_dates():
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 11, 20, 5, 0, tzinfo=UTC)
+    assert retry_after("7", now) == 7
+    assert retry_after("Fri, 20 Nov 2026 05:00:30 GMT", now) == 30
+    assert retry_after("soon", now) is None and retry_after(None, now) is None
+
+
+def _env(tmp_path: Path, base: str, sources: list[str]) -> dict[str, str]:
+    subscribers = tmp_path / "subscribers.yaml"
+    text = (
+        (ROOT / "subscribers.yaml")
+        .read_text()
+        .replace("trending_weight: 0.1", "trending_weight: 0.1\n    send_empty: true")
+    )
+    subscribers.write_text(
+        text + "\nsources:\n" + "".join(f"  - {{name: {n}, url: '{base}/{n}'}}\n" for n in sources)
+    )
+    return {
+        "DIGEST_SUBSCRIBERS": str(subscribers),
+        "DIGEST_DB": str(tmp_path / "var" / "digest.db"),
+        "DIGEST_INBOX": str(tmp_path / "inbox"),
+        "DIGEST_OUTBOX": str(tmp_path / "var" / "outbox"),
+        "DIGEST_MODEL": "hashing",
+        "DIGEST_SMTP_HOST": "",
+        "DIGEST_INGEST_ALLOW_PRIVATE": "1",
+        "DIGEST_FETCH_BACKOFF": "0.01",
+        "DIGEST_FETCH_RETRIES": "1",
+        "DIGEST_FETCH_INTERVAL": "0",
+        "DIGEST_NOW": "2026-11-20T12:00:00Z",
+    }
+
+
+def test_when_every_source_fails_nobody_gets_an_empty_digest_and_the_run_says_which(
+    base: str, tmp_path: Path
+):
+    Server.script["/down"] = [(503, {}, b"busy")]
+    Server.script["/html"] = [(200, {}, b"<html><body>maintenance</body></html>")]
+    env = _env(tmp_path, base, ["down", "html"])
+    result = CliRunner().invoke(cli, ["run", "--day", "2026-11-20"], env=env)
+    assert result.exit_code == 1
+    assert "source down: failed" in result.output and "source html: failed" in result.output
+    assert "nobody was sent an empty digest" in result.output
+    assert not list((tmp_path / "var" / "outbox").rglob("*.eml"))  # carol asked for empty days, got none
+    status = CliRunner().invoke(cli, ["status"], env=env).output
+    assert "source down: failed" in status and "last good never" in status
+
+
+def test_a_failing_source_does_not_stop_the_digest_and_status_shows_its_last_good_fetch(
+    base: str, tmp_path: Path
+):
+    Server.script["/arxiv"] = [(200, {}, RSS)]
+    Server.script["/hf"] = [(500, {}, b"oops")]
+    env = _env(tmp_path, base, ["arxiv", "hf"])
+    fetched = CliRunner().invoke(cli, ["fetch", "--day", "2026-11-20"], env=env)
+    assert fetched.exit_code == 1 and "source arxiv: 3 papers" in fetched.output
+    assert "source hf: failed" in fetched.output
+    status = CliRunner().invoke(cli, ["status"], env=env).output
+    assert "source arxiv: new at" in status and "source hf: failed" in status
+
+
+@pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/data/ingestion_samples not present")
+def test_every_real_sample_is_fetched_and_read(settings: Settings, tmp_path: Path):
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=str(SAMPLES)))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        names = sorted(p.name for p in SAMPLES.iterdir() if p.suffix in (".xml", ".json"))
+        sources = [Source(n, f"http://127.0.0.1:{server.server_port}/{n}") for n in names]
+        outcomes, _, papers = run_fetch(settings, sources)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert all(o.status == "new" and o.papers > 0 for o in outcomes), outcomes
+    assert len(papers) > 50
