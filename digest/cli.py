@@ -21,7 +21,7 @@ from .errors import DigestError, NotFoundError
 from .models import Status
 from .schedule import next_send
 from .store import Store, open_store
-from .text import mask_query, one_line, printable
+from .text import mask_query, one_line, printable, readable
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -185,7 +185,7 @@ def papers(day: date | None, as_json: bool) -> None:
         return
     for p in found:
         extra = f"  ▲{p.upvotes}" if p.upvotes else ""
-        click.echo(f"{one_line(p.id):<20} {one_line(p.title)[:90]}{extra}")
+        click.echo(f"{one_line(p.id):<20} {one_line(readable(p.title))[:90]}{extra}")
     click.echo(f"{len(found)} papers on {day}")
 
 
@@ -243,7 +243,7 @@ def rank_cmd(user: str | None, day: date | None, limit: int | None, as_json: boo
 def _print_ranked(rs: list) -> None:
     for i, r in enumerate(rs, start=1):
         matched = one_line(", ".join(r.matched)) or "-"
-        click.echo(f"  {i:>2}. {r.score:.3f}  {one_line(r.paper.title)[:70]:<70}  [{matched}]")
+        click.echo(f"  {i:>2}. {r.score:.3f}  {one_line(readable(r.paper.title))[:70]:<70}  [{matched}]")
 
 
 @cli.command()

@@ -17,7 +17,7 @@ from mjml import mjml2html
 
 from .errors import ConfigError
 from .models import Digest, Links, Ranked, Subscriber
-from .text import one_line
+from .text import one_line, readable
 
 # An installed wheel carries its templates inside the package; a source checkout (and an
 # editable install) uses the top-level templates/ folder, the one users edit.
@@ -112,12 +112,12 @@ def render(
     items = [
         {
             "rank": i,
-            "title": one_line(r.paper.title),
+            "title": one_line(readable(r.paper.title)),
             "link": r.paper.link,
             "authors": one_line(author_line(r)),
-            "excerpt": one_line(excerpt(r.paper.abstract)),
+            "excerpt": one_line(readable(excerpt(r.paper.abstract))),
             "matched": [one_line(k) for k in r.matched],
-            "keyphrases": [one_line(k) for k in r.keyphrases[:3]],
+            "keyphrases": [one_line(readable(k)) for k in r.keyphrases[:3]],
             "upvotes": r.paper.upvotes,
             "why": one_line(why_line(r)),
             "more": links.feedback.get(r.paper.id, (None, None))[0],
@@ -159,6 +159,6 @@ def why_line(r: Ranked) -> str:
 def _preheader(papers: Sequence[Ranked], topics: list[str]) -> str:
     if not papers:
         return "Nothing new matched your interests today."
-    lead = papers[0].paper.title
+    lead = readable(papers[0].paper.title)
     more = f" and {len(papers) - 1} more" if len(papers) > 1 else ""
     return f"{lead}{more}" + (f" — on {', '.join(topics)}" if topics else "")

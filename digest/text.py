@@ -84,3 +84,45 @@ def stem(word: str) -> str:
 def words(text: str) -> list[str]:
     """Lower-case, plural-stemmed words: the one tokenizer of digest's lexical evidence."""
     return [stem(w) for w in _WORD.findall(text.lower())]
+
+
+# --- math a person can read -------------------------------------------------------------------
+
+# inline math: $...$ not escaped, not $$, and not padded with spaces ("costs $5 and $6" is money)
+_MATH = re.compile(r"(?<![\\$])\$(?![\s$])(.+?)(?<![\s\\$])\$(?!\$)")
+_SUPER = str.maketrans("0123456789+-=()ni", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁼⁽⁾ⁿⁱ")
+_SUB = str.maketrans("0123456789+-=()aeoxhklmnpstijruv", "₀₁₂₃₄₅₆₇₈₉₊₋₌₍₎ₐₑₒₓₕₖₗₘₙₚₛₜᵢⱼᵣᵤᵥ")
+_SCRIPT = re.compile(r"([_^])(?:\{([^{}]{1,12})\}|([A-Za-z0-9+\-]))")
+
+
+def _scripts(text: str) -> str:
+    """x^2 -> x², a_{ij}... kept as written when a character has no Unicode form."""
+
+    def one(m: re.Match[str]) -> str:
+        body = m.group(2) if m.group(2) is not None else m.group(3)
+        table = _SUPER if m.group(1) == "^" else _SUB
+        out = body.translate(table)
+        return out if all(ord(ch) > 127 for ch in out) else m.group(0)
+
+    return _SCRIPT.sub(one, text)
+
+
+def _math_text(latex: str) -> str:
+    try:
+        from pylatexenc.latex2text import LatexNodes2Text
+    except ImportError:  # pragma: no cover - a dependency; the raw math is still readable enough
+        return latex
+    converter = LatexNodes2Text(math_mode="text", strict_latex_spaces=True)
+    try:
+        return converter.latex_to_text(_scripts(latex)).strip()
+    except Exception:  # noqa: BLE001 - odd LaTeX from a feed must never break a mail
+        return latex
+
+
+def readable(text: str) -> str:
+    """`text` with its $...$ math as readable Unicode ("$\\bf{D^3}$QE" -> "D³QE"); for display
+    only: the stored text stays as ingested. Text outside $...$ is left alone ("50% of"
+    would be a LaTeX comment)."""
+    if "$" not in text:
+        return text
+    return _MATH.sub(lambda m: _math_text(m.group(1)), text)

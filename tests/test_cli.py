@@ -315,3 +315,12 @@ def test_an_oversized_inbox_file_is_refused_by_size_and_the_rest_go_in(env: dict
     result = CliRunner().invoke(cli, ["ingest"], env=env)
     assert result.exit_code == 1
     assert result.output.count("over the 0 MB limit; split the file") == 3
+
+
+def test_papers_shows_math_readably_and_json_keeps_the_stored_text(env: dict[str, str], tmp_path: Path):
+    dump = tmp_path / "2026-11-21.jsonl"
+    dump.write_text(json.dumps({"title": r"$\bf{D^3}$QE: a detector", "abstract": "It detects."}) + "\n")
+    assert invoke(env, "ingest", str(dump)).exit_code == 0
+    assert "D³QE: a detector" in invoke(env, "papers", "--day", "2026-11-21").output
+    (paper,) = json.loads(invoke(env, "papers", "--day", "2026-11-21", "--json").output)
+    assert paper["title"] == r"$\bf{D^3}$QE: a detector"

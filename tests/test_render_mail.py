@@ -127,3 +127,19 @@ def test_wire_bytes_use_crlf_and_encode_non_ascii_headers(settings):
     assert b"\n" not in head.replace(b"\r\n", b"")
     assert head.isascii()  # the em dash in the Subject travels as an encoded word
     assert outgoing.recipients == ("alice@example.org",) and outgoing.sender == "digest@localhost"
+
+
+def test_math_in_titles_and_excerpts_reads_as_text_in_the_mail():
+    ranked = _ranked(title=r"$\bf{D^3}$QE: Detecting Images with $O(n^2)$ Cost")
+    digest = render.render(SUB, DAY, [ranked], LINKS)
+    assert "D³QE: Detecting Images with O(n²) Cost" in digest.text
+    assert "D³QE: Detecting Images with O(n²) Cost" in digest.html
+    assert "\\bf" not in digest.html and "$" not in digest.text.split("Unsubscribe")[0]
+    assert ranked.paper.title.startswith(r"$\bf{D^3}$")  # what is stored stays as ingested
+
+
+def test_money_and_percent_signs_are_not_taken_for_math():
+    from digest.text import readable
+
+    assert readable("costs $5 and $6, 50% less") == "costs $5 and $6, 50% less"
+    assert readable(r"$\alpha$-divergence at 50%") == "α-divergence at 50%"
