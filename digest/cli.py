@@ -506,8 +506,14 @@ def status() -> None:
         last_sent = store.last_sent()
         gone = store.unsubscribed()
         fetched = store.source_states()
+        cache = store.cache_size()
         days = store.days()
     click.echo(f"database: {settings.db} ({len(days)} days of papers)")
+    vectors, size = cache
+    click.echo(
+        f"embedding cache: {vectors:,} vectors, {size / 2**20:.1f} MB"
+        f" (bound {settings.cache_mb:g} MB, DIGEST_CACHE_MB)"
+    )
     for f in files:
         click.echo(f"  ingested {f.ingested_at}  {f.papers:>4} papers  {_shown_source(f.path)}")
     for state in fetched.values():

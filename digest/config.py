@@ -153,6 +153,9 @@ class Settings:
     fetch_retries: int = 3
     fetch_backoff: float = 2.0
     fetch_interval: float = 3.0
+    # DIGEST_CACHE_MB: the embedding cache's bound; the oldest vectors go first (re-embedded if
+    # their text comes back). 400 MB holds about a month of phrase vectors at today's volume.
+    cache_mb: float = 400.0
     # DIGEST_SECRET: signs the links' tokens; None = a random one kept in the state folder
     secret: str | None = field(default=None, repr=False)
     # DIGEST_INGEST_ALLOW_PRIVATE: URLs may reach loopback and private addresses (tests, intranets)
@@ -235,6 +238,7 @@ class Settings:
             ("fetch_retries", "DIGEST_FETCH_RETRIES", int, 0),
             ("fetch_backoff", "DIGEST_FETCH_BACKOFF", float, 0),
             ("fetch_interval", "DIGEST_FETCH_INTERVAL", float, 0),
+            ("cache_mb", "DIGEST_CACHE_MB", float, 1),
         ]
         for name, var, kind, least in numbers:
             raw = pick(name, var)

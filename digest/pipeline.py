@@ -417,8 +417,11 @@ def send(
     day whatever is due now by each subscriber's local clock. `no_empty`: nobody gets an empty
     digest (every source failed: "nothing new" would be a lie)."""
     if day is not None:
-        return [deliver(store, settings, subscribers, day, ranker, no_empty=no_empty)]
-    return run_due(store, settings, subscribers, ranker, no_empty=no_empty)
+        reports = [deliver(store, settings, subscribers, day, ranker, no_empty=no_empty)]
+    else:
+        reports = run_due(store, settings, subscribers, ranker, no_empty=no_empty)
+    store.prune_cache(int(settings.cache_mb * 2**20))  # after the run: its vectors are the newest
+    return reports
 
 
 def fetch_configured(store: Store, settings: Settings, *, day: date | None = None) -> list[FetchOutcome]:

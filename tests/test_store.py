@@ -66,3 +66,16 @@ def test_reopening_a_database_keeps_everything(tmp_path: Path):
     with SQLiteStore.open(path) as s:
         assert [p.title for p in s.papers()] == ["A"]
         assert s.cached_vectors("m", ["h"])["h"].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_the_embedding_cache_is_bounded_oldest_first(store: SQLiteStore):
+    vector = np.ones(384, dtype=np.float32)  # 1,536 bytes each
+    store.cache_vectors("m", {f"old{i}": vector for i in range(10)})
+    store.conn.execute("UPDATE embeddings SET added_at = '2020-01-01T00:00:00+00:00'")
+    store.cache_vectors("m", {f"new{i}": vector for i in range(10)})
+    assert store.cache_size() == (20, 20 * 1536)
+    removed = store.prune_cache(max_bytes=12 * 1536)
+    count, size = store.cache_size()
+    assert size <= 12 * 1536 and count == 20 - removed >= 10
+    assert set(store.cached_vectors("m", [f"new{i}" for i in range(10)])) == {f"new{i}" for i in range(10)}
+    assert store.prune_cache(max_bytes=10**9) == 0

@@ -133,6 +133,13 @@ MIGRATIONS: list[tuple[str, ...]] = [
             detail TEXT
         )""",
     ),
+    # 6: the embedding cache gets a bound: each vector remembers when it was last written, so
+    # the oldest go first; rows from before keep the migration's time
+    (
+        "ALTER TABLE embeddings ADD COLUMN added_at TEXT",
+        "UPDATE embeddings SET added_at = strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now')",
+        "CREATE INDEX embeddings_by_age ON embeddings(added_at)",
+    ),
 ]
 
 
@@ -362,11 +369,32 @@ class SQLiteStore:
         return found
 
     def cache_vectors(self, model: str, vectors: dict[str, np.ndarray]) -> None:
+        now = _now()
         with self.transaction() as conn:
             conn.executemany(  # a generator: rows are serialized one at a time, not all at once
-                "INSERT OR REPLACE INTO embeddings VALUES (?,?,?)",
-                ((model, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in vectors.items()),
+                "INSERT OR REPLACE INTO embeddings (model, text_hash, vector, added_at) VALUES (?,?,?,?)",
+                ((model, h, np.asarray(v, dtype=np.float32).tobytes(), now) for h, v in vectors.items()),
             )
+
+    def cache_size(self) -> tuple[int, int]:
+        """(vectors, bytes) in the embedding cache."""
+        rows = self.conn.rows("SELECT COUNT(*), COALESCE(SUM(LENGTH(vector)), 0) FROM embeddings")
+        return int(rows[0][0]), int(rows[0][1])
+
+    def prune_cache(self, max_bytes: int) -> int:
+        """Drop the oldest vectors until the cache holds at most `max_bytes`; how many went.
+        A dropped vector costs only its re-embedding, the next time its text is seen."""
+        count, size = self.cache_size()
+        if size <= max_bytes or count == 0:
+            return 0
+        per_row = size / count
+        excess = int((size - max_bytes) / per_row) + 1
+        with self.transaction(immediate=True) as conn:
+            return conn.execute(
+                "DELETE FROM embeddings WHERE rowid IN"
+                " (SELECT rowid FROM embeddings ORDER BY added_at, rowid LIMIT ?)",
+                (excess,),
+            ).rowcount
 
     def cached_keyphrases(self, model: str, hashes: list[str]) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
