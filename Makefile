@@ -41,6 +41,7 @@ bench: install
 	$(BIN)/python benchmarks/send_bench.py
 	$(BIN)/python benchmarks/rank_quality.py
 	$(BIN)/python benchmarks/rank_bench.py
+	$(BIN)/python benchmarks/feedback_bench.py
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache

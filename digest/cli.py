@@ -18,6 +18,7 @@ import click
 from . import pipeline
 from .config import Settings, check_address, load_subscribers
 from .errors import DigestError, NotFoundError
+from .learn import share
 from .models import Status
 from .schedule import next_send
 from .store import Store, open_store
@@ -223,6 +224,7 @@ def rank_cmd(user: str | None, day: date | None, limit: int | None, as_json: boo
                             "score": r.score,
                             "relevance": r.relevance,
                             "trending": r.trending,
+                            "liked_like": r.liked_like,
                             "matched": list(r.matched),
                             "keyphrases": list(r.keyphrases),
                         }
@@ -476,6 +478,9 @@ def subscribers_check() -> None:
     distilled: dict[str, tuple[str, ...]] = {}
     with _store(settings) as store:
         gone = store.unsubscribed()
+        votes: dict[str, list] = {}
+        for vote in store.votes():
+            votes.setdefault(vote.subscriber_id, []).append(vote)
         if any(s.profile_papers for s in subs):
             ranker = pipeline.Ranker.for_settings(store, settings)
             distilled = {s.id: ranker.profile(s) for s in subs if s.profile_papers}
@@ -486,6 +491,12 @@ def subscribers_check() -> None:
         if s.id in gone:
             when = f"unsubscribed {gone[s.id].at[:10]} ({gone[s.id].how})"
         click.echo(f"{s.id:<14} {s.email:<28} {when:<36} {', '.join(s.keywords)}")
+        if votes.get(s.id):
+            up = sum(1 for v in votes[s.id] if v.vote > 0)
+            click.echo(
+                f"{'':<14} {len(votes[s.id])} votes shape their ranking ({up} more, {len(votes[s.id]) - up}"
+                f" less like this; weight {share(len(votes[s.id])):.0%})"
+            )
         if s.id in distilled:
             click.echo(
                 f"{'':<14} from {len(s.profile_papers)} profile file(s)/paper(s): "

@@ -150,6 +150,7 @@ class Ranked:
     keyphrases: tuple[str, ...] = ()
     relevance: float | None = None  # 0..1: how well the paper fits the subscriber's best interest
     trending: float | None = None  # 0..1: community upvotes, log-scaled and capped
+    liked_like: str | None = None  # the title of a paper the reader up-voted that this one resembles
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,15 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+
 from . import links, rank, render, schedule, sources
 from .config import Settings, load_sources
 from .dispatch import Policy, Stopped, dispatch
 from .embed import CachedEmbedder, Embedder, embedder_for, text_hash
 from .errors import ConfigError, DigestError, InputError, NotFoundError, StoreError
 from .fetch import FetchOutcome, fetch_sources
+from .learn import Votes
 from .mail import Mailer, Outgoing, atomic_write, build_message, mailer_factory, sender_address, serialize
 from .models import Digest, Links, Ranked, Status, Subscriber
 from .store import Store
@@ -196,7 +199,22 @@ class Ranker:
 
     def signals(self, subscriber: Subscriber, day: date) -> rank.Signals:
         """What the store knows of `subscriber` that shapes their ranking for `day`."""
-        return rank.Signals(sent_ids=self.store.sent_paper_ids(subscriber.id, before=day))
+        sent = self.store.sent_paper_ids(subscriber.id, before=day)
+        return rank.Signals(sent_ids=sent, votes=self.votes(subscriber))
+
+    def votes(self, subscriber: Subscriber) -> Votes | None:
+        """The subscriber's votes with the embeddings of the papers voted on (cached)."""
+        cast = {v.paper_id: v.vote for v in self.store.votes(subscriber.id)}
+        papers = self.store.papers_by_id(cast)
+        ids = [pid for pid in cast if pid in papers]
+        if not ids:
+            return None
+        return Votes(
+            paper_ids=tuple(ids),
+            titles=tuple(papers[pid].title for pid in ids),
+            labels=np.array([cast[pid] for pid in ids], dtype=np.float32),
+            vectors=self.embedder.encode([papers[pid].text for pid in ids]),
+        )
 
 
 # --- render and deliver ------------------------------------------------------------------

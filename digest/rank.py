@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .embed import Embedder, normalize, text_hash
+from .learn import LIKE_FLOOR, Learned, Votes, apply, background, fit
 from .models import Paper, Ranked, Subscriber
 from .text import words
 
@@ -44,6 +45,7 @@ W_TFIDF = 1.5
 MATCH_FLOOR = 0.42  # s(k, p) at which a keyword is shown as "matched": a clear on-topic hit
 EXCLUDE_FLOOR = 0.45  # s(k, p) for an exclude phrase: a bit stricter, so near-misses are kept
 UPVOTE_CAP = 100  # upvotes beyond this say "popular", not "more relevant"
+VOTED_FLOOR = 0.7  # the reader's model is fairly sure: enough to bring in a paper no keyword hit
 TOP_KEYPHRASES = 5
 MMR_DIVERSITY = 0.3
 PRESELECT_BIGRAMS = 60  # per paper; checked against full KeyBERT in benchmarks/rank_bench.py
@@ -289,9 +291,10 @@ def trending(upvotes: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class Signals:
     """What we know of one subscriber beyond subscribers.yaml: the one place such evidence
-    enters the ranking (today: papers already mailed to them; votes and own papers next)."""
+    enters the ranking: papers already mailed to them, and their votes (digest.learn)."""
 
     sent_ids: frozenset[str] | set[str] = frozenset()
+    votes: Votes | None = None
 
 
 @dataclass(frozen=True)
@@ -306,13 +309,18 @@ class Blend:
     evidence_rows: np.ndarray  # (k, P) per interest, for "matched"
 
 
-def blend(subscriber: Subscriber, matrix: ScoreMatrix, upvote_scale: np.ndarray) -> Blend:
-    """The score: the subscriber's best interest, plus `trending_weight` as a true share."""
+def blend(
+    subscriber: Subscriber, matrix: ScoreMatrix, upvote_scale: np.ndarray, learned: Learned | None = None
+) -> Blend:
+    """The score: the subscriber's best interest (and, with votes, what they taught us, by the
+    share digest.learn allows), plus `trending_weight` as a true share."""
     index = matrix.rows(subscriber.keywords)
     evidence_rows = matrix.evidence[index]
     relevance_rows = matrix.relevance[index]
     interest = relevance_rows.argmax(axis=0)
     relevance = relevance_rows.max(axis=0)
+    if learned is not None and learned.share:
+        relevance = (1 - learned.share) * relevance + learned.share * learned.score
     w = subscriber.trending_weight
     score = (1 - w) * relevance + w * upvote_scale if w else relevance
     return Blend(
@@ -333,15 +341,20 @@ def eligible(
     signals: Signals,
     *,
     every: bool = False,
+    learned: Learned | None = None,
 ) -> np.ndarray:
-    """Which papers may be picked: on topic (some interest's evidence reaches MATCH_FLOOR and
-    the score reaches min_score; `every` waives both), not about an `exclude`, never sent."""
+    """Which papers may be picked: on topic (some interest's evidence reaches MATCH_FLOOR, or
+    the reader's votes say so: close to a paper they liked and liked by their model; and the
+    score reaches min_score; `every` waives both), not about an `exclude`, never sent, never
+    voted on (a paper voted down never comes back; one voted up has been read)."""
     n = len(features.papers)
-    mask = (
-        np.ones(n, dtype=bool)
-        if every
-        else (view.evidence >= MATCH_FLOOR) & (view.score >= subscriber.min_score)
-    )
+    on_topic = view.evidence >= MATCH_FLOOR
+    if learned is not None and learned.share:
+        sure = np.flatnonzero((learned.score >= VOTED_FLOOR) & ~on_topic)
+        on_topic[sure[learned.like(sure)[0] >= LIKE_FLOOR]] = True
+    mask = np.ones(n, dtype=bool) if every else on_topic & (view.score >= subscriber.min_score)
+    if signals.votes is not None:  # voted on, up or down: the reader has seen it
+        mask &= np.array([p.id not in signals.votes.seen for p in features.papers])
     if subscriber.exclude:
         ex = matrix.rows(subscriber.exclude)
         mask &= ~((matrix.evidence[ex] >= EXCLUDE_FLOOR) | matrix.lexical_hits[ex]).any(axis=0)
@@ -358,6 +371,7 @@ def select(
     limit: int | None = None,
     signals: Signals = Signals(),  # noqa: B008 - frozen, shared safely
     upvote_scale: np.ndarray | None = None,
+    learned: Learned | None = None,
 ) -> list[Ranked]:
     """The subscriber's papers, best first. `limit=None` applies their max_papers and min_score
     and the per-interest quota; `limit=0` returns every eligible paper, scored."""
@@ -366,8 +380,9 @@ def select(
         return []
     if upvote_scale is None:
         upvote_scale = trending(np.array([p.upvotes or 0 for p in features.papers], dtype=np.float32))
-    view = blend(subscriber, matrix, upvote_scale)
-    candidates = np.flatnonzero(eligible(subscriber, features, matrix, view, signals, every=limit == 0))
+    view = blend(subscriber, matrix, upvote_scale, learned)
+    mask = eligible(subscriber, features, matrix, view, signals, every=limit == 0, learned=learned)
+    candidates = np.flatnonzero(mask)
     order = candidates[np.argsort(-view.score[candidates], kind="stable")]  # ties: arrival order
     if limit == 0:
         chosen = order.tolist()
@@ -387,6 +402,7 @@ def select(
             features.keyphrases[i],
             relevance=round(relevance, 4),
             trending=round(trend, 4),
+            liked_like=_liked_like(learned, i),
         )
         for i, score, relevance, trend, column in zip(
             chosen,
@@ -397,6 +413,14 @@ def select(
             strict=True,
         )
     ]
+
+
+def _liked_like(learned: Learned | None, i: int) -> str | None:
+    """The up-voted paper this one resembles, when the votes are what lifted it."""
+    if learned is None or not learned.share or learned.score[i] < VOTED_FLOOR:
+        return None
+    (cos,), (title,) = learned.like(np.array([i]))
+    return title if cos >= LIKE_FLOOR and title else None
 
 
 def select_diverse(ranked: Sequence[tuple[int, int]], cap: int, n_interests: int) -> list[int]:
@@ -438,9 +462,22 @@ def rank_subscribers(
     matrix = score_matrix(features, keywords, vectors)
     upvotes = trending(np.array([p.upvotes or 0 for p in features.papers], dtype=np.float32))
     signals = signals or {}
+    voters = [s.id for s in subscribers if (v := signals.get(s.id)) is not None and v.votes]
+    learned: dict[str, Learned] = {}
+    if voters and len(features.papers):
+        votes = [signals[sid].votes for sid in voters]
+        weights = fit(votes, background(features.vectors))  # one batched solve for every reader
+        ids = [p.id for p in features.papers]
+        learned = dict(zip(voters, apply(weights, votes, features.vectors, ids), strict=True))
     return {
         s.id: select(
-            s, features, matrix, limit=limit, signals=signals.get(s.id, Signals()), upvote_scale=upvotes
+            s,
+            features,
+            matrix,
+            limit=limit,
+            signals=signals.get(s.id, Signals()),
+            upvote_scale=upvotes,
+            learned=learned.get(s.id),
         )
         for s in subscribers
     }

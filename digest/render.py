@@ -150,9 +150,12 @@ def greeting_name(subscriber: Subscriber) -> str:
 
 
 def why_line(r: Ranked) -> str:
+    liked = f" It is like “{readable(r.liked_like)}”, which you marked." if r.liked_like else ""
     if r.matched:
         quoted = ", ".join(f"“{k}”" for k in r.matched)
-        return f"It matches your interest{'s' if len(r.matched) > 1 else ''} {quoted}."
+        return f"It matches your interest{'s' if len(r.matched) > 1 else ''} {quoted}.{liked}"
+    if liked:
+        return liked.strip()
     return "It is close to your interests, though no single one matched strongly."
 
 

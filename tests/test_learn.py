@@ -1,0 +1,157 @@
+"""Votes shape each subscriber's ranking: from the first few, never burying what they wrote."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import ROOT
+
+from digest import learn, rank
+from digest.cli import cli
+from digest.embed import HashingEmbedder
+from digest.models import Paper, Subscriber, paper_identity
+
+EMB = HashingEmbedder()
+DAY = date(2026, 11, 20)
+
+
+def _paper(title: str, abstract: str) -> Paper:
+    return Paper(id=paper_identity(None, title), title=title, abstract=abstract, day=DAY)
+
+
+TODAY = [
+    _paper(
+        "Diffusion models for image generation at scale", "We scale diffusion models for image generation."
+    ),
+    _paper("Diffusion models for robot planning", "Diffusion models plan robot arm motion in a kitchen."),
+    _paper(
+        "Image generation with diffusion models and guidance",
+        "Guidance for diffusion models in image generation.",
+    ),
+    _paper("Diffusion models for audio", "Diffusion models generate speech and music."),
+]
+LIKED = _paper("Robot arm motion planning", "A robot arm plans motion in a kitchen with learned models.")
+DISLIKED = _paper("Audio generation", "We generate speech and music audio.")
+ALICE = Subscriber(id="alice", email="a@example.org", keywords=("diffusion models",), max_papers=4)
+
+
+def _votes(*pairs: tuple[Paper, int]) -> learn.Votes:
+    papers = [p for p, _ in pairs]
+    return learn.Votes(
+        paper_ids=tuple(p.id for p in papers),
+        titles=tuple(p.title for p in papers),
+        labels=np.array([v for _, v in pairs], dtype=np.float32),
+        vectors=EMB.encode([p.text for p in papers]),
+    )
+
+
+def _rank(votes: learn.Votes | None, sub: Subscriber = ALICE, **kw):
+    features, _ = rank.featurize(TODAY, EMB)
+    signals = {sub.id: rank.Signals(votes=votes)}
+    return rank.rank_subscribers([sub], features, EMB, signals=signals, **kw)[sub.id]
+
+
+def test_a_reader_who_never_votes_ranks_exactly_as_before():
+    features, _ = rank.featurize(TODAY, EMB)
+    plain = rank.rank_subscribers([ALICE], features, EMB)["alice"]
+    assert _rank(None) == plain
+
+
+def test_one_up_vote_lifts_similar_papers_and_says_why():
+    before = [r.paper.id for r in _rank(None, limit=0)]
+    ranked = _rank(_votes((LIKED, 1)), limit=0)
+    after = [r.paper.id for r in ranked]
+    robot = TODAY[1].id
+    assert after.index(robot) < before.index(robot)
+    (lifted,) = [r for r in ranked if r.paper.id == robot]
+    assert lifted.liked_like == LIKED.title
+
+
+def test_a_down_vote_sinks_similar_papers_and_the_voted_paper_never_comes_back():
+    before = [r.paper.id for r in _rank(None, limit=0)]
+    more_audio = [replace(DISLIKED, id=f"a{i}", abstract=f"{DISLIKED.abstract} Take {i}.") for i in range(3)]
+    after = [r.paper.id for r in _rank(_votes(*[(p, -1) for p in more_audio]), limit=0)]
+    audio = TODAY[3].id
+    assert before.index(audio) == 0 and after.index(audio) > 0
+    voted_down_today = _votes((TODAY[0], -1))
+    assert TODAY[0].id not in [r.paper.id for r in _rank(voted_down_today, limit=0)]
+
+
+def test_the_share_of_votes_grows_with_their_number_and_never_passes_half():
+    shares = [learn.share(n) for n in (0, 1, 5, 20, 100, 10_000)]
+    assert shares[0] == 0 and shares == sorted(shares) and max(shares) < learn.MAX_SHARE
+    assert learn.share(5) == pytest.approx(0.25) and learn.share(20) == pytest.approx(0.4)
+
+
+def test_a_handful_of_votes_cannot_bury_the_stated_interest():
+    # five down-votes on the very topic the reader wrote down: its best paper stays in
+    against = _votes(*[(replace(TODAY[0], id=f"x{i}", title=f"t{i}"), -1) for i in range(5)])
+    picked = [r.paper.id for r in _rank(against)]
+    assert TODAY[2].id in picked
+
+
+def test_learning_is_one_batched_solve_for_many_readers():
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(50, 32)).astype(np.float32)
+    many = [
+        learn.Votes(
+            paper_ids=tuple(map(str, range(10 + i % 5))),
+            titles=("t",) * (10 + i % 5),
+            labels=np.where(rng.random(10 + i % 5) > 0.5, 1.0, -1.0).astype(np.float32),
+            vectors=vectors[: 10 + i % 5],
+        )
+        for i in range(40)
+    ]
+    weights = learn.fit(many, learn.background(vectors))
+    one = learn.fit([many[3]], learn.background(vectors))
+    assert weights.shape == (40, 32) and np.allclose(weights[3], one[0], atol=1e-4)
+
+
+def test_a_vote_changes_the_next_days_order_and_the_mail_says_why(tmp_path: Path):
+    env = {
+        "DIGEST_SUBSCRIBERS": str(ROOT / "subscribers.yaml"),
+        "DIGEST_DB": str(tmp_path / "digest.db"),
+        "DIGEST_INBOX": str(tmp_path / "inbox"),
+        "DIGEST_OUTBOX": str(tmp_path / "outbox"),
+        "DIGEST_MODEL": "hashing",
+    }
+    old = tmp_path / "2026-11-19.jsonl"
+    liked = [
+        {"id": f"2611.0900{i}", "title": f"{LIKED.title} {i}", "abstract": f"{LIKED.abstract} Variant {i}."}
+        for i in (1, 2)
+    ]
+    old.write_text("".join(json.dumps(p) + "\n" for p in liked))
+    new = tmp_path / "2026-11-20.jsonl"
+    new.write_text("".join(json.dumps({"title": p.title, "abstract": p.abstract}) + "\n" for p in TODAY))
+    runner = CliRunner()
+    assert runner.invoke(cli, ["ingest", str(old), str(new)], env=env).exit_code == 0
+
+    def alice_order() -> list[dict]:
+        out = runner.invoke(
+            cli, ["rank", "--user", "alice", "--day", "2026-11-20", "--limit", "0", "--json"], env=env
+        )
+        return json.loads(out.output)["alice"]
+
+    before = [r["title"] for r in alice_order()]
+    for paper in liked:
+        voted = runner.invoke(cli, ["feedback", "alice", paper["id"], "up"], env=env)
+        assert voted.exit_code == 0, voted.output
+    after = alice_order()
+    titles = [r["title"] for r in after]
+    assert titles.index(TODAY[1].title) < before.index(TODAY[1].title)
+    (robot,) = [r for r in after if r["title"] == TODAY[1].title]
+    assert robot["liked_like"] in {p["title"] for p in liked}
+    assert not {p["title"] for p in liked} & set(titles)  # voted on: already read
+    preview = runner.invoke(
+        cli, ["preview", "--user", "alice", "--day", "2026-11-20", "--format", "text"], env=env
+    )
+    text = Path(preview.output.strip().splitlines()[-1].removeprefix("wrote ")).read_text()
+    assert f"It is like “{robot['liked_like']}”, which you marked." in text
+    check = runner.invoke(cli, ["subscribers", "check"], env=env).output
+    assert "2 votes shape their ranking (2 more, 0 less like this" in check
