@@ -69,12 +69,7 @@ class Daemon:
         except DigestError as exc:
             log.error("%s", exc)
         except Exception as exc:  # noqa: BLE001 - a bug in one job must not stop the daemon
-            log.error(
-                "sending failed unexpectedly (%s: %s); the next trigger tries again",
-                type(exc).__name__,
-                exc,
-                exc_info=True,
-            )
+            _unexpected("sending", exc)
 
     def poll(self) -> None:
         self.reload()
@@ -90,12 +85,7 @@ class Daemon:
         except DigestError as exc:
             log.error("%s", exc)
         except Exception as exc:  # noqa: BLE001 - a bug in one poll must not stop the daemon
-            log.error(
-                "polling the inbox failed unexpectedly (%s: %s); the next poll tries again",
-                type(exc).__name__,
-                exc,
-                exc_info=True,
-            )
+            _unexpected("polling the inbox", exc)
 
     def reload(self) -> bool:
         """Re-read subscribers.yaml if it changed; a broken edit keeps the last good version."""
@@ -128,3 +118,14 @@ class Daemon:
         self.send_due()  # anything due before we started (a restart after the send time)
         self.scheduler.start()  # blocks until SIGTERM
         log.info("scheduler stopped")
+
+
+def _unexpected(what: str, exc: Exception) -> None:
+    """A bug, logged with its traceback; the daemon goes on and the next trigger tries again."""
+    log.error(
+        "%s failed unexpectedly (%s: %s); the next run tries again",
+        what,
+        type(exc).__name__,
+        exc,
+        exc_info=True,
+    )

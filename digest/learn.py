@@ -5,7 +5,8 @@ least-squares cousin of the per-user logistic regression Scholar Inbox uses; clo
 thousands of readers are one batched solve): their up-votes are +1, their down-votes -1, and a
 few of the day's papers drawn at random are weak negatives (BACKGROUND_LABEL), as in Scholar
 Inbox's setup. Solved in its dual form, (X Xᵀ + λI) a = y, w = Xᵀ a: the systems are as small
-as the number of votes, whatever the embedding size.
+as the number of votes, whatever the embedding size, and their Gram matrices come from one
+product over the pool of papers anyone voted on.
 
 How much it counts grows with the votes and never takes over (the rule the README states)::
 
@@ -88,20 +89,39 @@ def background(paper_vectors: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 def fit(all_votes: Sequence[Votes], negatives: np.ndarray) -> np.ndarray:
-    """(m, d) weights, one row per reader, from one batched dual ridge solve."""
+    """(m, d) weights, one row per reader, from one batched dual ridge solve.
+
+    Readers vote on papers from one shared pool, so the Gram matrices are gathered from the
+    pool's own Gram (one matrix product), not built reader by reader."""
     if not all_votes:
         return np.zeros((0, negatives.shape[1] if negatives.ndim == 2 else 0), dtype=np.float32)
-    d = all_votes[0].vectors.shape[1]
+    rows: dict[str, int] = {}
+    pool: list[np.ndarray] = []
+    for votes in all_votes:
+        for pid, vector in zip(votes.paper_ids, votes.vectors, strict=True):
+            if pid not in rows:
+                rows[pid] = len(pool)
+                pool.append(vector)
+    negative_rows = list(range(len(pool), len(pool) + len(negatives)))
+    vectors = np.vstack([np.asarray(pool, dtype=np.float32).reshape(len(pool), -1), negatives]).astype(
+        np.float32
+    )
     n = max(len(v) for v in all_votes) + len(negatives)
-    x = np.zeros((len(all_votes), n, d), dtype=np.float32)
+    # padding points at an all-zero row, so it adds nothing but λ on its diagonal
+    vectors = np.vstack([vectors, np.zeros((1, vectors.shape[1]), dtype=np.float32)])
+    pad = len(vectors) - 1
+    index = np.full((len(all_votes), n), pad, dtype=np.int64)
     y = np.zeros((len(all_votes), n), dtype=np.float32)
     for i, votes in enumerate(all_votes):
         k = len(votes)
-        x[i, :k], y[i, :k] = votes.vectors, votes.labels
-        x[i, k : k + len(negatives)], y[i, k : k + len(negatives)] = negatives, BACKGROUND_LABEL
-    gram = x @ x.transpose(0, 2, 1) + RIDGE * np.eye(n, dtype=np.float32)  # padded rows: λ alone
+        index[i, :k] = [rows[p] for p in votes.paper_ids]
+        y[i, :k] = votes.labels
+        index[i, k : k + len(negatives)] = negative_rows
+        y[i, k : k + len(negatives)] = BACKGROUND_LABEL
+    shared = vectors @ vectors.T  # the pool's Gram matrix, once
+    gram = shared[index[:, :, None], index[:, None, :]] + RIDGE * np.eye(n, dtype=np.float32)
     alpha = np.linalg.solve(gram, y[..., None])[..., 0]
-    return np.einsum("mn,mnd->md", alpha, x)
+    return np.einsum("mn,mnd->md", alpha, vectors[index], optimize=True)
 
 
 def apply(

@@ -9,12 +9,12 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import FIXTURES, ROOT, SHARED
+from conftest import FIXTURES, ROOT, SHARED, http_server
 
 from digest.cli import cli
 from digest.config import Settings
@@ -89,14 +89,8 @@ class Server(BaseHTTPRequestHandler):
 @pytest.fixture
 def base() -> Iterator[str]:
     Server.script, Server.seen = {}, []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Server)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(Server) as url:
+        yield url
 
 
 @pytest.fixture
@@ -284,15 +278,8 @@ def test_every_real_sample_is_fetched_and_read(settings: Settings, tmp_path: Pat
     from functools import partial
     from http.server import SimpleHTTPRequestHandler
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=str(SAMPLES)))
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with http_server(partial(SimpleHTTPRequestHandler, directory=str(SAMPLES))) as url:
         names = sorted(p.name for p in SAMPLES.iterdir() if p.suffix in (".xml", ".json"))
-        sources = [Source(n, f"http://127.0.0.1:{server.server_port}/{n}") for n in names]
-        outcomes, _, papers = run_fetch(settings, sources)
-    finally:
-        server.shutdown()
-        server.server_close()
+        outcomes, _, papers = run_fetch(settings, [Source(n, f"{url}/{n}") for n in names])
     assert all(o.status == "new" and o.papers > 0 for o in outcomes), outcomes
     assert len(papers) > 50

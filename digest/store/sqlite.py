@@ -356,17 +356,19 @@ class SQLiteStore:
 
     # --- caches ---------------------------------------------------------------------
 
-    def cached_vectors(self, model: str, hashes: list[str]) -> dict[str, np.ndarray]:
-        found: dict[str, np.ndarray] = {}
+    def _cached(self, table: str, column: str, model: str, hashes: list[str]) -> Iterator[sqlite3.Row]:
+        """Rows of a cache table for `hashes`, asked 500 at a time (SQLite's variable limit)."""
         for start in range(0, len(hashes), 500):
             chunk = hashes[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for row in self.conn.rows(
-                f"SELECT text_hash, vector FROM embeddings WHERE model = ? AND text_hash IN ({marks})",
+            yield from self.conn.rows(
+                f"SELECT text_hash, {column} FROM {table} WHERE model = ? AND text_hash IN ({marks})",
                 (model, *chunk),
-            ):
-                found[row[0]] = np.frombuffer(row[1], dtype=np.float32)
-        return found
+            )
+
+    def cached_vectors(self, model: str, hashes: list[str]) -> dict[str, np.ndarray]:
+        rows = self._cached("embeddings", "vector", model, hashes)
+        return {row[0]: np.frombuffer(row[1], dtype=np.float32) for row in rows}
 
     def cache_vectors(self, model: str, vectors: dict[str, np.ndarray]) -> None:
         now = _now()
@@ -397,16 +399,7 @@ class SQLiteStore:
             ).rowcount
 
     def cached_keyphrases(self, model: str, hashes: list[str]) -> dict[str, list[str]]:
-        found: dict[str, list[str]] = {}
-        for start in range(0, len(hashes), 500):
-            chunk = hashes[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self.conn.rows(
-                f"SELECT text_hash, phrases FROM keyphrases WHERE model = ? AND text_hash IN ({marks})",
-                (model, *chunk),
-            ):
-                found[row[0]] = json.loads(row[1])
-        return found
+        return {row[0]: json.loads(row[1]) for row in self._cached("keyphrases", "phrases", model, hashes)}
 
     def cache_keyphrases(self, model: str, phrases: dict[str, list[str]]) -> None:
         with self.transaction() as conn:
