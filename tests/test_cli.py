@@ -216,17 +216,13 @@ def test_a_bad_record_is_named_and_nothing_stored_before_is_lost(env: dict[str, 
 
 
 def test_ingest_fetches_a_feed_url_and_remembers_it(env: dict[str, str]):
-    import threading
     from functools import partial
-    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+    from http.server import SimpleHTTPRequestHandler
 
-    from conftest import FIXTURES
+    from conftest import FIXTURES, http_server
 
-    handler = partial(SimpleHTTPRequestHandler, directory=str(FIXTURES))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_port}/arxiv_rss2.xml"
+    with http_server(partial(SimpleHTTPRequestHandler, directory=str(FIXTURES))) as base:
+        url = f"{base}/arxiv_rss2.xml"
         refused = CliRunner().invoke(cli, ["ingest", url, "--day", "2026-11-20"], env=env)
         assert refused.exit_code == 1 and "127.0.0.1" in refused.output  # loopback: not by default
         env = {**env, "DIGEST_INGEST_ALLOW_PRIVATE": "1"}
@@ -235,8 +231,30 @@ def test_ingest_fetches_a_feed_url_and_remembers_it(env: dict[str, str]):
         assert "already ingested" in invoke(env, "ingest", url, "--day", "2026-11-20").output
         missing = CliRunner().invoke(cli, ["ingest", url.replace("rss2", "nope")], env=env)
         assert missing.exit_code == 1 and "answered 404" in missing.output
-    finally:
-        server.shutdown()
+
+
+def test_a_url_query_string_never_reaches_the_screen_or_the_store(env: dict[str, str]):
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler
+
+    from conftest import FIXTURES, http_server
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:  # the test server's own log shows the URL
+            pass
+
+    env = {**env, "DIGEST_INGEST_ALLOW_PRIVATE": "1"}
+    with http_server(partial(Quiet, directory=str(FIXTURES))) as base:
+        url = f"{base}/arxiv_rss2.xml?api_key=SECRET123&day=1"
+        ingested = invoke(env, "ingest", url, "--day", "2026-11-20")
+    assert ingested.exit_code == 0 and "api_key=***" in ingested.output
+    shown = [
+        ingested.output,
+        invoke(env, "status").output,
+        invoke(env, "papers", "--day", "2026-11-20", "--json").output,
+        *(p.read_bytes().decode("latin-1") for p in Path(env["DIGEST_DB"]).parent.glob("digest.db*")),
+    ]
+    assert all("SECRET123" not in text for text in shown)
 
 
 def test_profile_papers_are_distilled_into_keywords_shown_by_check_and_used_by_rank(env, tmp_path: Path):
