@@ -283,3 +283,14 @@ def test_every_real_sample_is_fetched_and_read(settings: Settings, tmp_path: Pat
         outcomes, _, papers = run_fetch(settings, [Source(n, f"{url}/{n}") for n in names])
     assert all(o.status == "new" and o.papers > 0 for o in outcomes), outcomes
     assert len(papers) > 50
+
+
+def test_the_scheduler_fetches_the_sources_before_it_sends(base: str, tmp_path: Path):
+    from digest.daemon import Daemon
+
+    Server.script["/arxiv"] = [(200, {}, RSS)]
+    env = _env(tmp_path, base, ["arxiv"])
+    Daemon(Settings.load(env=env)).send_due()
+    with SQLiteStore.open(Path(env["DIGEST_DB"])) as store:
+        assert store.source_states()["arxiv"].status == "new"
+        assert len(store.papers()) == 2

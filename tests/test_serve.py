@@ -187,7 +187,7 @@ def test_an_unsubscribed_reader_gets_nothing_however_the_list_is_edited(site: di
     httpx.post(one_click_url(site, "alice"), data={"List-Unsubscribe": "One-Click"})
     subscribers = Path(site["env"]["DIGEST_SUBSCRIBERS"])
     subscribers.write_text(subscribers.read_text() + "\n")  # an edit must not undo the unsubscribe
-    result = cli_run(site, "send", "--day", "2026-11-19")
+    result = cli_run(site, "run", "--day", "2026-11-19")
     assert result.exit_code == 0, result.output
     outbox = site["outbox"].parent / "2026-11-19"
     assert not (outbox / "alice.eml").exists()
@@ -195,7 +195,7 @@ def test_an_unsubscribed_reader_gets_nothing_however_the_list_is_edited(site: di
     assert re.search(r"alice\s+unsubscribed", result.output)
     lifted = cli_run(site, "subscribers", "resubscribe", "alice")
     assert lifted.exit_code == 0 and "subscribed again" in lifted.output
-    again = cli_run(site, "send", "--day", "2026-11-19")
+    again = cli_run(site, "run", "--day", "2026-11-19")
     assert (outbox / "alice.eml").exists(), again.output
 
 
