@@ -301,8 +301,8 @@ class Signals:
 class Blend:
     """A subscriber's view of the day: per paper, its best interest and the score parts."""
 
-    interest: np.ndarray  # (P,) row (within the subscriber's keywords) of the best interest
-    evidence: np.ndarray  # (P,) s of that best interest
+    relevance_rows: np.ndarray  # (k, P) r per interest: the best one is a paper's interest
+    evidence: np.ndarray  # (P,) the best interest's evidence s
     relevance: np.ndarray  # (P,) max over interests of r(k, p)
     trending: np.ndarray  # (P,) 0..1
     score: np.ndarray  # (P,) (1 - w) * relevance + w * trending, in 0..1
@@ -317,14 +317,13 @@ def blend(
     index = matrix.rows(subscriber.keywords)
     evidence_rows = matrix.evidence[index]
     relevance_rows = matrix.relevance[index]
-    interest = relevance_rows.argmax(axis=0)
     relevance = relevance_rows.max(axis=0)
     if learned is not None and learned.share:
         relevance = (1 - learned.share) * relevance + learned.share * learned.score
     w = subscriber.trending_weight
     score = (1 - w) * relevance + w * upvote_scale if w else relevance
     return Blend(
-        interest=interest,
+        relevance_rows=relevance_rows,
         evidence=evidence_rows.max(axis=0),
         relevance=relevance,
         trending=upvote_scale,
@@ -388,7 +387,8 @@ def select(
         chosen = order.tolist()
     else:
         cap = subscriber.max_papers if limit is None else limit
-        pairs = list(zip(order.tolist(), view.interest[order].tolist(), strict=True))
+        interests = view.relevance_rows[:, order].argmax(axis=0)  # only for the few eligible
+        pairs = list(zip(order.tolist(), interests.tolist(), strict=True))
         chosen = select_diverse(pairs, cap, n_interests=len(keywords))
     # plain Python numbers from here: a few picks, and numpy scalars are slow one by one
     per_keyword = view.evidence_rows[:, chosen].T.tolist()
