@@ -18,6 +18,7 @@ every response carries a strict Content-Security-Policy and no referrer.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import date
@@ -114,10 +115,19 @@ async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
 
 class Pages:
     """The routes, over one Settings. Each request reads subscribers.yaml and opens the store
-    afresh: an edit or an unsubscribe is seen at once, with no cache to go stale."""
+    afresh: an edit or an unsubscribe is seen at once, with no cache to go stale (but the
+    last good subscriber list is kept for when an edit breaks the file)."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        self._last_good: dict[str, Subscriber] = {}
+
+    def subscribers(self) -> dict[str, Subscriber]:
+        """subscribers.yaml as it is now; while an edit has broken it, the last good version,
+        so that an unsubscribe still works (mailbox providers give us 48 hours, not a fix)."""
+        with contextlib.suppress(DigestError):
+            self._last_good = {s.id: s for s in load_subscribers(self.settings.subscribers)}
+        return self._last_good
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -141,11 +151,7 @@ class Pages:
         claim = links.read_token(token)
         if claim is None:
             return None
-        try:
-            subscribers = {s.id: s for s in load_subscribers(self.settings.subscribers)}
-        except DigestError:
-            return None
-        subscriber = subscribers.get(claim.subscriber_id)
+        subscriber = self.subscribers().get(claim.subscriber_id)
         if subscriber is None:
             return None
         verified = links.verify_token(links.secret(self.settings), token, purpose, subscriber)

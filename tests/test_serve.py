@@ -306,3 +306,18 @@ def test_pages_at_375_px_fit_the_screen_and_are_screenshotted(site: dict, which:
     assert shot.stat().st_size > 5_000
     with store(site) as s:
         assert s.unsubscribed() == {} and s.votes("alice") == []  # the browser's GET changed nothing
+
+
+def test_one_click_still_works_while_an_edit_has_broken_subscribers_yaml(site: dict):
+    url = one_click_url(site, "alice")
+    assert httpx.get(url).status_code == 200  # the server has read the good file
+    subscribers = Path(site["env"]["DIGEST_SUBSCRIBERS"])
+    good = subscribers.read_text()
+    subscribers.write_text(good + "\n  - id: [broken\n")
+    try:
+        response = httpx.post(url, data={"List-Unsubscribe": "One-Click"})
+        assert response.status_code == 200
+        with store(site) as s:
+            assert "alice" in s.unsubscribed()
+    finally:
+        subscribers.write_text(good)
