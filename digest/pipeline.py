@@ -79,7 +79,7 @@ def ingest(
             file_day = day or name_day or today
             parsed = sources.parse_bytes(data, day=file_day, source=name)
             result = store.ingest_file(sha, name, file_day, parsed.papers)
-            notes = tuple(f"{name}: {note}" for note in parsed.notes)
+            notes = tuple(parsed.notes)  # each already a whole line that names the input
             outcomes.append(FileOutcome(name, len(parsed.papers), result.new, result.updated, notes=notes))
         except InputError as exc:
             outcomes.append(FileOutcome(name, error=str(exc)))

@@ -209,7 +209,8 @@ def test_a_bad_record_is_named_and_nothing_stored_before_is_lost(env: dict[str, 
     bad = tmp_path / "2026-11-19.jsonl"
     bad.write_text('{"title": "A", "abstract": "fine"}\n{"title": "B"}\n')
     result = CliRunner().invoke(cli, ["ingest", str(bad)], env=env)
-    assert result.exit_code == 1 and f"{bad}:2: field 'abstract'" in result.output
+    assert result.exit_code == 1 and f"digest: {bad}:2: field 'abstract'" in result.output
+    assert f"{bad}: {bad}" not in result.output  # the file is named once
     after = json.loads(invoke(env, "papers", "--day", "2026-11-19", "--json").output)
     assert after[: len(before)] == before  # every stored paper as it was
     assert [p["title"] for p in after[len(before) :]] == ["A"]  # the good record went in

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from xml.sax.saxutils import escape
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -45,9 +46,11 @@ FRAGMENTS = st.sampled_from(
 
 def _parse(data: bytes) -> None:
     try:
-        sources.parse_text(sources.decode(data, "fuzz.txt"), day=date(2026, 11, 20), source="fuzz.txt")
+        text = sources.decode(data, "fuzz.txt")
     except InputError as exc:
         assert str(exc).startswith("fuzz.txt")
+        return
+    _check_papers(text, "fuzz.txt")
 
 
 @settings(max_examples=300, deadline=None)
@@ -88,34 +91,51 @@ JSONL_FIELDS = [
     "upvotes",
 ]
 JSONL_FIELDS += ["categories"]
+# Characters XML 1.0 cannot hold at all (a feed with them is refused whole, rightly).
+_XML_ILLEGAL = {
+    c: None for c in [*range(0x20), 0xFFFE, 0xFFFF, *range(0xD800, 0xE000)] if c not in (9, 10, 13)
+}
 
 
-def _check_papers(text: str, source: str) -> None:
+def _check_papers(text: str, source: str, *, good: str | None = None) -> None:
+    """Parsing `text` raises nothing but InputError naming `source`, and every paper it returns
+    is clean. With `good` (the title of a good record in `text`), it must not raise at all and
+    that paper must be among them: one bad record never keeps the rest of a file out."""
     try:
         _, papers, notes = sources.parse_text(text, day=date(2026, 11, 20), source=source)
     except InputError as exc:
+        assert good is None, f"a file with a good record was refused: {exc}"
         assert str(exc).startswith(source)
         return
+    if good is not None:
+        assert good in [p.title for p in papers]
     for note in notes:
-        assert note.startswith(source) and "\n" not in note
+        assert note.startswith(source) and "\n" not in note and len(note) < 400
     for p in papers:
         assert isinstance(p.title, str) and p.title and not has_controls(p.title)
         assert isinstance(p.abstract, str) and p.abstract and not has_controls(p.abstract)
         assert isinstance(p.authors, tuple) and all(
-            isinstance(a, str) and not has_controls(a) for a in p.authors
+            isinstance(a, str) and a and not has_controls(a) for a in p.authors
         )
-        assert p.upvotes is None or (isinstance(p.upvotes, int) and 0 <= p.upvotes <= 10_000_000)
+        assert p.upvotes is None or (type(p.upvotes) is int and 0 <= p.upvotes <= 10_000_000)
         assert p.url is None or http_url(p.url) == p.url
-        assert p.published is None or date.fromisoformat(p.published)
-        assert all(isinstance(c, str) for c in p.categories)
+        assert p.published is None or date.fromisoformat(p.published).isoformat() == p.published
+        assert isinstance(p.categories, tuple) and all(
+            isinstance(c, str) and c and not has_controls(c) for c in p.categories
+        )
+        for value in (p.id, p.organization, p.announce_type):
+            assert value is None or (isinstance(value, str) and not has_controls(value))
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.sampled_from(JSONL_FIELDS), JSON_VALUES, max_size=8))
-def test_json_lines_records_with_wrong_typed_values_raise_nothing_but_our_input_error(record: dict):
+@given(st.dictionaries(st.sampled_from(JSONL_FIELDS), JSON_VALUES, max_size=8), st.booleans())
+def test_json_lines_records_with_wrong_typed_values_never_keep_the_good_record_out(
+    record: dict, bad_first: bool
+):
     good = {"title": "A good paper", "abstract": "It is good."}
-    text = "\n".join(json.dumps(r, allow_nan=True) for r in (good, {**good, **record}))
-    _check_papers(text, "fuzz.jsonl")
+    bad = {**good, "title": "The other paper", **record}
+    lines = [json.dumps(r, allow_nan=True, ensure_ascii=False) for r in (good, bad)]
+    _check_papers("\n".join(lines[::-1] if bad_first else lines), "fuzz.jsonl", good="A good paper")
 
 
 HF_PAPER_FIELDS = ["id", "title", "summary", "authors", "upvotes", "publishedAt", "organization"]
@@ -127,10 +147,39 @@ HF_PAPER_FIELDS = ["id", "title", "summary", "authors", "upvotes", "publishedAt"
     st.dictionaries(
         st.sampled_from(["title", "summary", "publishedAt", "organization", "paper"]), JSON_VALUES
     ),
+    st.booleans(),
+    st.lists(JSON_VALUES, max_size=1),
 )
-def test_daily_papers_items_with_wrong_typed_values_raise_nothing_but_our_input_error(
-    paper: dict, item: dict
+def test_daily_papers_items_with_wrong_typed_values_never_keep_the_good_item_out(
+    paper: dict, item: dict, bad_first: bool, junk: list
 ):
     good = {"paper": {"id": "2611.00001", "title": "A good paper", "summary": "It is good."}}
-    bad = {**item, "paper": {**good["paper"], **paper}} if "paper" not in item else item
-    _check_papers(json.dumps([good, bad], allow_nan=True), "fuzz.json")
+    other = {"id": "2611.00002", "title": "The other paper", "summary": "It is other."}
+    bad = {**item, "paper": {**other, **paper}} if "paper" not in item else item
+    if junk:  # not even an object with a "paper"
+        bad = junk[0]
+    items = [bad, good] if bad_first else [good, bad]
+    _check_papers(json.dumps(items, allow_nan=True, ensure_ascii=False), "fuzz.json", good="A good paper")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(["title", "summary", "published", "link", "author", "category"])), st.data())
+def test_feed_entries_with_odd_values_raise_nothing_but_our_input_error(
+    fields: list[str], data: st.DataObject
+):
+    def value() -> str:
+        raw = data.draw(st.text(max_size=20) | st.sampled_from(["0000-01-01", "javascript:x", "&#x202e;"]))
+        return escape(raw.translate(_XML_ILLEGAL), {"'": "&apos;"})  # values sit in '...' too
+
+    tags = {
+        "category": "<category term='{}'/>",
+        "link": "<link href='{}'/>",
+        "author": "<author><name>{}</name></author>",
+    }
+    entry = "".join(tags.get(f, f"<{f}>{{}}</{f}>").format(value()) for f in fields)
+    good = "<id>http://arxiv.org/abs/2611.00001</id><title>A good paper</title><summary>It is good.</summary>"
+    text = (
+        "<?xml version='1.0'?><feed xmlns='http://www.w3.org/2005/Atom'>"
+        f"<entry>{entry}</entry><entry>{good}</entry></feed>"
+    )
+    _check_papers(text, "fuzz.xml", good="A good paper")

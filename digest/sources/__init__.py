@@ -69,11 +69,19 @@ def day_from_name(path: Path) -> date | None:
         return None
 
 
+def _is_web_page(head: str) -> bool:
+    """A saved HTML page, from the lower-cased start of a file. It starts with markup: "<body"
+    further in, inside a JSON record or a dumped title, is a word of the paper."""
+    if not head.startswith("<"):
+        return False
+    return head.startswith(("<!doctype html", "<html")) or ("<body" in head and "<rss" not in head)
+
+
 def parse_text(text: str, *, day: date | None, source: str) -> tuple[str, list[Paper], list[str]]:
     """(kind, papers, notes) for `text`, whatever its format; InputError naming `source` if unreadable."""
     stripped = text.lstrip()
     head = stripped[:1000].lower()
-    if head.startswith(("<!doctype html", "<html")) or ("<body" in head and "<rss" not in head):
+    if _is_web_page(head):
         raise InputError(
             "an HTML page, not the page's text; open the page, select all, copy, and paste as text",
             path=source,
@@ -83,7 +91,7 @@ def parse_text(text: str, *, day: date | None, source: str) -> tuple[str, list[P
         return "jsonl", jsonl.parse(text, day=day, source=source, notes=notes), notes
     if stripped.startswith("["):
         try:
-            data = json.loads(stripped)
+            data = jsonl.loads(stripped)
         except json.JSONDecodeError as exc:
             raise InputError(f"not valid JSON ({exc.msg})", path=source, line=exc.lineno) from exc
         except RecursionError as exc:
@@ -99,7 +107,7 @@ def parse_text(text: str, *, day: date | None, source: str) -> tuple[str, list[P
     if stripped.startswith("<"):
         if not feed.looks_like_feed(text):
             raise InputError("XML or markup that is not an RSS or Atom feed", path=source)
-        return "feed", feed.parse(text, day=day, source=source), []
+        return "feed", feed.parse(text, day=day, source=source, notes=notes), notes
     return "page-dump", pagedump.parse(text, day=day, source=source, notes=notes), notes
 
 

@@ -10,6 +10,8 @@ import feedparser
 
 from ..errors import InputError
 from ..models import Paper, arxiv_id_from
+from ..text import one_line
+from . import records
 from .clean import clean
 
 
@@ -26,11 +28,20 @@ def _authors(entry: Any) -> tuple[str, ...]:
 
 
 def _published(entry: Any) -> str | None:
-    parsed = entry.get("published_parsed") or entry.get("updated_parsed")
-    return date(*parsed[:3]).isoformat() if parsed else None
+    # dict.get: feedparser's own get() answers a missing updated_parsed with published_parsed
+    # and a DeprecationWarning
+    parsed = dict.get(entry, "published_parsed") or dict.get(entry, "updated_parsed")
+    try:
+        return date(*parsed[:3]).isoformat() if parsed else None
+    except ValueError:  # feedparser keeps "0000-01-01" as year 0, which no date has: no date, as
+        return None  # for any other date it cannot read
 
 
-def parse(text: str, *, day: date | None = None, source: str | None = None) -> list[Paper]:
+def parse(
+    text: str, *, day: date | None = None, source: str | None = None, notes: list[str] | None = None
+) -> list[Paper]:
+    """Every entry with a title and a summary; each one without becomes a line in `notes`."""
+    notes = [] if notes is None else notes
     parsed = feedparser.parse(text)
     problem = parsed.get("bozo_exception")
     if parsed.bozo and not isinstance(problem, feedparser.CharacterEncodingOverride):
@@ -41,13 +52,15 @@ def parse(text: str, *, day: date | None = None, source: str | None = None) -> l
             f"not a readable RSS/Atom feed ({reason}); save the feed again", path=source, line=line
         )
     papers: list[Paper] = []
-    for entry in parsed.entries:
+    for number, entry in enumerate(parsed.entries, start=1):
         entry_id = entry.get("id", "")
         if "api/errors" in entry_id:
             raise InputError(f"the arXiv API returned an error: {clean(entry.get('summary'))}", path=source)
         title = clean(entry.get("title"))
         abstract = clean(entry.get("summary"), strip_tags=True)
         if not title or not abstract:
+            problem = records.FieldError("title" if not title else "summary", "is missing or empty")
+            notes.append(str(InputError(f"entry {number}: {problem}; it was left out", path=source)))
             continue
         arxiv_id = arxiv_id_from(entry_id) or arxiv_id_from(entry.get("link"))
         link = entry.get("link") or (f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else None)
@@ -64,7 +77,7 @@ def parse(text: str, *, day: date | None = None, source: str | None = None) -> l
                 url=link,
                 source=source,
                 categories=tuple(t["term"] for t in entry.get("tags", []) if t.get("term")),
-                announce_type=(entry.get("arxiv_announce_type") or "").strip().lower() or None,
+                announce_type=one_line(entry.get("arxiv_announce_type") or "").lower() or None,
             )
         )
     return papers

@@ -15,7 +15,9 @@ from .clean import clean
 
 
 def looks_like_hf(data: Any) -> bool:
-    return isinstance(data, list) and bool(data) and isinstance(data[0], dict) and "paper" in data[0]
+    """A list with a {"paper": ...} item in it: any other item is a record to report, so a bad
+    first item is one note rather than the whole list taken for another format."""
+    return isinstance(data, list) and any(isinstance(item, dict) and "paper" in item for item in data)
 
 
 def _org(item: dict[str, Any], paper: dict[str, Any]) -> str | None:
@@ -35,7 +37,7 @@ def paper_from_item(item: Any, *, day: date | None, source: str | None) -> Paper
     """One paper from one list item; FieldError naming the field that is unusable."""
     paper = item.get("paper") if isinstance(item, dict) else None
     if not isinstance(paper, dict):
-        raise records.FieldError("paper", "is missing; is this the daily_papers API?")
+        raise records.FieldError("paper", "is missing or not an object")
     # paper.summary is the full abstract; the top-level summary may be cut for display
     title = clean(records.text(paper.get("title") or item.get("title"), "title", required=True))
     abstract = clean(records.text(paper.get("summary") or item.get("summary"), "summary", required=True))

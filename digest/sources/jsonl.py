@@ -16,15 +16,32 @@ from . import records
 from .clean import clean
 
 
+def lines(text: str) -> list[str]:
+    """The file's lines, split on \\n only (`decode` has made every line end one): JSON may hold
+    U+2028, U+2029 and U+0085 unescaped inside a string, where str.splitlines() would cut a
+    record in two."""
+    return text.split("\n")
+
+
 def looks_like_jsonl(text: str) -> bool:
-    """True when the first non-blank line is a whole JSON object."""
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    if not first.startswith("{"):
-        return False
+    """True when the first non-blank line starts a JSON object on that line. Whether it parses is
+    the record's business (a broken first record is a note, like any other); a line of just "{"
+    opens one object pretty-printed over several lines, which is not JSON Lines."""
+    first = text.lstrip().split("\n", 1)[0].strip()
+    return first.startswith("{") and first != "{"
+
+
+def loads(text: str) -> Any:
+    """json.loads for strangers' JSON: a number too long for int() is read as a float (±inf), so
+    the field's own check refuses it with its record instead of a ValueError stopping the file."""
+    return json.loads(text, parse_int=_int)
+
+
+def _int(digits: str) -> int | float:
     try:
-        return isinstance(json.loads(first), dict)
-    except json.JSONDecodeError:
-        return False
+        return int(digits)
+    except ValueError:  # over sys.get_int_max_str_digits() (4300): no count or id is that long
+        return float(digits)
 
 
 def paper_from_record(record: dict[str, Any], *, day: date | None, source: str | None) -> Paper:
@@ -63,17 +80,16 @@ def parse(
     notes = [] if notes is None else notes
     papers: list[Paper] = []
     problems: list[tuple[int, str]] = []  # (line, what is wrong and what to do)
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(lines(text), start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = loads(line)
             if not isinstance(record, dict):
                 raise ValueError("expected one JSON object per line")
             papers.append(paper_from_record(record, day=day, source=source))
-        except (json.JSONDecodeError, ValueError, RecursionError) as exc:
-            problem = f"not valid JSON ({exc.msg})" if isinstance(exc, json.JSONDecodeError) else str(exc)
-            problems.append((number, f"{problem}; fix or remove this line"))
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError and FieldError are ValueErrors
+            problems.append((number, f"{_problem(exc)}; fix or remove this line"))
     if not papers:
         if not problems:
             raise InputError("no papers in this JSON Lines file", path=source)
@@ -82,3 +98,12 @@ def parse(
         raise InputError(problem + more, path=source, line=line)
     notes.extend(str(InputError(problem, path=source, line=line)) for line, problem in problems)
     return papers
+
+
+def _problem(exc: ValueError | RecursionError) -> str:
+    """What is wrong with one line, in words for whoever wrote it."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not valid JSON ({exc.msg})"
+    if isinstance(exc, RecursionError):
+        return "JSON nested too deeply to be a paper record"
+    return str(exc)

@@ -19,6 +19,7 @@ from datetime import date
 
 from ..errors import InputError
 from ..models import Paper
+from ..text import one_line
 
 _MONTHS = {
     m: i
@@ -90,7 +91,9 @@ def parse(
     """
     notes = [] if notes is None else notes
     reference = reference or header_date(text, day) or day
-    lines = [line.strip() for line in text.splitlines()]  # \n, \r\n and \r alike
+    # Controls out before the layout is read: a line of nothing but escapes is a blank line, not
+    # a title (every text field below is then clean, as Paper.create would make it anyway).
+    lines = [one_line(line) for line in text.splitlines()]  # \n, \r\n and \r alike
     content = [line for line in lines if line]
     if not content:
         raise InputError("empty file; paste the Daily Papers page text into it", path=source)
@@ -112,7 +115,9 @@ def parse(
             i += 1
             continue
         if i + 1 >= n:
-            notes.append(f"the last title {title[:60]!r} has no abstract (cut off?); it was left out")
+            notes.append(
+                _note(f"the last title {title[:60]!r} has no abstract (cut off?); it was left out", source)
+            )
             break
         abstract = content[i + 1]
         if len(title) > MAX_TITLE_CHARS or abstract in _DOT or _AUTHORS.match(abstract):
@@ -121,8 +126,11 @@ def parse(
         i += 2
         if i >= n and not _ENDS_SENTENCE.search(abstract):
             notes.append(
-                f"the last paper {title[:60]!r} looks cut off mid-abstract; it was left out "
-                "(paste the whole page again to include it)"
+                _note(
+                    f"the last paper {title[:60]!r} looks cut off mid-abstract; it was left out "
+                    "(paste the whole page again to include it)",
+                    source,
+                )
             )
             break
         authors_count = organization = published = upvotes = None
@@ -156,6 +164,11 @@ def parse(
             path=source,
         )
     return papers
+
+
+def _note(message: str, source: str | None) -> str:
+    """A note as every parser writes one: a whole line that starts with the file it is about."""
+    return str(InputError(message, path=source))
 
 
 def _clean_org(line: str | None) -> str | None:
