@@ -40,6 +40,14 @@ def _jsonl(bad: str) -> str:
         ("published", "{}"),
         ("published", '"yesterday"'),
         ("published", "20261120"),
+        ("published", '"20261120"'),  # fromisoformat takes these in 3.11; they are not YYYY-MM-DD
+        ("published", '"2026-W47-5"'),
+        ("published", '"2026-W47"'),
+        ("published", '"2026-324"'),
+        ("published", '"2026-02-30"'),
+        ("published", '"2026-11-201"'),
+        ("published", '"26-11-20"'),
+        ("published", '"２０２６-11-20"'),
         ("authors", "[1]"),
         ("authors", "[null]"),
         ("authors", "{}"),
@@ -72,6 +80,19 @@ def test_a_wrong_typed_field_is_one_note_and_the_rest_of_the_file_goes_in(field:
 def test_a_line_that_is_not_json_is_a_note_too():
     _, papers, notes = sources.parse_text(_jsonl('{"title": "cut off'), day=DAY, source="in.jsonl")
     assert len(papers) == 2 and notes[0].startswith("in.jsonl:2: not valid JSON")
+
+
+@pytest.mark.parametrize(
+    ("raw", "kept"),
+    [
+        ("2026-11-19", "2026-11-19"),
+        ("2026-11-19T08:00:00Z", "2026-11-19"),
+        (" 2026-11-19 08:00", "2026-11-19"),
+    ],
+)
+def test_a_date_is_kept_from_a_string_that_starts_with_yyyy_mm_dd(raw: str, kept: str):
+    (paper,) = sources.parse_text(json.dumps({**GOOD, "published": raw}), day=DAY, source="in.jsonl")[1]
+    assert paper.published == kept
 
 
 def test_whole_numbers_written_as_floats_are_taken():
@@ -367,3 +388,24 @@ def test_a_paper_about_html_tags_is_not_taken_for_a_saved_web_page(text: str):
 def test_a_saved_web_page_is_still_refused_as_one(text: str):
     with pytest.raises(InputError, match="an HTML page, not the page's text"):
         sources.parse_text(text, day=DAY, source="in")
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "note"),
+    [
+        ("papers.jsonl", _jsonl('{"title": "t", "abstract": "a", "upvotes": 1e30}'), ":2: field 'upvotes'"),
+        ("2026-11-20.txt", "A title\nAn abstract that ends.\nA cut-off title\n", ": the last title"),
+    ],
+)
+def test_the_operator_sees_each_note_once_naming_its_file_once(
+    tmp_path: Path, name: str, text: str, note: str
+):
+    from digest import pipeline
+    from digest.store import SQLiteStore
+
+    path = tmp_path / name
+    path.write_text(text)
+    with SQLiteStore.open(tmp_path / "digest.db") as store:
+        (outcome,) = pipeline.ingest(store, [path], today=DAY)
+    (line,) = outcome.notes
+    assert line.startswith(f"{path}{note}") and line.count(str(path)) == 1, line

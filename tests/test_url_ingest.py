@@ -36,6 +36,21 @@ class Handler(BaseHTTPRequestHandler):
                 except OSError:
                     return
                 time.sleep(0.3)
+        elif route == "/drip-headers":  # the same drip, before the headers are even done
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            for _ in range(60):
+                try:
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                except OSError:
+                    return
+                time.sleep(0.3)
+        elif route == "/short":  # promises 100 bytes, sends 10 and hangs up
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b"x" * 10)
+            self.close_connection = True
         elif route == "/big":
             self._send(200, b"x" * 10_000)
         elif route.startswith("/redirect/"):
@@ -62,11 +77,17 @@ def test_a_plain_body_is_fetched(base: str):
     assert sources.fetch(f"{base}/ok", allow_private=True) == BODY
 
 
-def test_a_slow_drip_is_cut_off_at_the_overall_deadline(base: str):
+@pytest.mark.parametrize("route", ["/drip", "/drip-headers"])
+def test_a_slow_drip_is_cut_off_at_the_overall_deadline(base: str, route: str):
     started = time.monotonic()
     with pytest.raises(InputError, match="within 1.5 s"):
-        sources.fetch(f"{base}/drip", allow_private=True, timeout=1, deadline=1.5)
+        sources.fetch(f"{base}{route}", allow_private=True, timeout=1, deadline=1.5)
     assert time.monotonic() - started < 4  # each byte arrived well within the per-read timeout
+
+
+def test_a_body_cut_short_of_its_content_length_is_refused_not_taken(base: str):
+    with pytest.raises(InputError, match="cannot fetch"):
+        sources.fetch(f"{base}/short", allow_private=True)
 
 
 def test_a_body_over_the_cap_is_refused_while_streaming(base: str):
@@ -90,13 +111,32 @@ def test_loopback_is_refused_unless_allowed_directly_and_through_a_redirect(base
 
 @pytest.mark.parametrize(
     "address",
-    ["127.0.0.1", "10.1.2.3", "192.168.0.1", "172.16.0.1", "169.254.169.254", "::1", "fe80::1", "0.0.0.0"],
+    [
+        *[
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "172.16.0.1",
+            "169.254.169.254",
+            "::1",
+            "fe80::1",
+            "0.0.0.0",
+        ],
+        "100.100.100.200",  # shared address space (100.64/10): a cloud metadata service lives here
+        "100.64.0.1",
+        "224.0.0.1",
+        "ff02::1",
+        "::ffff:10.0.0.1",  # IPv4 written inside IPv6 is the IPv4 address it reaches
+        "2002:7f00:1::",  # 6to4 for 127.0.0.1
+        "2002:a9fe:a9fe::",  # 6to4 for 169.254.169.254
+        "64:ff9b::7f00:1",  # NAT64 for 127.0.0.1
+    ],
 )
 def test_inside_addresses_are_not_public(address: str):
     from digest.sources.http import is_public
 
     assert not is_public(address)
-    assert is_public("93.184.216.34")
+    assert is_public("93.184.216.34") and is_public("2606:2800:220:1:248:1893:25c8:1946")
 
 
 def test_an_error_names_the_url_without_its_query_values(base: str):

@@ -10,9 +10,11 @@ Every failure is an InputError naming the URL, its query string masked."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
@@ -26,9 +28,17 @@ USER_AGENT = "digest/0.1 (research paper newsletter)"
 
 
 class _Deadline:
+    """The fetch's one deadline. A socket timeout bounds each wait, not their sum: a server that
+    drips its status line or headers a byte at a time is never a timeout to http.client. So each
+    socket is watched, and shut down when the deadline passes, whatever is reading it."""
+
     def __init__(self, seconds: float, timeout: float):
         self.end = time.monotonic() + seconds
         self.timeout = timeout
+        self._watched: list[socket.socket] = []
+        self._timer = threading.Timer(seconds, self._cut)
+        self._timer.daemon = True
+        self._timer.start()
 
     def remaining(self) -> float:
         """Seconds for the next network wait: the per-read timeout, cut to what the deadline leaves."""
@@ -37,27 +47,48 @@ class _Deadline:
             raise TimeoutError("deadline")
         return min(self.timeout, left)
 
+    def passed(self) -> bool:
+        return time.monotonic() >= self.end
+
+    def watch(self, sock: socket.socket) -> None:
+        # A duplicate of the socket: TLS takes the original over, and shutting the duplicate
+        # down ends the connection under both.
+        self._watched.append(sock.dup())
+        if self.passed():
+            self._cut()
+
+    def _cut(self) -> None:
+        for sock in self._watched:
+            with contextlib.suppress(OSError):  # already closed
+                sock.shutdown(socket.SHUT_RDWR)  # a blocked recv() returns at once
+
+    def close(self) -> None:
+        self._timer.cancel()
+        for sock in self._watched:
+            sock.close()
+
 
 def is_public(address: str) -> bool:
-    """False for loopback, private, link-local, multicast, reserved and unspecified addresses."""
+    """True only for global unicast addresses: not loopback, private, shared (100.64/10, where
+    some clouds keep their metadata service), link-local, multicast, reserved or unspecified.
+    An IPv4 address carried in IPv6 (mapped, 6to4, NAT64) is judged as that IPv4 address."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not (
-        ip.is_private
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-    )
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _NAT64:
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        else:
+            ip = ip.ipv4_mapped or ip.sixtofour or ip
+    return ip.is_global and not ip.is_multicast
+
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 class _Refused(Exception):
     pass
 
 
-def _connector(allow_private: bool):  # noqa: ANN202 - the signature of socket.create_connection
+def _connector(allow_private: bool, clock: _Deadline):  # noqa: ANN202 - socket.create_connection's
     def create_connection(address, timeout=None, source_address=None, **_):  # noqa: ANN001, ANN202
         host, port = address
         last: Exception | None = None
@@ -76,6 +107,7 @@ def _connector(allow_private: bool):  # noqa: ANN202 - the signature of socket.c
                 sock.connect(sockaddr)
                 if not allow_private and not is_public(sock.getpeername()[0]):
                     raise _Refused(f"{host} connected to a private address; refused")
+                clock.watch(sock)
                 return sock
             except BaseException as exc:
                 sock.close()
@@ -94,7 +126,7 @@ def _open(url: str, allow_private: bool, clock: _Deadline) -> http.client.HTTPCo
         raise _Refused(f"redirected to {mask_query(url)}, which is not an http(s) URL")
     kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     conn = kind(parts.hostname, parts.port, timeout=clock.remaining())
-    conn._create_connection = _connector(allow_private)  # type: ignore[attr-defined]  # noqa: SLF001
+    conn._create_connection = _connector(allow_private, clock)  # type: ignore[attr-defined]  # noqa: SLF001
     return conn
 
 
@@ -148,13 +180,15 @@ def get(
         raise InputError(f"more than {MAX_REDIRECTS} redirects; check the URL", path=shown)
     except _Refused as exc:
         raise InputError(f"refused: {exc}", path=shown) from exc
-    except TimeoutError as exc:
-        raise InputError(
-            f"no complete answer within {deadline:g} s; the server is too slow or stalled, try later",
-            path=shown,
-        ) from exc
-    except (OSError, http.client.HTTPException) as exc:
+    except (OSError, http.client.HTTPException) as exc:  # TimeoutError is an OSError
+        if isinstance(exc, TimeoutError) or clock.passed():  # or the watch cut the connection
+            raise InputError(
+                f"no complete answer within {deadline:g} s; the server is too slow or stalled, try later",
+                path=shown,
+            ) from exc
         raise InputError(f"cannot fetch ({exc}); check the URL and the network", path=shown) from exc
+    finally:
+        clock.close()
 
 
 def fetch(
@@ -191,6 +225,10 @@ def _read(
             sock.settimeout(timeout)
         chunk = response.read1(CHUNK)
         if not chunk:
+            if clock.passed():  # the watch shut the socket: an end, but not the body's
+                raise TimeoutError("deadline")
+            if response.length:  # read1() takes a close before Content-Length for the end
+                raise http.client.IncompleteRead(b"".join(chunks), response.length)
             return b"".join(chunks)
         size += len(chunk)
         if size > max_bytes:

@@ -15,6 +15,7 @@ from ..text import http_url, one_line
 
 MAX_UPVOTES = 10_000_000
 _AND = re.compile(r",\s*|\s+and\s+")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?![0-9])")  # [0-9]: \d would take any script's digits
 
 _repr = reprlib.Repr()
 _repr.maxstring = _repr.maxother = 50
@@ -63,10 +64,11 @@ def published(value: Any, field: str = "published") -> str | None:
     """An ISO date, or a timestamp that starts with one; kept as YYYY-MM-DD."""
     if value is None or value == "":
         return None
-    if not isinstance(value, str):
+    # YYYY-MM-DD itself: Python 3.11's fromisoformat also takes 20261120 and week dates (2026-W47-5)
+    if not isinstance(value, str) or not (match := _ISO_DATE.match(value.strip())):
         raise FieldError(field, f"{shown(value)} is not a date such as 2026-11-20")
     try:
-        return date.fromisoformat(value.strip()[:10]).isoformat()
+        return date.fromisoformat(match.group()).isoformat()
     except ValueError as exc:
         raise FieldError(field, f"{shown(value)} is not a date such as 2026-11-20") from exc
 
