@@ -225,6 +225,7 @@ def rank_cmd(user: str | None, day: date | None, limit: int | None, as_json: boo
                             "relevance": r.relevance,
                             "trending": r.trending,
                             "liked_like": r.liked_like,
+                            "close_to": r.close_to,
                             "matched": list(r.matched),
                             "keyphrases": list(r.keyphrases),
                         }
@@ -483,7 +484,7 @@ def subscribers_check() -> None:
             votes.setdefault(vote.subscriber_id, []).append(vote)
         if any(s.profile_papers for s in subs):
             ranker = pipeline.Ranker.for_settings(store, settings)
-            distilled = {s.id: ranker.profile(s) for s in subs if s.profile_papers}
+            distilled = {s.id: ranker.profile(s).phrases for s in subs if s.profile_papers}
     now = settings.clock()
     click.echo(f"{'subscriber':<14} {'email':<28} {'next send (local)':<36} keywords")
     for s in subs:

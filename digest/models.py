@@ -151,6 +151,7 @@ class Ranked:
     relevance: float | None = None  # 0..1: how well the paper fits the subscriber's best interest
     trending: float | None = None  # 0..1: community upvotes, log-scaled and capped
     liked_like: str | None = None  # the title of a paper the reader up-voted that this one resembles
+    close_to: str | None = None  # the title of the subscriber's own paper nearest to this one
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import hashlib
 import logging
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -153,49 +153,54 @@ class Ranker:
             self.store.cache_keyphrases(model, fresh)
         return features
 
-    def profile(self, subscriber: Subscriber) -> tuple[str, ...]:
-        """Keyphrases distilled from the subscriber's `profile_papers` (JSONL or other input
-        files, relative to `profiles_from`, or ids of stored papers); cached by the papers' text."""
+    def profile(self, subscriber: Subscriber) -> rank.Profile | None:
+        """The subscriber's `profile_papers` (JSONL or other input files, relative to
+        `profiles_from`, or ids of stored papers), the newest rank.PROFILE_MAX of them, embedded,
+        with the keyphrases distilled from them (cached by the papers' text)."""
         if not subscriber.profile_papers:
-            return ()
+            return None
         base = self.profiles_from or Path.cwd()
-        texts: list[str] = []
+        papers: list = []
         stored = self.store.papers_by_id(e for e in subscriber.profile_papers if not (base / e).exists())
         for entry in subscriber.profile_papers:
             path = base / entry
             if path.exists():
-                texts += [p.text for p in sources.read_file(path).papers]
+                papers += sources.read_file(path).papers
             elif entry in stored:
-                texts.append(stored[entry].text)
+                papers.append(stored[entry])
             else:
                 raise ConfigError(
                     f"subscriber {subscriber.id!r}, field 'profile_papers': {entry!r} is neither a file "
                     f"(relative to {base}) nor the id of a stored paper"
                 )
+        # newest first (undated ones after, in the order given); a paper listed twice counts once
+        unique = list({p.id: p for p in papers}.values())
+        unique.sort(key=lambda p: p.published or "", reverse=True)
+        own = unique[: rank.PROFILE_MAX]
+        texts = [p.text for p in own]
         key = text_hash("profile\n" + "\n".join(sorted(texts)))
         cached = self.store.cached_keyphrases(self.embedder.model_id, [key])
         if key not in cached:
             cached[key] = rank.distill_profile(texts, self.embedder)
             self.store.cache_keyphrases(self.embedder.model_id, {key: cached[key]})
-        return tuple(cached[key])
-
-    def with_profiles(self, subscribers: Sequence[Subscriber]) -> list[Subscriber]:
-        """Subscribers whose keywords include what their own papers distil to."""
-        out = []
-        for s in subscribers:
-            extra = [k for k in self.profile(s) if k not in s.keywords]
-            out.append(replace(s, keywords=(*s.keywords, *extra)) if extra else s)
-        return out
+        return rank.Profile(
+            titles=tuple(p.title for p in own),
+            vectors=self.embedder.encode(texts),
+            text="\n".join(texts),
+            phrases=tuple(cached[key]),
+        )
 
     def rank_all(
         self, subscribers: Sequence[Subscriber], day: date, *, limit: int | None = None
     ) -> dict[str, list[Ranked]]:
         """Each subscriber's ranked papers for `day`, leaving out every paper an earlier day's
         digest already gave them: the same day ranks the same before and after it is sent."""
-        subscribers = self.with_profiles(subscribers)
+        profiles = {s.id: p for s in subscribers if (p := self.profile(s)) is not None}
         features = self.features(self.candidates(day))
         signals = {s.id: self.signals(s, day) for s in subscribers}
-        return rank.rank_subscribers(subscribers, features, self.embedder, limit=limit, signals=signals)
+        return rank.rank_subscribers(
+            subscribers, features, self.embedder, limit=limit, signals=signals, profiles=profiles
+        )
 
     def signals(self, subscriber: Subscriber, day: date) -> rank.Signals:
         """What the store knows of `subscriber` that shapes their ranking for `day`."""

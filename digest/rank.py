@@ -1,19 +1,29 @@
 """Ranking: which papers each subscriber gets, in what order, and why.
 
-For every paper we have its embedding (title + abstract), its KeyBERT keyphrases (with their
-embeddings) and a TF-IDF vector fitted on the run's papers. For a keyword k and a paper p::
+For every paper we have its embedding (title + abstract), its title's embedding, its KeyBERT
+keyphrases (with their embeddings) and a TF-IDF vector fitted on the run's papers. For a keyword
+k and a paper p, two numbers in 0..1::
 
     s(k, p) = W_DOC * cos(k, p) + W_PHRASE * max cos(k, keyphrase) + W_LEX * lexical(k, p)
-    r(k, p) = (s(k, p) + W_TFIDF * tfidf(k, p)) / (1 + W_TFIDF)          both in 0..1
+    r(k, p) = sigmoid(W_WORDS * t + W_SQRT_WORDS * sqrt(t) + W_PAPER_COS * cos(k, p)
+                      + W_TITLE_COS * cos(k, title) - KEYWORD_MIDPOINT),   t = tfidf(k, p)
 
-and for a subscriber with keywords K and trending_weight w::
+s is evidence: it decides eligibility and which keywords are shown as "matched". r is relevance,
+a logistic model fitted on author keywords: what the order and min_score use. A subscriber's own
+papers (`Profile`, the newest PROFILE_MAX) are one more interest, with
 
-    relevance(p) = max over k in K of r(k, p)       one square hit beats brushing every interest
+    r(own, p) = sigmoid((nearness(p) - PROFILE_MIDPOINT) / PROFILE_SCALE)
+
+where nearness is the mean cosine of the PROFILE_TOP_K own papers closest to p; a paper is on
+topic for them at nearness PROFILE_FLOOR and names the closest one (`close_to`). Then::
+
+    relevance(p) = max over interests of r          one square hit beats brushing every interest
     score(p)     = (1 - w) * relevance(p) + w * trending(upvotes of p)          in 0..1
 
-The order and min_score use the score. A paper is eligible when some keyword's evidence
-s(k, p) reaches MATCH_FLOOR (that keyword is then "matched") and it hits no `exclude`; papers
-already sent never come back (`Signals`). Selection keeps a fair share per interest.
+with w the subscriber's trending_weight (votes, when there are some, are blended into relevance:
+digest.learn). A paper is eligible when it is on topic for some interest and about no `exclude`
+phrase (`excluded`); papers already sent never come back (`Signals`). Selection keeps a fair share
+per interest.
 
 Speed: s and r are matrices for the union of every subscriber's keywords, computed once per
 run (`score_matrix`); a subscriber is then the max over a few of its rows and a sort
@@ -36,14 +46,31 @@ from .learn import LIKE_FLOOR, Learned, Votes, apply, background, fit
 from .models import Paper, Ranked, Subscriber
 from .text import words
 
-# The paper as a whole says most; its best keyphrase catches a focused sub-topic; the exact
-# phrase is a tie-breaker that embeddings blur ("graph neural networks" vs "neural graphs").
+# Evidence s(k, p), absolute: the paper as a whole says most; its best keyphrase catches a
+# focused sub-topic; the exact phrase is a tie-breaker that embeddings blur ("graph neural
+# networks" vs "neural graphs"). It decides eligibility and "matched", never the order.
 W_DOC, W_PHRASE, W_LEX = 0.5, 0.3, 0.2
-# Word and embedding evidence are complementary; 1.5 was best on keyword_labeled_papers
-# (0.8-3.0 all within 0.005 nDCG@10, benchmarks/rank_quality.py)
-W_TFIDF = 1.5
 MATCH_FLOOR = 0.42  # s(k, p) at which a keyword is shown as "matched": a clear on-topic hit
-EXCLUDE_FLOOR = 0.45  # s(k, p) for an exclude phrase: a bit stricter, so near-misses are kept
+# Relevance r(k, p), absolute: a logistic model of "the authors would give their paper this
+# keyword", over TF-IDF (and its square root: the first matching word says most) and the cosine
+# of the keyword with the paper and with its title (titles state the topic abstracts dilute).
+# Fitted on keyword_labeled_papers (benchmarks/rank_quality.py; 5-fold cross-validated nDCG@10
+# equal to a per-keyword z-score fusion, which would make a paper less relevant on a day crowded
+# with its topic); BM25, reciprocal-rank fusion and pseudo-relevance feedback measured no better.
+W_WORDS, W_SQRT_WORDS, W_PAPER_COS, W_TITLE_COS = 3.1, 9.1, 3.8, 2.0
+KEYWORD_MIDPOINT = 5.0  # logit at relevance 0.5: about the top 1 % of ordinary (keyword, paper) pairs
+# Own papers: the mean cosine of the 3 closest of the newest 50 (5-fold cross-validated on
+# reviewer_gold_standard); their words add nothing there, so they weigh 0 by default. Relevance
+# 0.5 at the top 1 % of arXiv cs papers against a researcher's papers, on the keywords' slope.
+PROFILE_MAX, PROFILE_TOP_K, W_PROFILE_WORDS = 50, 3, 0.0
+PROFILE_MIDPOINT, PROFILE_SCALE = 0.59, 0.055
+PROFILE_FLOOR = 0.45  # nearness at which a paper is on topic for its author (~ top 5 % of cs)
+# An `exclude` phrase drops the papers about it: those it would be a relevant keyword for
+# (r >= 0.5), or fairly relevant (0.35) with one of their own keyphrases close to it (cosine 0.5).
+# A passing mention ("... with uses in medical imaging") is not enough. Measured on
+# keyword_labeled_papers (benchmarks/rank_quality.py): the papers labeled with the phrase that are
+# dropped, and the papers that only mention it or are about something else that are kept.
+EXCLUDE_RELEVANCE, EXCLUDE_NEAR, EXCLUDE_KEYPHRASE = 0.5, 0.35, 0.5
 UPVOTE_CAP = 100  # upvotes beyond this say "popular", not "more relevant"
 VOTED_FLOOR = 0.7  # the reader's model is fairly sure: enough to bring in a paper no keyword hit
 TOP_KEYPHRASES = 5
@@ -152,6 +179,7 @@ class PaperFeatures:
     token_lists: tuple[tuple[str, ...], ...]
     tfidf: object | None = None  # a TfidfVectorizer fitted on these papers
     tfidf_matrix: object | None = None  # its (P, V) sparse matrix
+    title_vectors: np.ndarray | None = None  # (P, d) title embeddings; None: the paper's stand in
 
 
 def featurize(
@@ -162,6 +190,7 @@ def featurize(
     papers = tuple(papers)
     texts = [p.text for p in papers]
     vectors = embedder.encode(texts) if texts else np.zeros((0, 1), dtype=np.float32)
+    title_vectors = embedder.encode([p.title for p in papers]) if texts else vectors
     cache = keyphrase_cache or {}
     hashes = [text_hash(t) for t in texts]
     todo = [i for i, h in enumerate(hashes) if h not in cache]
@@ -185,6 +214,7 @@ def featurize(
             token_lists=tuple(tuple(tokens(t)) for t in texts),
             tfidf=tfidf,
             tfidf_matrix=tfidf_matrix,
+            title_vectors=title_vectors,
         ),
         fresh,
     )
@@ -209,12 +239,13 @@ class ScoreMatrix:
     few keywords are a few contiguous rows:
 
     evidence  s(k, p) in 0..1: embeddings and the phrase match; decides eligibility and "matched"
-    relevance r(k, p) in 0..1: evidence and TF-IDF blended; what the order and min_score use
+    relevance r(k, p) in 0..1: TF-IDF and embeddings, calibrated; what the order and min_score use
+    keyphrase the cosine of k and the paper's closest keyphrase (for `exclude`)
     """
 
     keywords: tuple[str, ...]
     evidence: np.ndarray  # (K, P)
-    lexical_hits: np.ndarray  # (K, P) bool: the keyword occurs as a phrase in the paper
+    keyphrase: np.ndarray  # (K, P)
     relevance: np.ndarray | None = None  # (K, P); None: the evidence alone (no TF-IDF fitted)
     index: dict[str, int] = field(default_factory=dict)
 
@@ -230,12 +261,12 @@ class ScoreMatrix:
 def score_matrix(
     features: PaperFeatures, keywords: Sequence[str], keyword_vectors: np.ndarray
 ) -> ScoreMatrix:
-    """One pass for all keywords: two matrix products and an inverted-index phrase match."""
+    """One pass for all keywords: a few matrix products and an inverted-index phrase match."""
     keywords = tuple(keywords)
     n_papers, n_kw = len(features.papers), len(keywords)
     if n_papers == 0 or n_kw == 0:
         empty = np.zeros((n_kw, n_papers), dtype=np.float32)
-        return ScoreMatrix(keywords, empty, empty.astype(bool))
+        return ScoreMatrix(keywords, empty, empty)
     doc = keyword_vectors @ features.vectors.T
     phrase = np.zeros((n_kw, n_papers), dtype=np.float32)  # papers without keyphrases score 0 here
     if len(features.phrase_vectors):
@@ -247,11 +278,73 @@ def score_matrix(
     # cosines below 0 mean "unrelated", not "less than unrelated": clipped, so s stays in 0..1
     evidence = W_DOC * np.clip(doc, 0, 1) + W_PHRASE * np.clip(phrase, 0, 1) + W_LEX * lex
     evidence = np.ascontiguousarray(evidence, dtype=np.float32)
-    relevance = None
-    if features.tfidf is not None:
-        words = (features.tfidf.transform(keywords) @ features.tfidf_matrix.T).toarray()
-        relevance = np.ascontiguousarray((evidence + W_TFIDF * words) / (1 + W_TFIDF), dtype=np.float32)
-    return ScoreMatrix(keywords, evidence, np.ascontiguousarray(lex >= 1.0), relevance)
+    titles = doc if features.title_vectors is None else keyword_vectors @ features.title_vectors.T
+    words = (
+        (features.tfidf.transform(keywords) @ features.tfidf_matrix.T).toarray()
+        if features.tfidf is not None
+        else np.zeros_like(doc)
+    )
+    logit = words_logit(words) + W_PAPER_COS * doc + W_TITLE_COS * titles - KEYWORD_MIDPOINT
+    relevance = np.ascontiguousarray(sigmoid(logit), dtype=np.float32)
+    return ScoreMatrix(keywords, evidence, np.ascontiguousarray(phrase, dtype=np.float32), relevance)
+
+
+def words_logit(tfidf: np.ndarray) -> np.ndarray:
+    """The TF-IDF part of the relevance logit."""
+    tfidf = np.clip(tfidf, 0, None)
+    return W_WORDS * tfidf + W_SQRT_WORDS * np.sqrt(tfidf)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+
+
+# --- a researcher's own papers ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A subscriber's own papers (the newest PROFILE_MAX): evidence in their own right, ranked
+    by nearness to each of them, and the phrases distilled from them for chips."""
+
+    titles: tuple[str, ...]
+    vectors: np.ndarray  # (n, d), one row per own paper, newest first
+    text: str = ""  # their texts joined: the lexical side
+    phrases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProfileMatch:
+    """How the day's papers stand against one profile."""
+
+    relevance: np.ndarray  # (P,) 0..1, on the keywords' scale
+    nearness: np.ndarray  # (P,) mean cosine of the PROFILE_TOP_K closest own papers
+    closest: np.ndarray  # (P,) index of the closest own paper
+
+
+def match_profile(
+    features: PaperFeatures, profile: Profile, *, top_k: int | None = None, lexical: float | None = None
+) -> ProfileMatch:
+    """Nearness to the researcher's own papers (the mean of the top-k cosines: one close paper
+    may be chance, a centroid blurs several interests), with the words of the same papers."""
+    top_k = PROFILE_TOP_K if top_k is None else top_k
+    w_lex = W_PROFILE_WORDS if lexical is None else lexical
+    n_papers, n_own = len(features.papers), len(profile.titles)
+    if n_papers == 0 or n_own == 0:
+        zero = np.zeros(n_papers, dtype=np.float32)
+        return ProfileMatch(zero, zero, np.zeros(n_papers, dtype=int))
+    sims = features.vectors @ profile.vectors.T  # (P, n)
+    k = min(top_k, n_own)
+    nearness = np.partition(sims, n_own - k, axis=1)[:, n_own - k :].mean(axis=1)
+    logit = (nearness - PROFILE_MIDPOINT) / PROFILE_SCALE
+    if w_lex and features.tfidf is not None and profile.text:
+        words = (features.tfidf.transform([profile.text]) @ features.tfidf_matrix.T).toarray()[0]
+        logit = logit + w_lex * words_logit(words)
+    return ProfileMatch(
+        relevance=sigmoid(logit).astype(np.float32),
+        nearness=nearness.astype(np.float32),
+        closest=sims.argmax(axis=1),
+    )
 
 
 def _lexical_matrix(token_lists: Sequence[Sequence[str]], keywords: Sequence[str]) -> np.ndarray:
@@ -299,24 +392,33 @@ class Signals:
 
 @dataclass(frozen=True)
 class Blend:
-    """A subscriber's view of the day: per paper, its best interest and the score parts."""
+    """A subscriber's view of the day: per paper, its best interest and the score parts. The
+    interests are their keywords, then their own papers (one interest) when they gave some."""
 
-    relevance_rows: np.ndarray  # (k, P) r per interest: the best one is a paper's interest
-    evidence: np.ndarray  # (P,) the best interest's evidence s
-    relevance: np.ndarray  # (P,) max over interests of r(k, p)
+    relevance_rows: np.ndarray  # (interests, P) r per interest: the best one is a paper's interest
+    evidence_rows: np.ndarray  # (keywords, P) s per keyword, for "matched"
+    on_topic: np.ndarray  # (P,) some keyword's evidence or the nearness to own papers is clear
+    relevance: np.ndarray  # (P,) max over interests of r
     trending: np.ndarray  # (P,) 0..1
     score: np.ndarray  # (P,) (1 - w) * relevance + w * trending, in 0..1
-    evidence_rows: np.ndarray  # (k, P) per interest, for "matched"
 
 
 def blend(
-    subscriber: Subscriber, matrix: ScoreMatrix, upvote_scale: np.ndarray, learned: Learned | None = None
+    subscriber: Subscriber,
+    matrix: ScoreMatrix,
+    upvote_scale: np.ndarray,
+    learned: Learned | None = None,
+    own: ProfileMatch | None = None,
 ) -> Blend:
     """The score: the subscriber's best interest (and, with votes, what they taught us, by the
     share digest.learn allows), plus `trending_weight` as a true share."""
     index = matrix.rows(subscriber.keywords)
     evidence_rows = matrix.evidence[index]
     relevance_rows = matrix.relevance[index]
+    on_topic = (evidence_rows >= MATCH_FLOOR).any(axis=0)
+    if own is not None:
+        relevance_rows = np.vstack([relevance_rows, own.relevance[None, :]])
+        on_topic |= own.nearness >= PROFILE_FLOOR
     relevance = relevance_rows.max(axis=0)
     if learned is not None and learned.share:
         relevance = (1 - learned.share) * relevance + learned.share * learned.score
@@ -324,11 +426,11 @@ def blend(
     score = (1 - w) * relevance + w * upvote_scale if w else relevance
     return Blend(
         relevance_rows=relevance_rows,
-        evidence=evidence_rows.max(axis=0),
+        evidence_rows=evidence_rows,
+        on_topic=on_topic,
         relevance=relevance,
         trending=upvote_scale,
         score=score,
-        evidence_rows=evidence_rows,
     )
 
 
@@ -342,12 +444,13 @@ def eligible(
     every: bool = False,
     learned: Learned | None = None,
 ) -> np.ndarray:
-    """Which papers may be picked: on topic (some interest's evidence reaches MATCH_FLOOR, or
-    the reader's votes say so: close to a paper they liked and liked by their model; and the
-    score reaches min_score; `every` waives both), not about an `exclude`, never sent, never
-    voted on (a paper voted down never comes back; one voted up has been read)."""
+    """Which papers may be picked: on topic (some keyword's evidence reaches MATCH_FLOOR, the
+    paper is near the subscriber's own papers, or their votes say so: close to a paper they
+    liked and liked by their model; and the score reaches min_score; `every` waives both), not
+    about an `exclude`, never sent, never voted on (a paper voted down never comes back; one
+    voted up has been read)."""
     n = len(features.papers)
-    on_topic = view.evidence >= MATCH_FLOOR
+    on_topic = view.on_topic.copy()
     if learned is not None and learned.share:
         sure = np.flatnonzero((learned.score >= VOTED_FLOOR) & ~on_topic)
         on_topic[sure[learned.like(sure)[0] >= LIKE_FLOOR]] = True
@@ -355,11 +458,20 @@ def eligible(
     if signals.votes is not None:  # voted on, up or down: the reader has seen it
         mask &= np.array([p.id not in signals.votes.seen for p in features.papers])
     if subscriber.exclude:
-        ex = matrix.rows(subscriber.exclude)
-        mask &= ~((matrix.evidence[ex] >= EXCLUDE_FLOOR) | matrix.lexical_hits[ex]).any(axis=0)
+        mask &= ~excluded(matrix, subscriber.exclude)
     if signals.sent_ids:
         mask &= np.array([p.id not in signals.sent_ids for p in features.papers])
     return mask
+
+
+def excluded(matrix: ScoreMatrix, phrases: Sequence[str]) -> np.ndarray:
+    """(P,) papers about one of the `exclude` phrases, not merely mentioning it."""
+    ex = matrix.rows(phrases)
+    relevance = matrix.relevance[ex]
+    about = (relevance >= EXCLUDE_RELEVANCE) | (
+        (relevance >= EXCLUDE_NEAR) & (matrix.keyphrase[ex] >= EXCLUDE_KEYPHRASE)
+    )
+    return about.any(axis=0)
 
 
 def select(
@@ -371,15 +483,20 @@ def select(
     signals: Signals = Signals(),  # noqa: B008 - frozen, shared safely
     upvote_scale: np.ndarray | None = None,
     learned: Learned | None = None,
+    profile: Profile | None = None,
+    own: ProfileMatch | None = None,
 ) -> list[Ranked]:
     """The subscriber's papers, best first. `limit=None` applies their max_papers and min_score
-    and the per-interest quota; `limit=0` returns every eligible paper, scored."""
+    and the per-interest quota; `limit=0` returns every eligible paper, scored. `own` is how the
+    day stands against their `profile` (computed here when not given)."""
     keywords = list(subscriber.keywords)
-    if not keywords or not features.papers:
+    if profile is not None and own is None:
+        own = match_profile(features, profile)
+    if not (keywords or own is not None) or not features.papers:
         return []
     if upvote_scale is None:
         upvote_scale = trending(np.array([p.upvotes or 0 for p in features.papers], dtype=np.float32))
-    view = blend(subscriber, matrix, upvote_scale, learned)
+    view = blend(subscriber, matrix, upvote_scale, learned, own)
     mask = eligible(subscriber, features, matrix, view, signals, every=limit == 0, learned=learned)
     candidates = np.flatnonzero(mask)
     order = candidates[np.argsort(-view.score[candidates], kind="stable")]  # ties: arrival order
@@ -389,30 +506,39 @@ def select(
         cap = subscriber.max_papers if limit is None else limit
         interests = view.relevance_rows[:, order].argmax(axis=0)  # only for the few eligible
         pairs = list(zip(order.tolist(), interests.tolist(), strict=True))
-        chosen = select_diverse(pairs, cap, n_interests=len(keywords))
+        chosen = select_diverse(pairs, cap, n_interests=len(view.relevance_rows))
     # plain Python numbers from here: a few picks, and numpy scalars are slow one by one
-    per_keyword = view.evidence_rows[:, chosen].T.tolist()
+    labels = keywords + [p for p in (profile.phrases if profile else ()) if p not in keywords]
+    per_label = matrix.evidence[matrix.rows(labels)][:, chosen].T.tolist()
     return [
         Ranked(
             features.papers[i],
             round(score, 4),
             tuple(
-                k for s_k, k in sorted(zip(column, keywords, strict=True), reverse=True) if s_k >= MATCH_FLOOR
+                k for s_k, k in sorted(zip(column, labels, strict=True), reverse=True) if s_k >= MATCH_FLOOR
             ),
             features.keyphrases[i],
             relevance=round(relevance, 4),
             trending=round(trend, 4),
             liked_like=_liked_like(learned, i),
+            close_to=_close_to(profile, own, i),
         )
         for i, score, relevance, trend, column in zip(
             chosen,
             view.score[chosen].tolist(),
             view.relevance[chosen].tolist(),
             view.trending[chosen].tolist(),
-            per_keyword,
+            per_label,
             strict=True,
         )
     ]
+
+
+def _close_to(profile: Profile | None, own: ProfileMatch | None, i: int) -> str | None:
+    """The title of the subscriber's own paper this one is nearest, when it is near enough."""
+    if profile is None or own is None or own.nearness[i] < PROFILE_FLOOR:
+        return None
+    return profile.titles[int(own.closest[i])] or None
 
 
 def _liked_like(learned: Learned | None, i: int) -> str | None:
@@ -455,9 +581,15 @@ def rank_subscribers(
     *,
     limit: int | None = None,
     signals: dict[str, Signals] | None = None,
+    profiles: dict[str, Profile] | None = None,
 ) -> dict[str, list[Ranked]]:
-    """Every subscriber's ranking from one score matrix over all their keywords."""
-    keywords = sorted({k for s in subscribers for k in (*s.keywords, *s.exclude)})
+    """Every subscriber's ranking from one score matrix over all their keywords (and the
+    phrases distilled from their own papers, for chips), and their `profiles` if any."""
+    profiles = profiles or {}
+    keywords = sorted(
+        {k for s in subscribers for k in (*s.keywords, *s.exclude)}
+        | {k for s in subscribers if s.id in profiles for k in profiles[s.id].phrases}
+    )
     vectors = embed_keywords.encode(keywords) if keywords else np.zeros((0, features.vectors.shape[1]))
     matrix = score_matrix(features, keywords, vectors)
     upvotes = trending(np.array([p.upvotes or 0 for p in features.papers], dtype=np.float32))
@@ -478,6 +610,7 @@ def rank_subscribers(
             signals=signals.get(s.id, Signals()),
             upvote_scale=upvotes,
             learned=learned.get(s.id),
+            profile=profiles.get(s.id),
         )
         for s in subscribers
     }

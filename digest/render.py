@@ -150,13 +150,17 @@ def greeting_name(subscriber: Subscriber) -> str:
 
 
 def why_line(r: Ranked) -> str:
-    liked = f" It is like “{readable(r.liked_like)}”, which you marked." if r.liked_like else ""
+    """One sentence: the interests the paper matched, the own paper it is close to, the paper
+    the reader liked that it resembles; whichever apply."""
+    parts = []
     if r.matched:
         quoted = ", ".join(f"“{k}”" for k in r.matched)
-        return f"It matches your interest{'s' if len(r.matched) > 1 else ''} {quoted}.{liked}"
-    if liked:
-        return liked.strip()
-    return "It is close to your interests, though no single one matched strongly."
+        parts.append(f"It matches your interest{'s' if len(r.matched) > 1 else ''} {quoted}.")
+    if r.close_to:
+        parts.append(f"It is close to your paper “{readable(r.close_to)}”.")
+    if r.liked_like:
+        parts.append(f"It is like “{readable(r.liked_like)}”, which you marked.")
+    return " ".join(parts) or "It is close to your interests, though no single one matched strongly."
 
 
 def _preheader(papers: Sequence[Ranked], topics: list[str]) -> str:

@@ -258,7 +258,7 @@ def test_a_url_query_string_never_reaches_the_screen_or_the_store(env: dict[str,
     assert all("SECRET123" not in text for text in shown)
 
 
-def test_profile_papers_are_distilled_into_keywords_shown_by_check_and_used_by_rank(env, tmp_path: Path):
+def test_profile_papers_rank_by_nearness_and_name_the_closest_own_paper(env, tmp_path: Path):
     (tmp_path / "papers").mkdir()
     (tmp_path / "papers" / "dana.jsonl").write_text(
         '{"title": "Graph neural networks for session recommendation", "abstract": "We study graph neural '
@@ -277,7 +277,9 @@ def test_profile_papers_are_distilled_into_keywords_shown_by_check_and_used_by_r
     invoke(env, "ingest")
     ranked = json.loads(invoke(env, "rank", "--json").output)["dana"]
     assert any("Hypergraph" in r["title"] for r in ranked[:3])  # her own topic: graph-based recommendation
-    assert all(r["matched"] for r in ranked)
+    own = {"Graph neural networks for session recommendation", "Hypergraph message passing"}
+    assert all(r["matched"] or r["close_to"] in own for r in ranked)  # every pick says why
+    assert ranked[0]["close_to"] in own
 
 
 def test_missing_profile_paper_is_a_config_error_naming_it(env, tmp_path: Path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import shutil
 import subprocess
@@ -11,7 +13,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SAMPLES
+from conftest import ROOT, SAMPLES, SHARED
 
 pytestmark = pytest.mark.integration
 
@@ -119,3 +121,40 @@ def test_fast_keyphrases_match_keybert_per_paper_with_the_real_model():
         for text, found in zip(texts, fast, strict=True)
     )
     assert same >= 0.95 * len(texts)
+
+
+LISTING = SHARED / "data" / "arxiv_daily" / "raw_daily_listings" / "2025-10-08.jsonl"
+
+
+@pytest.mark.skipif(not LISTING.exists(), reason=f"{LISTING} not present")
+def test_exclude_drops_papers_about_the_phrase_and_keeps_those_that_mention_it(tmp_path):
+    # the README's alice, and her twin without the exclude
+    alice = "keywords: [diffusion models, image generation]\n    timezone: Europe/Berlin"
+    (tmp_path / "subscribers.yaml").write_text(
+        "subscribers:\n"
+        f"  - id: alice\n    email: alice@example.org\n    {alice}\n    exclude: [medical imaging]\n"
+        f"  - id: twin\n    email: twin@example.org\n    {alice}\n"
+    )
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "DIGEST_SUBSCRIBERS": str(tmp_path / "subscribers.yaml"),
+        "DIGEST_DB": str(tmp_path / "digest.db"),
+        "DIGEST_INBOX": str(tmp_path / "inbox"),
+        "DIGEST_MODEL": "minilm",
+    }
+    exe = shutil.which("digest", path=str(Path(sys.executable).parent)) or "digest"
+    run = functools.partial(subprocess.run, env=env, capture_output=True, text=True, timeout=900)
+    assert run([exe, "ingest", str(LISTING)]).returncode == 0
+    ranked = run([exe, "rank", "--day", "2025-10-08", "--limit", "0", "--json"])
+    assert ranked.returncode == 0, ranked.stderr
+    titles = {sid: [r["title"] for r in rows] for sid, rows in json.loads(ranked.stdout).items()}
+
+    def has(sid: str, start: str) -> bool:
+        return any(t.startswith(start) for t in titles[sid])
+
+    about = "Discrete Diffusion Models with MLLMs for Unified Medical Multimodal Generation"
+    mention = "Diffusion Models for Low-Light Image Enhancement"  # names medical imaging as one use
+    assert has("twin", about) and has("twin", mention)
+    assert not has("alice", about) and has("alice", mention)
+    assert set(titles["alice"]) < set(titles["twin"])

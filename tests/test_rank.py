@@ -69,7 +69,8 @@ def test_exclude_keyword_drops_a_matching_paper(features):
 
 def test_max_papers_and_min_score_bound_the_digest(features):
     assert len(_rank(replace(SUB, max_papers=1), features)) == 1
-    assert _rank(replace(SUB, min_score=0.99), features) == []
+    scores = [r.score for r in _rank(SUB, features, limit=0)]
+    assert len(_rank(replace(SUB, min_score=(scores[1] + scores[2]) / 2), features)) == 2
 
 
 def test_limit_zero_scores_every_paper(features):
@@ -205,9 +206,68 @@ def test_the_quota_holds_when_one_interest_dominates_the_day():
         )
         for j in range(5)
     ]
-    feats, _ = rank.featurize([*crowd, *few], HashingEmbedder())
+    # relevance is measured against the day: a realistic day is mostly about other things
+    others = [
+        _paper(f"Field notes {i}", f"Sensors, rainfall and crops observed at site {i}.") for i in range(150)
+    ]
+    feats, _ = rank.featurize([*crowd, *few, *others], HashingEmbedder())
     every = _rank(replace(SUB, max_papers=10), feats, limit=0)
     assert {r.paper.id for r in every[:40]} == {p.id for p in crowd}  # the crowd outranks the few
     picked = {r.paper.id for r in _rank(replace(SUB, max_papers=10), feats)}
     assert len(picked) == 10
     assert len(picked & {p.id for p in few}) == 4 and len(picked & {p.id for p in crowd}) == 6
+
+
+def _profile(*own: Paper) -> rank.Profile:
+    return rank.Profile(
+        titles=tuple(p.title for p in own),
+        vectors=HashingEmbedder().encode([p.text for p in own]),
+        text="\n".join(p.text for p in own),
+    )
+
+
+MOLECULES = _paper(
+    "Message passing on molecular graphs", "Graph networks predict molecular energies and bonds."
+)
+
+
+def test_own_papers_rank_by_nearness_and_name_the_closest_one():
+    near = _paper(
+        "Molecular graphs and message passing", "Message passing predicts molecular bonds and energies."
+    )
+    far = _paper("Rainfall in the valley", "Sensors record rainfall, wind and soil moisture on farms.")
+    feats, _ = rank.featurize([far, near], HashingEmbedder())
+    profile = _profile(
+        MOLECULES, _paper("Protein folding with transformers", "Attention folds protein chains.")
+    )
+    ranked = _rank(Subscriber(id="dana", email="d@example.org"), feats, profiles={"dana": profile})
+    assert [r.paper.title for r in ranked] == [near.title]  # the far paper is not on topic
+    assert ranked[0].close_to == MOLECULES.title and ranked[0].matched == ()
+
+
+def test_keywords_and_own_papers_both_reach_a_digest_neither_drowning_the_other():
+    # five papers square on the keyword, five near the subscriber's own paper, filler around them
+    keyword_hits = [
+        _paper(f"Diffusion models study {i}", f"Diffusion models denoise images, variant {i}.")
+        for i in range(5)
+    ]
+    near_own = [
+        _paper(f"Molecular message passing {i}", f"Graph networks predict molecular energies, case {i}.")
+        for i in range(5)
+    ]
+    filler = [
+        _paper(f"Field notes {i}", f"Sensors, rainfall and crops observed at site {i}.") for i in range(60)
+    ]
+    feats, _ = rank.featurize([*keyword_hits, *near_own, *filler], HashingEmbedder())
+    sub = Subscriber(id="dana", email="d@example.org", keywords=("diffusion models",), max_papers=6)
+    ranked = _rank(sub, feats, profiles={"dana": _profile(MOLECULES)})
+    by_keyword = [r for r in ranked if "diffusion models" in r.matched]
+    by_own = [r for r in ranked if r.close_to == MOLECULES.title]
+    assert len(by_keyword) + len(by_own) == 6
+    assert 2 <= len(by_keyword) <= 4 and 2 <= len(by_own) <= 4  # each kind holds its share
+    assert {r.paper.id for r in by_keyword} <= {p.id for p in keyword_hits}
+    assert {r.paper.id for r in by_own} <= {p.id for p in near_own}
+    # the keyword alone, or the profile alone, would fill every slot with its own kind
+    assert {r.paper.id for r in _rank(sub, feats)} <= {p.id for p in keyword_hits}
+    only_own = _rank(replace(sub, keywords=()), feats, profiles={"dana": _profile(MOLECULES)})
+    assert {r.paper.id for r in only_own} <= {p.id for p in near_own}

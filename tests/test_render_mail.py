@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -143,3 +144,15 @@ def test_money_and_percent_signs_are_not_taken_for_math():
 
     assert readable("costs $5 and $6, 50% less") == "costs $5 and $6, 50% less"
     assert readable(r"$\alpha$-divergence at 50%") == "α-divergence at 50%"
+
+
+def test_the_why_line_names_the_own_paper_a_pick_is_close_to_in_html_and_text():
+    ranked = replace(_ranked(), matched=(), close_to="Graph <i>networks</i> for molecules")
+    digest = render.render(SUB, DAY, [ranked], LINKS)
+    assert "It is close to your paper “Graph <i>networks</i> for molecules”." in digest.text
+    assert "It is close to your paper “Graph &lt;i&gt;networks&lt;/i&gt; for molecules”." in digest.html
+    both = replace(ranked, matched=("diffusion models",))
+    assert render.why_line(both) == (
+        "It matches your interest “diffusion models”."
+        " It is close to your paper “Graph <i>networks</i> for molecules”."
+    )
