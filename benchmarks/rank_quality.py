@@ -1,18 +1,35 @@
-"""Ranking and keyphrase quality, every figure computed in the same run as its baselines.
+"""Ranking and keyphrase quality, every figure beside its baselines computed in the same run.
 
-1. keyword_labeled_papers (tuning allowed): a query is an author keyword used by 15-150
-   papers; a paper is relevant when one of its author keywords equals the query. nDCG@10 and
-   P@10 for TF-IDF (1-2-grams, sublinear tf), plain cosine of query and paper embeddings, and
-   ours (digest.rank.score_matrix: embeddings + KeyBERT keyphrases + lexical match).
+The header names the embedding model and the digest.rank constants in force.
+
+1. keyword_labeled_papers (tuning allowed): a query is an author keyword used by 15-150 papers;
+   a paper is relevant when one of its author keywords equals the query. nDCG@10, P@10 and the
+   nDCG@10 difference to TF-IDF (mean over queries, with its standard error) for TF-IDF
+   (1-2-grams, sublinear tf), BM25 (k1 1.2, b 0.75), the cosine of the query to the paper's and
+   to the title's embedding, reciprocal-rank fusion of TF-IDF and paper cosine, ours
+   (digest.rank.score_matrix relevance) and ours with pseudo-relevance feedback (a measured
+   variant: the product does not use it).
 2. keyphrase_benchmarks/inspec.jsonl (tuning allowed): F1@5 and F1@10 of extracted
    keyphrases against the gold keys (lower-cased, plural-stripped exact match), for our
    setting (MMR diversity 0.3) and KeyBERT's MMR 0.5 and plain cosine.
-3. reviewer_gold_standard (HELD OUT: report only, never tune on it): each researcher's profile
-   is distilled from their own papers; pairwise ordering accuracy of their 1-5 expertise
-   ratings of other papers, for ours, TF-IDF and plain cosine to the centroid of their papers.
+3. reviewer_gold_standard (TUNED, with 5-fold cross-validation over researchers): a profile is
+   a researcher's own papers; the pair loss of their 1-5 expertise ratings of other papers
+   (over pairs rated differently, weight |difference|; a wrong order costs the weight, a tie
+   half; pooled over researchers; lower is better) for TF-IDF, centroid cosine, top-3 cosine,
+   the old distilled keyphrases and ours (digest.rank.match_profile), then ours with top_k and
+   lexical chosen on four folds and scored on the fifth (10 shuffles of the researchers).
+4. csfcube, facet "background" (HELD OUT: report only, never tune on it): the query paper is
+   a subscriber's one profile paper; graded nDCG@20 (gain 2^rel - 1) of its judged pool for
+   cosine, TF-IDF, ours (rank.match_profile) and a variant: the max of ours and the relevance of
+   the keyphrases distilled from the query paper (rank.blend shows those phrases as labels only).
+5. exclude (on keyword_labeled_papers, where its thresholds were chosen): each query used as an
+   exclude phrase; the share of the papers labeled with it that are dropped, of those that only
+   mention it (the phrase occurs, not labeled) and of the rest that are kept, and the share of
+   dropped papers that are labeled, for the old rule (the phrase occurs anywhere, or evidence
+   0.45), relevance thresholds alone, and ours (rank.excluded).
 
 Embeddings and keyphrases are cached in var/bench-cache.db (delete it for a cold run).
-Run: .venv/bin/python benchmarks/rank_quality.py [--model minilm|hashing] [--limit N]
+Run: .venv/bin/python benchmarks/rank_quality.py [--model minilm|hashing] [--limit N] [--skip ...]
 """
 
 from __future__ import annotations
@@ -23,20 +40,41 @@ import math
 import os
 import sys
 from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
+from scipy import sparse  # noqa: E402
 from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
+from sklearn.preprocessing import normalize as normalize_rows  # noqa: E402
 
 from digest import rank  # noqa: E402
 from digest.embed import CachedEmbedder, embedder_for, normalize, text_hash  # noqa: E402
 from digest.models import Paper  # noqa: E402
 from digest.store import SQLiteStore  # noqa: E402
+from digest.text import words  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CACHE = Path(__file__).resolve().parents[1] / "var" / "bench-cache.db"
+
+# the digest.rank constants the header reports
+CONSTANTS = (
+    "W_WORDS",
+    "W_SQRT_WORDS",
+    "W_PAPER_COS",
+    "W_TITLE_COS",
+    "KEYWORD_MIDPOINT",
+    "PROFILE_MAX",
+    "PROFILE_TOP_K",
+    "W_PROFILE_WORDS",
+    "PROFILE_MIDPOINT",
+    "PROFILE_SCALE",
+)
+
+Section = Callable[[CachedEmbedder, SQLiteStore, int], None]
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -44,13 +82,8 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def features_for(
-    texts: list[str], embedder: CachedEmbedder, store: SQLiteStore, top_n: int = 5
-) -> rank.PaperFeatures:
-    papers = [
-        Paper(id=str(i), title=t.split(". ", 1)[0], abstract=t.split(". ", 1)[-1])
-        for i, t in enumerate(texts)
-    ]
+def featurize(papers: Sequence[Paper], embedder: CachedEmbedder, store: SQLiteStore) -> rank.PaperFeatures:
+    """rank.featurize with the keyphrases cached in `store`."""
     cached = store.cached_keyphrases(embedder.model_id, [text_hash(p.text) for p in papers])
     features, fresh = rank.featurize(papers, embedder, cached)
     if fresh:
@@ -63,7 +96,89 @@ def tfidf_scores(queries: list[str], texts: list[str]) -> np.ndarray:
     return (vectorizer.transform(queries) @ vectorizer.transform(texts).T).toarray()
 
 
-def ndcg_p_at_10(scores: np.ndarray, relevant: list[set[int]]) -> tuple[float, float]:
+def top_k_mean(similarity: np.ndarray, k: int) -> np.ndarray:
+    """(P, n) -> (P,): the mean of each row's k largest values."""
+    k = min(k, similarity.shape[1])
+    return np.sort(similarity, axis=1)[:, -k:].mean(axis=1)
+
+
+def mean_and_error(values: np.ndarray) -> tuple[float, float]:
+    """The mean and its standard error."""
+    spread = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return float(values.mean()), spread / math.sqrt(max(len(values), 1))
+
+
+# --- 1. keyword_labeled_papers ----------------------------------------------------------------
+
+
+def bm25_scores(queries: Sequence[str], texts: Sequence[str], k1: float = 1.2, b: float = 0.75) -> np.ndarray:
+    """Okapi BM25 over digest.text.words tokens (unigrams), with the non-negative idf
+    log(1 + (N - df + 0.5) / (df + 0.5)); a query's repeated words count repeatedly."""
+    vocab: dict[str, int] = {}
+    docs = [[vocab.setdefault(w, len(vocab)) for w in words(t)] for t in texts]
+    tf = _counts(docs, len(vocab))
+    length = np.asarray(tf.sum(axis=1)).ravel()
+    df = np.bincount(tf.indices, minlength=len(vocab))
+    idf = np.log1p((len(docs) - df + 0.5) / (df + 0.5))
+    norm = np.repeat(k1 * (1 - b + b * length / max(length.mean(), 1e-9)), np.diff(tf.indptr))
+    tf.data = tf.data * (k1 + 1) / (tf.data + norm) * idf[tf.indices]
+    query_terms = [[vocab[w] for w in words(q) if w in vocab] for q in queries]
+    return (_counts(query_terms, len(vocab)) @ tf.T).toarray()
+
+
+def _counts(rows: Sequence[Sequence[int]], width: int) -> sparse.csr_matrix:
+    """Term counts: one row per list of term ids."""
+    owner = np.repeat(np.arange(len(rows)), [len(r) for r in rows])
+    columns = np.fromiter((c for r in rows for c in r), dtype=np.int64, count=len(owner))
+    matrix = sparse.csr_matrix((np.ones(len(owner)), (owner, columns)), shape=(len(rows), width))
+    matrix.sum_duplicates()
+    return matrix
+
+
+def reciprocal_rank_fusion(*scores: np.ndarray, k: int = 60) -> np.ndarray:
+    """sum over rankings of 1 / (k + rank), ranks from 1 per row (ties in stable order)."""
+    fused = np.zeros_like(scores[0], dtype=np.float64)
+    for s in scores:
+        order = np.argsort(-s, axis=1, kind="stable")
+        ranks = np.empty_like(order)
+        np.put_along_axis(ranks, order, np.arange(1, s.shape[1] + 1)[None, :], axis=1)
+        fused += 1.0 / (k + ranks)
+    return fused
+
+
+def fused_relevance(lexical: np.ndarray, doc: np.ndarray, titles: np.ndarray) -> np.ndarray:
+    """rank.score_matrix's relevance (its logistic model), from TF-IDF and the two cosines."""
+    logit = rank.words_logit(lexical) + rank.W_PAPER_COS * doc + rank.W_TITLE_COS * titles
+    return rank.sigmoid(logit - rank.KEYWORD_MIDPOINT)
+
+
+def with_feedback(
+    features: rank.PaperFeatures,
+    queries: Sequence[str],
+    query_vectors: np.ndarray,
+    first: np.ndarray,
+    depth: int = 10,
+    lexical_weight: float = 0.5,
+) -> np.ndarray:
+    """Pseudo-relevance feedback (Rocchio, beta 1) on `first`'s top `depth` papers per query,
+    then the same relevance model. Embeddings: normalize(query + mean of their vectors). Lexical side,
+    in TF-IDF space rather than by concatenating text: normalize(tfidf(query) + 0.5 * mean of
+    their TF-IDF rows)."""
+    top = np.argsort(-first, axis=1, kind="stable")[:, :depth]
+    vectors = normalize(query_vectors + features.vectors[top].mean(axis=1))
+    n_queries, n_papers = first.shape
+    mean_of_top = sparse.csr_matrix(
+        (np.full(top.size, 1.0 / depth), (np.repeat(np.arange(n_queries), depth), top.ravel())),
+        shape=(n_queries, n_papers),
+    )
+    matrix = features.tfidf_matrix
+    query_words = normalize_rows(features.tfidf.transform(queries) + lexical_weight * (mean_of_top @ matrix))
+    lexical = (query_words @ matrix.T).toarray()
+    return fused_relevance(lexical, vectors @ features.vectors.T, vectors @ features.title_vectors.T)
+
+
+def ndcg_p_at_10(scores: np.ndarray, relevant: list[set[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Per query: binary nDCG@10 and P@10."""
     ndcgs, precisions = [], []
     for row, rel in zip(scores, relevant, strict=True):
         top = np.argsort(-row, kind="stable")[:10]
@@ -72,42 +187,74 @@ def ndcg_p_at_10(scores: np.ndarray, relevant: list[set[int]]) -> tuple[float, f
         ideal = sum(1 / math.log2(r + 2) for r in range(min(10, len(rel))))
         ndcgs.append(dcg / ideal)
         precisions.append(sum(gains) / 10)
-    return float(np.mean(ndcgs)), float(np.mean(precisions))
+    return np.array(ndcgs), np.array(precisions)
 
 
-def keyword_labeled(embedder: CachedEmbedder, store: SQLiteStore, limit: int) -> None:
+def load_keyword_labeled(limit: int) -> tuple[list[Paper], list[str], list[set[int]]]:
+    """Papers, queries (author keywords used by 15-150 of them) and each query's labeled papers."""
     path = DATA / "keyword_labeled_papers" / "openreview_papers_with_author_keywords.jsonl"
     rows = [r for r in read_jsonl(path) if r.get("keywords")][: limit or None]
     keys = [{k.strip().lower() for k in r["keywords"] if k.strip()} for r in rows]
     counts = Counter(k for ks in keys for k in ks)
     queries = sorted(q for q, n in counts.items() if 15 <= n <= 150)
+    relevant = [{i for i, ks in enumerate(keys) if q in ks} for q in queries]
+    papers = [Paper(str(i), r["title"], r.get("abstract") or "") for i, r in enumerate(rows)]
+    return papers, queries, relevant
+
+
+def keyword_labeled(embedder: CachedEmbedder, store: SQLiteStore, limit: int) -> None:
+    papers, queries, relevant = load_keyword_labeled(limit)
     if not queries:
         print("\n1. keyword_labeled_papers: no author keyword is used by 15-150 of these papers; use more")
         return
-    relevant = [{i for i, ks in enumerate(keys) if q in ks} for q in queries]
-    texts = [f"{r['title']}. {r['abstract']}" for r in rows]
-    features = features_for(texts, embedder, store)
+    texts = [p.text for p in papers]
+    features = featurize(papers, embedder, store)
     query_vectors = embedder.encode(queries)
+    tfidf = tfidf_scores(queries, texts)
+    cosine = query_vectors @ features.vectors.T
+    ours = rank.score_matrix(features, queries, query_vectors).relevance
     results = {
-        "TF-IDF (1-2-grams, sublinear)": tfidf_scores(queries, texts),
-        "cosine(query, paper)": query_vectors @ features.vectors.T,
-        "ours (digest.rank)": rank.score_matrix(features, queries, query_vectors).relevance,
+        "TF-IDF (1-2-grams, sublinear)": tfidf,
+        "BM25 (k1 1.2, b 0.75)": bm25_scores(queries, texts),
+        "cosine(query, paper)": cosine,
+        "cosine(query, title)": query_vectors @ features.title_vectors.T,
+        "RRF(TF-IDF, paper cosine; k 60)": reciprocal_rank_fusion(tfidf, cosine),
+        "ours (rank.score_matrix)": ours,
+        "ours + PRF (top 10, Rocchio)": with_feedback(features, queries, query_vectors, ours),
     }
     print(
-        f"\n1. keyword_labeled_papers: {len(rows)} papers, {len(queries)} queries"
+        f"\n1. keyword_labeled_papers: {len(papers)} papers, {len(queries)} queries"
         " (author keywords used by 15-150 papers)"
     )
-    print(f"   {'method':<32} {'nDCG@10':>8} {'P@10':>7}")
+    _check_fusion(features, queries, query_vectors, ours)
+    print(f"   {'method':<34} {'nDCG@10':>8} {'P@10':>7}   {'nDCG@10 - TF-IDF':>17}")
+    baseline, _ = ndcg_p_at_10(tfidf, relevant)
     for name, scores in results.items():
         ndcg, p10 = ndcg_p_at_10(scores, relevant)
-        print(f"   {name:<32} {ndcg:>8.3f} {p10:>7.3f}")
+        diff, error = mean_and_error(ndcg - baseline)
+        delta = f"{diff:+.3f} ± {error:.3f}" if scores is not tfidf else ""
+        print(f"   {name:<34} {ndcg.mean():>8.3f} {p10.mean():>7.3f}   {delta:>17}")
+
+
+def _check_fusion(
+    features: rank.PaperFeatures, queries: Sequence[str], query_vectors: np.ndarray, ours: np.ndarray
+) -> None:
+    """The PRF variant re-implements score_matrix's fusion: say so if the two have drifted apart."""
+    lexical = (features.tfidf.transform(queries) @ features.tfidf_matrix.T).toarray()
+    doc, titles = query_vectors @ features.vectors.T, query_vectors @ features.title_vectors.T
+    again = fused_relevance(lexical, doc, titles)
+    if not np.allclose(again, ours, atol=1e-4):
+        print("   note: fused_relevance no longer matches rank.score_matrix; the PRF row is not comparable")
+
+
+# --- 2. Inspec keyphrases ---------------------------------------------------------------------
 
 
 def _norm_phrase(phrase: str) -> str:
     return " ".join(rank.tokens(phrase))
 
 
-def inspec(embedder: CachedEmbedder, limit: int) -> None:
+def inspec(embedder: CachedEmbedder, store: SQLiteStore, limit: int) -> None:
     rows = read_jsonl(DATA / "keyphrase_benchmarks" / "inspec.jsonl")[: limit or None]
     texts = [r["text"] for r in rows]
     gold = [{_norm_phrase(k) for k in r["keyphrases"]} for r in rows]
@@ -136,78 +283,277 @@ def inspec(embedder: CachedEmbedder, limit: int) -> None:
         print(f"   {name:<34} {f1[5]:>6.3f} {f1[10]:>6.3f}")
 
 
-def reviewers(embedder: CachedEmbedder) -> None:
+# --- 3. reviewer_gold_standard ----------------------------------------------------------------
+
+GRID = tuple((top_k, lexical) for top_k in (3, 4) for lexical in (0.0, 0.1))
+FOLDS, SHUFFLES = 5, 10
+
+
+@dataclass(frozen=True)
+class Researcher:
+    own: tuple[Paper, ...]  # their papers, newest first
+    candidates: tuple[Paper, ...]  # the papers they rated
+    ratings: np.ndarray  # their 1-5 expertise for each candidate
+
+
+def load_researchers(limit: int) -> list[Researcher]:
     base = DATA / "reviewer_gold_standard"
     papers = {
-        p["ssId"]: f"{p['title']}. {p.get('abstract') or ''}".strip()
+        p["ssId"]: (p.get("year") or 0, Paper(p["ssId"], p["title"], p.get("abstract") or ""))
         for p in read_jsonl(base / "papers.jsonl")
     }
     participants = {str(p["authorId"]): p for p in read_jsonl(base / "participants.jsonl")}
     lines = (base / "evaluations.tsv").read_text().splitlines()
     header = lines[0].split("\t")
-    totals = Counter()
-    pairs = 0
+    out = []
     for line in lines[1:]:
         cells = dict(zip(header, line.split("\t"), strict=False))
         who = participants.get(cells["ParticipantID"])
         if who is None:
             continue
         own = [papers[p["paperId"]] for p in who["papers"] if p["paperId"] in papers]
+        own.sort(key=lambda year_paper: -year_paper[0])  # newest first; no year: oldest
         rated = [(cells.get(f"Paper{i}"), cells.get(f"Expertise{i}")) for i in range(1, 11)]
-        rated = [(papers[pid], float(score)) for pid, score in rated if pid in papers and score]
-        if not own or len(rated) < 2:
-            continue
-        cand_texts = [t for t, _ in rated]
-        ratings = np.array([s for _, s in rated])
-        profile = rank.distill_profile(own, embedder)
-        cand_features = rank.featurize(
-            [Paper(id=str(i), title=t, abstract="") for i, t in enumerate(cand_texts)], embedder
-        )[0]
-        ours = rank.score_matrix(cand_features, profile, embedder.encode(profile)).relevance.max(axis=0)
-        centroid = normalize(embedder.encode(own).mean(axis=0, keepdims=True))[0]
-        cosine = cand_features.vectors @ centroid
-        tfidf = tfidf_scores([" ".join(own)], own + cand_texts)[0][len(own) :]
-        for name, scores in (
-            ("ours (distilled profile)", ours),
-            ("cosine to own-paper centroid", cosine),
-            ("TF-IDF of own papers", tfidf),
-        ):
-            for i in range(len(ratings)):
-                for j in range(i + 1, len(ratings)):
-                    if ratings[i] == ratings[j]:
-                        continue
-                    agree = np.sign(scores[i] - scores[j]) == np.sign(ratings[i] - ratings[j])
-                    totals[name] += 1.0 if agree else (0.5 if scores[i] == scores[j] else 0.0)
-        pairs += sum(
-            1 for i in range(len(ratings)) for j in range(i + 1, len(ratings)) if ratings[i] != ratings[j]
-        )
-    print(f"\n3. reviewer_gold_standard (held out, report only): {pairs} rated pairs")
-    print(f"   {'method':<32} {'pairwise accuracy':>18}")
-    for name in ("TF-IDF of own papers", "cosine to own-paper centroid", "ours (distilled profile)"):
-        print(f"   {name:<32} {totals[name] / max(pairs, 1):>18.3f}")
+        rated = [(papers[pid][1], float(score)) for pid, score in rated if pid in papers and score]
+        if own and len({s for _, s in rated}) >= 2:
+            ratings = np.array([s for _, s in rated])
+            out.append(Researcher(tuple(p for _, p in own), tuple(p for p, _ in rated), ratings))
+    return out[: limit or None]
+
+
+def own_text(paper: Paper) -> str:
+    return paper.text.strip()
+
+
+def pair_loss(scores: np.ndarray, ratings: np.ndarray) -> tuple[float, float]:
+    """(loss, weight) over the pairs rated differently: weight |rating difference|; a pair in
+    the wrong order costs its weight, a tie half of it."""
+    i, j = np.triu_indices(len(ratings), k=1)
+    by_rating, by_score = ratings[i] - ratings[j], np.asarray(scores, dtype=np.float64)
+    by_score = by_score[i] - by_score[j]
+    rated = by_rating != 0
+    weight = np.abs(by_rating[rated])
+    wrong = np.sign(by_score[rated]) == -np.sign(by_rating[rated])
+    tied = by_score[rated] == 0
+    return float((weight * wrong).sum() + 0.5 * (weight * tied).sum()), float(weight.sum())
+
+
+def pooled(losses: np.ndarray) -> float:
+    """(R, 2) rows of (loss, weight) -> the pooled loss."""
+    return float(losses[:, 0].sum() / losses[:, 1].sum())
+
+
+def researcher_scores(
+    who: Researcher, embedder: CachedEmbedder, store: SQLiteStore
+) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
+    """Each method's scores of the researcher's candidates, and ours at each GRID point."""
+    features = featurize(who.candidates, embedder, store)
+    own = [own_text(p) for p in who.own]
+    own_vectors = embedder.encode(own)
+    newest = slice(0, rank.PROFILE_MAX)
+    profile = rank.Profile(
+        titles=tuple(p.title for p in who.own[newest]),
+        vectors=own_vectors[newest],
+        text=" ".join(own[newest]),
+    )
+    phrases = rank.distill_profile(own, embedder)
+    distilled = rank.score_matrix(features, phrases, embedder.encode(phrases)).relevance
+    centroid = normalize(own_vectors.mean(axis=0, keepdims=True))[0]
+    lexical = tfidf_scores([" ".join(own)], own + [p.text for p in who.candidates])[0][len(own) :]
+    methods = {
+        "TF-IDF of own papers": lexical,
+        "cosine to own-paper centroid": features.vectors @ centroid,
+        "top-3 mean cosine, newest 20 own": top_k_mean(features.vectors @ own_vectors[:20].T, 3),
+        "distilled keyphrases (old)": distilled.max(axis=0) if phrases else np.zeros(len(who.candidates)),
+        "ours as shipped (match_profile)": rank.match_profile(features, profile).relevance,
+    }
+    grid = [rank.match_profile(features, profile, top_k=k, lexical=lex).relevance for k, lex in GRID]
+    return methods, grid
+
+
+def cross_validate(grid_losses: np.ndarray, seed: int) -> tuple[float, list[int]]:
+    """(G, R, 2) losses of each grid point for each researcher -> the pooled held-out loss of
+    FOLDS-fold cross-validation on one shuffle, and the grid point chosen for each fold."""
+    n = grid_losses.shape[1]
+    held, chosen = np.zeros(2), []
+    for fold in np.array_split(np.random.default_rng(seed).permutation(n), FOLDS):
+        train = np.setdiff1d(np.arange(n), fold)
+        best = int(np.argmin([pooled(g[train]) for g in grid_losses]))
+        chosen.append(best)
+        held += grid_losses[best, fold].sum(axis=0)
+    return float(held[0] / held[1]), chosen
+
+
+def reviewers(embedder: CachedEmbedder, store: SQLiteStore, limit: int) -> None:
+    researchers = load_researchers(limit)
+    losses: dict[str, list[tuple[float, float]]] = {}
+    grid_losses: list[list[tuple[float, float]]] = [[] for _ in GRID]
+    for who in researchers:
+        methods, grid = researcher_scores(who, embedder, store)
+        for name, scores in methods.items():
+            losses.setdefault(name, []).append(pair_loss(scores, who.ratings))
+        for row, scores in zip(grid_losses, grid, strict=True):
+            row.append(pair_loss(scores, who.ratings))
+    n_pairs = sum(int(np.count_nonzero(np.subtract.outer(w.ratings, w.ratings))) // 2 for w in researchers)
+    print(
+        f"\n3. reviewer_gold_standard (tuned by {FOLDS}-fold cross-validation over researchers):"
+        f" {len(researchers)} researchers, {n_pairs} pairs rated differently"
+    )
+    print(f"   {'method (all researchers)':<40} {'pair loss':>9}")
+    for name, rows in losses.items():
+        print(f"   {name:<40} {pooled(np.array(rows)):>9.3f}")
+    _report_cross_validation(np.array(grid_losses))
+
+
+def _report_cross_validation(grid_losses: np.ndarray) -> None:
+    names = [f"top_k {k}, lexical {lex:.1f}" for k, lex in GRID]
+    print(f"   grid, newest {rank.PROFILE_MAX} own papers (in-sample, all researchers):")
+    for name, rows in zip(names, grid_losses, strict=True):
+        print(f"     {name:<38} {pooled(rows):>9.3f}")
+    if grid_losses.shape[1] < FOLDS:
+        print(f"   cross-validation: fewer than {FOLDS} researchers")
+        return
+    runs = [cross_validate(grid_losses, seed) for seed in range(SHUFFLES)]
+    held = np.array([loss for loss, _ in runs])
+    print(
+        f"   held-out pair loss, {FOLDS}-fold CV x {SHUFFLES} shuffles (seeds 0-{SHUFFLES - 1}):"
+        f" mean {held.mean():.3f}, min {held.min():.3f}, max {held.max():.3f} (target <= 0.21)"
+    )
+    chosen = Counter(i for _, picks in runs for i in picks)
+    picks = ", ".join(f"{names[i]}: {chosen[i]}" for i in range(len(GRID)) if chosen[i])
+    print(f"   chosen in {FOLDS * SHUFFLES} folds: {picks}")
+
+
+# --- 4. csfcube -------------------------------------------------------------------------------
+
+
+def load_csfcube(limit: int) -> list[tuple[Paper, list[Paper], np.ndarray]]:
+    """(query paper, its judged background pool, graded relevance 0-3) per query."""
+    base = DATA / "csfcube"
+    papers = {
+        r["paper_id"]: Paper(id=r["paper_id"], title=r["title"], abstract=r["abstract"])
+        for r in read_jsonl(base / "csfcube_papers.jsonl")
+    }
+    pools: dict[str, list[tuple[str, int]]] = {}
+    for line in (base / "csfcube_qrels.tsv").read_text().splitlines()[1:]:
+        query, facet, candidate, relevance = line.split("\t")
+        if facet == "background":
+            pools.setdefault(query, []).append((candidate, int(relevance)))
+    return [
+        (papers[q], [papers[c] for c, _ in pool], np.array([r for _, r in pool], dtype=np.float64))
+        for q, pool in sorted(pools.items())
+    ][: limit or None]
+
+
+def ndcg_at(scores: np.ndarray, relevance: np.ndarray, k: int = 20) -> float:
+    """Graded nDCG@k with gain 2^rel - 1 and discount log2(rank + 1)."""
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    top = np.argsort(-np.asarray(scores), kind="stable")[:k]
+    ideal = np.sort(relevance)[::-1][:k]
+    best = float(((2**ideal - 1) * discount[: len(ideal)]).sum())
+    return float(((2 ** relevance[top] - 1) * discount[: len(top)]).sum()) / best if best else 0.0
+
+
+def query_scores(
+    query: Paper, pool: list[Paper], embedder: CachedEmbedder, store: SQLiteStore
+) -> dict[str, np.ndarray]:
+    features = featurize(pool, embedder, store)
+    text = query.text
+    vector = embedder.encode([text])
+    profile = rank.Profile(titles=(query.title,), vectors=vector, text=text)
+    ours = rank.match_profile(features, profile).relevance
+    phrases = rank.distill_profile([text], embedder)
+    distilled = rank.score_matrix(features, phrases, embedder.encode(phrases)).relevance
+    # the variant: distilled phrases as extra interests (rank.blend uses them as labels only)
+    return {
+        "cosine(query paper, candidate)": features.vectors @ vector[0],
+        # fitted on the pool and the query paper, as for the reviewers' own papers
+        "TF-IDF of the query paper": tfidf_scores([text], [text] + [p.text for p in pool])[0][1:],
+        "ours (match_profile, one paper)": ours,
+        "max(ours, distilled keyphrases)": np.maximum(ours, distilled.max(axis=0)) if phrases else ours,
+    }
+
+
+def csfcube(embedder: CachedEmbedder, store: SQLiteStore, limit: int) -> None:
+    queries = load_csfcube(limit)
+    ndcgs: dict[str, list[float]] = {}
+    for query, pool, relevance in queries:
+        for name, scores in query_scores(query, pool, embedder, store).items():
+            ndcgs.setdefault(name, []).append(ndcg_at(scores, relevance))
+    print(
+        f"\n4. csfcube, facet background (held out, report only): {len(queries)} queries,"
+        f" {sum(len(p) for _, p, _ in queries)} judged candidates;"
+        " nDCG@20, gain 2^rel - 1, rel 0-3"
+    )
+    print(f"   {'method':<34} {'nDCG@20':>8}   {'nDCG@20 - cosine':>17}")
+    baseline = np.array(next(iter(ndcgs.values())))
+    for name, values in ndcgs.items():
+        diff, error = mean_and_error(np.array(values) - baseline)
+        delta = f"{diff:+.3f} ± {error:.3f}" if name != next(iter(ndcgs)) else ""
+        print(f"   {name:<34} {np.mean(values):>8.3f}   {delta:>17}")
+
+
+# --- 5. exclude -------------------------------------------------------------------------------
+
+
+def exclusion(embedder: CachedEmbedder, store: SQLiteStore, limit: int) -> None:
+    papers, queries, relevant = load_keyword_labeled(limit)
+    if not queries:
+        print("\n5. exclude: no author keyword is used by 15-150 of these papers; use more")
+        return
+    features = featurize(papers, embedder, store)
+    matrix = rank.score_matrix(features, queries, embedder.encode(queries))
+    labeled = np.zeros((len(queries), len(papers)), dtype=bool)
+    for row, rel in enumerate(relevant):
+        labeled[row, sorted(rel)] = True
+    in_text = rank._lexical_matrix(features.token_lists, queries).T >= 1.0  # the phrase occurs
+    mentions, others = in_text & ~labeled, ~in_text & ~labeled
+    rules = {
+        "the phrase occurs, or s >= 0.45 (before)": in_text | (matrix.evidence >= 0.45),
+        "relevance >= 0.5": matrix.relevance >= 0.5,
+        "relevance >= 0.38": matrix.relevance >= 0.38,
+        "ours (rank.excluded)": np.array([rank.excluded(matrix, [q]) for q in queries]),
+    }
+    print(
+        f"\n5. exclude: each of {len(queries)} author keywords as an exclude phrase, {len(papers)} papers;"
+        " the papers labeled with it should go; those that only mention it, or neither, should stay"
+    )
+    print(
+        f"   {'rule':<42} {'labeled dropped':>15} {'mentions kept':>14} {'others kept':>12} {'precision':>10}"
+    )
+    for name, dropped in rules.items():
+        recall = (dropped & labeled).sum() / labeled.sum()
+        kept_mentions = 1 - (dropped & mentions).sum() / max(mentions.sum(), 1)
+        kept_others = 1 - (dropped & others).sum() / max(others.sum(), 1)
+        precision = (dropped & labeled).sum() / max(dropped.sum(), 1)
+        print(f"   {name:<42} {recall:>15.3f} {kept_mentions:>14.3f} {kept_others:>12.2%} {precision:>10.3f}")
+
+
+SECTIONS: dict[str, Section] = {
+    "keywords": keyword_labeled,
+    "inspec": inspec,
+    "reviewers": reviewers,
+    "csfcube": csfcube,
+    "exclude": exclusion,
+}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="minilm", choices=["minilm", "hashing"])
     parser.add_argument("--limit", type=int, default=0, help="use only the first N items of each set")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["keywords", "inspec", "reviewers"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=list(SECTIONS))
     args = parser.parse_args()
     if not DATA.is_dir():
         print(f"skipped: {DATA} not present")
         return 0
     with SQLiteStore.open(CACHE) as store:
         embedder = CachedEmbedder(embedder_for(args.model), store)
-        print(
-            f"rank quality ({embedder.model_id}; "
-            f"W_DOC={rank.W_DOC}, W_PHRASE={rank.W_PHRASE}, W_LEX={rank.W_LEX}, W_TFIDF={rank.W_TFIDF})"
-        )
-        if "keywords" not in args.skip:
-            keyword_labeled(embedder, store, args.limit)
-        if "inspec" not in args.skip:
-            inspec(embedder, args.limit)
-        if "reviewers" not in args.skip:
-            reviewers(embedder)
+        used = ", ".join(f"{name}={getattr(rank, name)}" for name in CONSTANTS)
+        print(f"rank quality ({embedder.model_id}; {used})")
+        for name, section in SECTIONS.items():
+            if name not in args.skip:
+                section(embedder, store, args.limit)
     return 0
 
 
