@@ -56,9 +56,10 @@ MATCH_FLOOR = 0.42  # s(k, p) at which a keyword is shown as "matched": a clear 
 # Relevance r(k, p), absolute: a logistic model of "the authors would give their paper this
 # keyword", over TF-IDF (and its square root: the first matching word says most) and the cosine
 # of the keyword with the paper and with its title (titles state the topic abstracts dilute).
-# Fitted on keyword_labeled_papers (benchmarks/rank_quality.py; 5-fold cross-validated nDCG@10
-# equal to a per-keyword z-score fusion, which would make a paper less relevant on a day crowded
-# with its topic); BM25, reciprocal-rank fusion and pseudo-relevance feedback measured no better.
+# Fitted on keyword_labeled_papers (benchmarks/rank_quality.py prints the fit and its held-out
+# nDCG@10). Absolute on purpose: a per-keyword z-score over the day ranked as well there, but
+# made a paper less relevant on a day crowded with its topic. BM25, reciprocal-rank fusion and
+# pseudo-relevance feedback measured no better.
 W_WORDS, W_SQRT_WORDS, W_PAPER_COS, W_TITLE_COS = 3.1, 9.1, 3.8, 2.0
 KEYWORD_MIDPOINT = 5.0  # logit at relevance 0.5: about the top 1 % of ordinary (keyword, paper) pairs
 # Own papers: the mean cosine of the 4 closest of the newest 50, plus a tenth of their words'
