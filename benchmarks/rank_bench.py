@@ -12,7 +12,8 @@ Data: the five real arXiv daily listings (../shared/data/arxiv_daily/raw_daily_l
 
 Prints times, the ratios, how many papers got the same keyphrases as the baseline, scoring
 time for 10,000 subscribers, peak memory and the whole-process time of `digest rank` on a
-day already ranked. Run: .venv/bin/python benchmarks/rank_bench.py [--papers N]
+day already ranked (with --compare REV, against the code of an earlier git revision on the same
+database). Run: .venv/bin/python benchmarks/rank_bench.py [--papers N] [--compare REV] [--no-baseline]
 (about 20 minutes for all papers on a 2-core machine; the baseline is most of it).
 """
 
@@ -22,6 +23,7 @@ import argparse
 import os
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -135,17 +137,19 @@ def ours(papers, subscribers, store: SQLiteStore, model) -> tuple[float, rank.Pa
     return time.perf_counter() - start, features, embedder.computed
 
 
-def whole_process_rank(db: Path, day: str) -> tuple[float, float]:
-    """Seconds for `digest rank --json --limit 0` on a cached day, and for importing the CLI."""
+def whole_process_rank(db: Path, day: str, pythonpath: Path | None = None) -> tuple[float, float]:
+    """Seconds for `digest rank --json --limit 0` on a cached day, and for importing the CLI
+    (with `pythonpath`: the digest package found there instead of this checkout's)."""
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         f.write("subscribers:\n")
         for s in synthetic_subscribers(100, seed=11):
             f.write(f"  - id: {s.id}\n    email: {s.email}\n    keywords: {list(s.keywords)}\n")
     env = {**os.environ, "DIGEST_DB": str(db), "DIGEST_SUBSCRIBERS": f.name, "DIGEST_CATCHUP_DAYS": "1"}
-    exe = Path(sys.executable).parent / "digest"
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
     start = time.perf_counter()
     subprocess.run(
-        [str(exe), "rank", "--day", day, "--json", "--limit", "0"],
+        [sys.executable, "-m", "digest", "rank", "--day", str(day), "--json", "--limit", "0"],
         env=env,
         check=True,
         stdout=subprocess.DEVNULL,
@@ -156,10 +160,37 @@ def whole_process_rank(db: Path, day: str) -> tuple[float, float]:
     return rank_s, time.perf_counter() - start
 
 
+def compare_rank(db: Path, day: str, rev: str, runs: int = 5) -> tuple[float, float]:
+    """Median seconds of `digest rank` on the cached day, this checkout against the code of git
+    revision `rev` (same database, same subscribers, runs alternated so drift hits both)."""
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        old = Path(tmp) / "old"
+        subprocess.run(
+            ["git", "-C", str(root), "worktree", "add", "-q", "--detach", str(old), rev], check=True
+        )
+        try:
+            ours_s, theirs_s = [], []
+            for _ in range(runs + 1):  # the first pair warms the page cache, not counted
+                ours_s.append(whole_process_rank(db, day)[0])
+                theirs_s.append(whole_process_rank(db, day, pythonpath=old)[0])
+        finally:
+            subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(old)], check=True)
+    return statistics.median(ours_s[1:]), statistics.median(theirs_s[1:])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--papers", type=int, default=0, help="use only the first N papers (0: all)")
     parser.add_argument("--subscribers", type=int, default=1000)
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="skip the KeyBERT baseline (most of the run's time)"
+    )
+    parser.add_argument(
+        "--compare",
+        metavar="REV",
+        help="also time `digest rank` on the cached day with the code of git revision REV",
+    )
     args = parser.parse_args()
     files = sorted(LISTINGS.glob("*.jsonl"))
     if not files:
@@ -185,28 +216,44 @@ def main() -> int:
             embedder.encode(
                 sorted({k for s in many for k in (*s.keywords, *s.exclude)})
             )  # as stored profiles
-            start = time.perf_counter()
-            rank.rank_subscribers(many, features, embedder)
-            score10k_s = time.perf_counter() - start
+            runs = []
+            for _ in range(3):
+                start = time.perf_counter()
+                rank.rank_subscribers(many, features, embedder)
+                runs.append(time.perf_counter() - start)
+            score10k_s = statistics.median(runs)
             store.add_papers(papers)
         last_day = max(p.day for p in papers)
         process_s, import_s = whole_process_rank(db, last_day)
-        base_s, base_phrases = baseline(papers, subscribers, model)
+        compared = compare_rank(db, last_day, args.compare) if args.compare else None
+        base_s, base_phrases = baseline(papers, subscribers, model) if not args.no_baseline else (0.0, [])
 
-    same = sum(set(k) == b for k, b in zip(features.keyphrases, base_phrases, strict=True))
     print(f"rank benchmark: {len(papers)} papers, {len(subscribers)} subscribers; model load {load_s:.1f} s")
     print(f"{'run':<34} {'seconds':>9} {'vs baseline':>12}")
-    print(f"{'baseline (KeyBERT per paper)':<34} {base_s:>9.1f} {'1.0x':>12}")
-    print(f"{'ours, cold (empty caches)':<34} {cold_s:>9.1f} {base_s / cold_s:>11.1f}x")
-    print(f"{'ours, warm (same papers again)':<34} {warm_s:>9.2f} {base_s / warm_s:>11.0f}x")
-    print(f"same keyphrases as the baseline: {same}/{len(papers)} papers ({100 * same / len(papers):.1f}%)")
+    if args.no_baseline:
+        print(f"{'ours, cold (empty caches)':<34} {cold_s:>9.1f}")
+        print(f"{'ours, warm (same papers again)':<34} {warm_s:>9.2f}")
+    else:
+        same = sum(set(k) == b for k, b in zip(features.keyphrases, base_phrases, strict=True))
+        print(f"{'baseline (KeyBERT per paper)':<34} {base_s:>9.1f} {'1.0x':>12}")
+        print(f"{'ours, cold (empty caches)':<34} {cold_s:>9.1f} {base_s / cold_s:>11.1f}x")
+        print(f"{'ours, warm (same papers again)':<34} {warm_s:>9.2f} {base_s / warm_s:>11.0f}x")
+        print(
+            f"same keyphrases as the baseline: {same}/{len(papers)} papers ({100 * same / len(papers):.1f}%)"
+        )
     print(f"texts embedded on the warm run: {warm_computed}")
-    print(f"scoring 10,000 subscribers x {len(papers)} papers: {score10k_s:.2f} s")
+    print(f"scoring 10,000 subscribers x {len(papers)} papers: {score10k_s:.2f} s (median of 3 runs)")
     print(f"peak memory (ours, cold): {peak_ours:.0f} MB")
     print(
         f"`digest rank --json --limit 0` on a cached day, whole process: {process_s:.1f} s "
         f"(importing the CLI alone: {import_s:.1f} s)"
     )
+    if compared:
+        now_s, then_s = compared
+        print(
+            f"the same, median of 5 alternated runs: this checkout {now_s:.2f} s, "
+            f"{args.compare} {then_s:.2f} s (ratio {now_s / then_s:.3f})"
+        )
     return 0
 
 
