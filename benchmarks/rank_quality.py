@@ -162,7 +162,7 @@ def fitted_weights(
     on all queries."""
     from sklearn.linear_model import LogisticRegression
 
-    t = np.clip((features.tfidf.transform(queries) @ features.tfidf_matrix.T).toarray(), 0, None)
+    t = np.clip(rank.tfidf_similarity(features, queries), 0, None)
     x = np.stack(
         [t, np.sqrt(t), query_vectors @ features.vectors.T, query_vectors @ features.title_vectors.T], axis=-1
     )
@@ -281,7 +281,7 @@ def _check_fusion(
     features: rank.PaperFeatures, queries: Sequence[str], query_vectors: np.ndarray, ours: np.ndarray
 ) -> None:
     """The PRF variant re-implements score_matrix's fusion: say so if the two have drifted apart."""
-    lexical = (features.tfidf.transform(queries) @ features.tfidf_matrix.T).toarray()
+    lexical = rank.tfidf_similarity(features, queries)
     doc, titles = query_vectors @ features.vectors.T, query_vectors @ features.title_vectors.T
     again = fused_relevance(lexical, doc, titles)
     if not np.allclose(again, ours, atol=1e-4):

@@ -283,14 +283,22 @@ def score_matrix(
     evidence = W_DOC * np.clip(doc, 0, 1) + W_PHRASE * np.clip(phrase, 0, 1) + W_LEX * lex
     evidence = np.ascontiguousarray(evidence, dtype=np.float32)
     titles = doc if features.title_vectors is None else keyword_vectors @ features.title_vectors.T
-    words = (
-        (features.tfidf.transform(keywords) @ features.tfidf_matrix.T).toarray()
-        if features.tfidf is not None
-        else np.zeros_like(doc)
+    logit = (
+        words_logit(tfidf_similarity(features, keywords))
+        + W_PAPER_COS * doc
+        + W_TITLE_COS * titles
+        - KEYWORD_MIDPOINT
     )
-    logit = words_logit(words) + W_PAPER_COS * doc + W_TITLE_COS * titles - KEYWORD_MIDPOINT
     relevance = np.ascontiguousarray(sigmoid(logit), dtype=np.float32)
     return ScoreMatrix(keywords, evidence, np.ascontiguousarray(phrase, dtype=np.float32), relevance)
+
+
+def tfidf_similarity(features: PaperFeatures, texts: Sequence[str]) -> np.ndarray:
+    """(len(texts), P) cosines of the texts and the papers in the papers' TF-IDF space (zeros
+    when no TF-IDF was fitted)."""
+    if features.tfidf is None:
+        return np.zeros((len(texts), len(features.papers)))
+    return (features.tfidf.transform(texts) @ features.tfidf_matrix.T).toarray()
 
 
 def words_logit(tfidf: np.ndarray) -> np.ndarray:
@@ -341,9 +349,8 @@ def match_profile(
     k = min(top_k, n_own)
     nearness = np.partition(sims, n_own - k, axis=1)[:, n_own - k :].mean(axis=1)
     logit = (nearness - PROFILE_MIDPOINT) / PROFILE_SCALE
-    if w_lex and features.tfidf is not None and profile.text:
-        words = (features.tfidf.transform([profile.text]) @ features.tfidf_matrix.T).toarray()[0]
-        logit = logit + w_lex * words_logit(words)
+    if w_lex and profile.text:
+        logit = logit + w_lex * words_logit(tfidf_similarity(features, [profile.text])[0])
     return ProfileMatch(
         relevance=sigmoid(logit).astype(np.float32),
         nearness=nearness.astype(np.float32),
@@ -400,7 +407,6 @@ class Blend:
     interests are their keywords, then their own papers (one interest) when they gave some."""
 
     relevance_rows: np.ndarray  # (interests, P) r per interest: the best one is a paper's interest
-    evidence_rows: np.ndarray  # (keywords, P) s per keyword, for "matched"
     on_topic: np.ndarray  # (P,) some keyword's evidence or the nearness to own papers is clear
     relevance: np.ndarray  # (P,) max over interests of r
     trending: np.ndarray  # (P,) 0..1
@@ -417,9 +423,8 @@ def blend(
     """The score: the subscriber's best interest (and, with votes, what they taught us, by the
     share digest.learn allows), plus `trending_weight` as a true share."""
     index = matrix.rows(subscriber.keywords)
-    evidence_rows = matrix.evidence[index]
     relevance_rows = matrix.relevance[index]
-    on_topic = (evidence_rows >= MATCH_FLOOR).any(axis=0)
+    on_topic = (matrix.evidence[index] >= MATCH_FLOOR).any(axis=0)
     if own is not None:
         relevance_rows = np.vstack([relevance_rows, own.relevance[None, :]])
         on_topic |= own.nearness >= PROFILE_FLOOR
@@ -430,7 +435,6 @@ def blend(
     score = (1 - w) * relevance + w * upvote_scale if w else relevance
     return Blend(
         relevance_rows=relevance_rows,
-        evidence_rows=evidence_rows,
         on_topic=on_topic,
         relevance=relevance,
         trending=upvote_scale,
