@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -140,6 +141,42 @@ def test_two_first_runs_at_once_migrate_once(tmp_path: Path, attempt: int):
     assert all(p.returncode == 0 for p in procs), [err.decode() for _, err in results]
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+
+
+def test_switching_a_new_database_to_wal_waits_for_a_writer_instead_of_failing(tmp_path: Path):
+    # A first run turns the file to WAL after its migrations. sqlite asks for the write lock
+    # from inside a read there and, to avoid a deadlock, fails at once (no busy handler) when
+    # another process holds it: the moment two first runs raced into in CI.
+    db = tmp_path / "new.db"
+    with SQLiteStore.open(db):
+        pass
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA journal_mode=DELETE")  # as a file is before its first switch
+    writer = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.5, lambda: writer.execute("COMMIT"))
+    release.start()
+    try:
+        with SQLiteStore.open(db, busy_timeout=10) as store:
+            assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        release.join()
+        writer.close()
+
+
+def test_a_writer_that_never_lets_go_still_ends_in_the_locked_line(tmp_path: Path):
+    db = tmp_path / "held.db"
+    with SQLiteStore.open(db):
+        pass
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA journal_mode=DELETE")
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError, match="is locked by another digest process"):
+            SQLiteStore.open(db, busy_timeout=0.3)
+    finally:
+        writer.close()
 
 
 def _read_only(folder: Path) -> bool:

@@ -13,6 +13,7 @@ import errno
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -248,11 +249,28 @@ class SQLiteStore:
         try:
             store._check_writable()
             store._migrate()
-            store.conn.execute("PRAGMA journal_mode=WAL")  # after the schema: it needs the write lock once
+            store._use_wal(busy_timeout)
         except BaseException:
             raw.close()
             raise
         return store
+
+    def _use_wal(self, busy_timeout: float) -> None:
+        """Switch the file to WAL (once per file; a no-op after). sqlite takes the write lock for
+        it from inside a read and, to avoid a deadlock, fails at once instead of waiting when
+        another process holds that lock (two first runs at once): so the waiting is done here."""
+        deadline = time.monotonic() + busy_timeout
+        pause = 0.005
+        while True:
+            try:
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except StoreError as exc:
+                locked = "locked" in str(exc.__cause__)  # anything else is not worth waiting for
+                if not locked or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
     def _check_writable(self) -> None:
         """Refuse a database this user cannot change, before any write is tried: sqlite only
