@@ -34,7 +34,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
-from digest import rank, sources  # noqa: E402
+from digest import keyphrases, rank, sources  # noqa: E402
 from digest.embed import CachedEmbedder, MiniLM, text_hash  # noqa: E402
 from digest.models import Subscriber  # noqa: E402
 from digest.store import SQLiteStore  # noqa: E402
@@ -103,9 +103,9 @@ def baseline(papers, subscribers, model) -> tuple[float, list[set[str]]]:
             p.text,
             keyphrase_ngram_range=(1, 2),
             stop_words="english",
-            top_n=rank.TOP_KEYPHRASES,
+            top_n=keyphrases.TOP_N,
             use_mmr=True,
-            diversity=rank.MMR_DIVERSITY,
+            diversity=keyphrases.MMR_DIVERSITY,
             doc_embeddings=doc_emb,
             word_embeddings=word_emb,
         )
@@ -129,10 +129,11 @@ def baseline(papers, subscribers, model) -> tuple[float, list[set[str]]]:
 def ours(papers, subscribers, store: SQLiteStore, model) -> tuple[float, rank.PaperFeatures, int]:
     start = time.perf_counter()
     embedder = CachedEmbedder(model, store)
-    cached = store.cached_keyphrases(embedder.model_id, [text_hash(p.text) for p in papers])
+    key = rank.keyphrase_cache_key(embedder.model_id)
+    cached = store.cached_keyphrases(key, [text_hash(p.text) for p in papers])
     features, fresh = rank.featurize(papers, embedder, cached)
     if fresh:
-        store.cache_keyphrases(embedder.model_id, fresh)
+        store.cache_keyphrases(key, fresh)
     rank.rank_subscribers(subscribers, features, embedder)
     return time.perf_counter() - start, features, embedder.computed
 

@@ -10,9 +10,11 @@ The header names the embedding model and the digest.rank constants in force.
    (digest.rank.score_matrix relevance), ours with pseudo-relevance feedback (a measured
    variant: the product does not use it) and the logistic fit rank's weights come from, scored
    on held-out queries (5-fold), with the weights it finds on all queries.
-2. keyphrase_benchmarks/inspec.jsonl (tuning allowed): F1@5 and F1@10 of extracted
-   keyphrases against the gold keys (lower-cased, plural-stripped exact match), for our
-   setting (MMR diversity 0.3) and KeyBERT's MMR 0.5 and plain cosine.
+2. keyphrase_benchmarks inspec.jsonl and semeval2017.jsonl (tuning allowed): F1@5 and F1@10
+   of the extracted keyphrases against the gold keys (Porter-stemmed exact match) and the
+   share of the top 5 that occur word for word in the text, for plain KeyBERT (1-2-grams,
+   English stop words; cosine, and MMR 0.5) run in the same process, ours (digest.keyphrases)
+   and ours without its position bonus or without MMR.
 3. reviewer_gold_standard (TUNED, with 5-fold cross-validation over researchers): a profile is
    a researcher's own papers; the pair loss of their 1-5 expertise ratings of other papers
    (over pairs rated differently, weight |difference|; a wrong order costs the weight, a tie
@@ -39,6 +41,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -52,7 +55,7 @@ from scipy import sparse  # noqa: E402
 from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
 from sklearn.preprocessing import normalize as normalize_rows  # noqa: E402
 
-from digest import rank  # noqa: E402
+from digest import keyphrases, rank  # noqa: E402
 from digest.embed import CachedEmbedder, embedder_for, normalize, text_hash  # noqa: E402
 from digest.models import Paper  # noqa: E402
 from digest.store import SQLiteStore  # noqa: E402
@@ -85,10 +88,11 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def featurize(papers: Sequence[Paper], embedder: CachedEmbedder, store: SQLiteStore) -> rank.PaperFeatures:
     """rank.featurize with the keyphrases cached in `store`."""
-    cached = store.cached_keyphrases(embedder.model_id, [text_hash(p.text) for p in papers])
+    key = rank.keyphrase_cache_key(embedder.model_id)
+    cached = store.cached_keyphrases(key, [text_hash(p.text) for p in papers])
     features, fresh = rank.featurize(papers, embedder, cached)
     if fresh:
-        store.cache_keyphrases(embedder.model_id, fresh)
+        store.cache_keyphrases(key, fresh)
     return features
 
 
@@ -288,40 +292,91 @@ def _check_fusion(
         print("   note: fused_relevance no longer matches rank.score_matrix; the PRF row is not comparable")
 
 
-# --- 2. Inspec keyphrases ---------------------------------------------------------------------
+# --- 2. keyphrases: Inspec and SemEval-2017 ----------------------------------------------------
+
+KEYPHRASE_SETS = ("inspec", "semeval2017")
 
 
-def _norm_phrase(phrase: str) -> str:
-    return " ".join(rank.tokens(phrase))
+def _stemmed(phrase: str) -> str:
+    from nltk.stem import PorterStemmer
+
+    stem = PorterStemmer().stem
+    return " ".join(stem(w) for w in re.findall(r"[^\W_]+(?:-[^\W_]+)*", phrase.lower()))
 
 
-def inspec(embedder: CachedEmbedder, store: SQLiteStore, limit: int) -> None:
-    rows = read_jsonl(DATA / "keyphrase_benchmarks" / "inspec.jsonl")[: limit or None]
-    texts = [r["text"] for r in rows]
-    gold = [{_norm_phrase(k) for k in r["keyphrases"]} for r in rows]
-    vectors = embedder.encode(texts)
-    print(
-        f"\n2. Inspec: {len(rows)} abstracts, F1 of extracted keyphrases"
-        " (exact match after lower-casing and plural stripping)"
+def _contiguous(phrase: str, text: str) -> bool:
+    """The phrase's words occur in the text one after another (white space between them only)."""
+    pattern = r"(?<![^\W_])" + r"\s+".join(map(re.escape, phrase.lower().split())) + r"(?![^\W_])"
+    return re.search(pattern, text.lower()) is not None
+
+
+def _keybert(embedder: CachedEmbedder):  # noqa: ANN202 - KeyBERT over the cached embedder
+    from keybert import KeyBERT
+    from keybert.backend import BaseEmbedder
+
+    class Backend(BaseEmbedder):
+        def embed(self, documents: list[str], verbose: bool = False) -> np.ndarray:
+            return embedder.encode(list(documents))
+
+    return KeyBERT(model=Backend())
+
+
+def plain_keybert(
+    texts: list[str], vectors: np.ndarray, embedder: CachedEmbedder, mmr: float | None
+) -> list[list[str]]:
+    """KeyBERT as its README uses it: 1-2-grams, English stop words; MMR when `mmr` is given."""
+    found = _keybert(embedder).extract_keywords(
+        texts,
+        keyphrase_ngram_range=(1, 2),
+        stop_words="english",
+        top_n=10,
+        use_mmr=mmr is not None,
+        diversity=mmr or 0.0,
+        doc_embeddings=vectors,
     )
-    print(f"   {'setting':<34} {'F1@5':>6} {'F1@10':>6}")
-    for name, diversity in [
-        ("ours: MMR diversity 0.3", rank.MMR_DIVERSITY),
-        ("KeyBERT MMR diversity 0.5", 0.5),
-        ("plain cosine (diversity 0)", 0.0),
-    ]:
-        found = rank.extract_keyphrases(texts, vectors, embedder, top_n=10, diversity=diversity)
-        f1 = {}
-        for k in (5, 10):
-            scores = []
-            for phrases, keys in zip(found, gold, strict=True):
-                predicted = {_norm_phrase(p) for p in phrases[:k]}
-                hits = len(predicted & keys)
-                precision = hits / len(predicted) if predicted else 0.0
-                recall = hits / len(keys) if keys else 0.0
-                scores.append(2 * precision * recall / (precision + recall) if hits else 0.0)
-            f1[k] = float(np.mean(scores))
-        print(f"   {name:<34} {f1[5]:>6.3f} {f1[10]:>6.3f}")
+    return [[w for w, _ in group] for group in found]
+
+
+def keyphrase_scores(found: list[list[str]], gold: list[set[str]], texts: list[str]) -> tuple[float, ...]:
+    """F1@5, F1@10 (Porter-stemmed exact match) and the share of top-5 phrases found verbatim."""
+    f1 = []
+    for k in (5, 10):
+        scores = []
+        for phrases, keys in zip(found, gold, strict=True):
+            predicted = {_stemmed(p) for p in phrases[:k]}
+            hits = len(predicted & keys)
+            scores.append(2 * hits / (len(predicted) + len(keys)) if hits else 0.0)
+        f1.append(float(np.mean(scores)))
+    shown = [(p, t) for phrases, t in zip(found, texts, strict=True) for p in phrases[:5]]
+    contiguous = sum(_contiguous(p, t) for p, t in shown) / max(len(shown), 1)
+    return f1[0], f1[1], contiguous
+
+
+Extractor = Callable[[list[str], np.ndarray, CachedEmbedder], list[list[str]]]
+EXTRACTORS: dict[str, Extractor] = {
+    "KeyBERT, plain cosine": lambda t, v, e: plain_keybert(t, v, e, None),
+    "KeyBERT, MMR 0.5": lambda t, v, e: plain_keybert(t, v, e, 0.5),
+    "ours without position bonus": lambda t, v, e: keyphrases.extract(t, v, e, top_n=10, position_weight=0.0),
+    "ours without MMR": lambda t, v, e: keyphrases.extract(t, v, e, top_n=10, diversity=0.0),
+    "ours (digest.keyphrases)": lambda t, v, e: keyphrases.extract(t, v, e, top_n=10),
+}
+
+
+def keyphrase_sets(embedder: CachedEmbedder, store: SQLiteStore, limit: int) -> None:
+    print(
+        "\n2. keyphrases: F1 against the gold keys (Porter-stemmed exact match) and the share of the"
+        " top 5 that occur word for word in the text"
+    )
+    for name in KEYPHRASE_SETS:
+        rows = read_jsonl(DATA / "keyphrase_benchmarks" / f"{name}.jsonl")[: limit or None]
+        texts = [" ".join(row["text"].split()) for row in rows]  # one space: "Language \tof Thought"
+        gold = [{_stemmed(k) for k in r["keyphrases"]} for r in rows]
+        vectors = embedder.encode(texts)
+        print(f"   {name}: {len(rows)} texts")
+        print(f"   {'setting':<34} {'F1@5':>6} {'F1@10':>6} {'verbatim':>9}")
+        for setting, run in EXTRACTORS.items():
+            f1_5, f1_10, contiguous = keyphrase_scores(run(texts, vectors, embedder), gold, texts)
+            print(f"   {setting:<34} {f1_5:>6.3f} {f1_10:>6.3f} {contiguous:>9.1%}")
 
 
 # --- 3. reviewer_gold_standard ----------------------------------------------------------------
@@ -572,7 +627,7 @@ def exclusion(embedder: CachedEmbedder, store: SQLiteStore, limit: int) -> None:
 
 SECTIONS: dict[str, Section] = {
     "keywords": keyword_labeled,
-    "inspec": inspec,
+    "keyphrases": keyphrase_sets,
     "reviewers": reviewers,
     "csfcube": csfcube,
     "exclude": exclusion,

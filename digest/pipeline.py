@@ -146,7 +146,7 @@ class Ranker:
         return self.store.papers(day, since=since)
 
     def features(self, papers: Sequence) -> rank.PaperFeatures:
-        model = self.embedder.model_id
+        model = rank.keyphrase_cache_key(self.embedder.model_id)
         cached = self.store.cached_keyphrases(model, [text_hash(p.text) for p in papers])
         features, fresh = rank.featurize(papers, self.embedder, cached)
         if fresh:
@@ -179,10 +179,11 @@ class Ranker:
         own = unique[: rank.PROFILE_MAX]
         texts = [p.text for p in own]
         key = text_hash("profile\n" + "\n".join(sorted(texts)))
-        cached = self.store.cached_keyphrases(self.embedder.model_id, [key])
+        model = rank.keyphrase_cache_key(self.embedder.model_id)
+        cached = self.store.cached_keyphrases(model, [key])
         if key not in cached:
             cached[key] = rank.distill_profile(texts, self.embedder)
-            self.store.cache_keyphrases(self.embedder.model_id, {key: cached[key]})
+            self.store.cache_keyphrases(model, {key: cached[key]})
         return rank.Profile(
             titles=tuple(p.title for p in own),
             vectors=self.embedder.encode(texts),

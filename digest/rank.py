@@ -1,8 +1,8 @@
 """Ranking: which papers each subscriber gets, in what order, and why.
 
-For every paper we have its embedding (title + abstract), its title's embedding, its KeyBERT
-keyphrases (with their embeddings) and a TF-IDF vector fitted on the run's papers. For a keyword
-k and a paper p, two numbers in 0..1::
+For every paper we have its embedding (title + abstract), its title's embedding, its keyphrases
+(digest.keyphrases, with their embeddings) and a TF-IDF vector fitted on the run's papers. For a
+keyword k and a paper p, two numbers in 0..1::
 
     s(k, p) = W_DOC * cos(k, p) + W_PHRASE * max cos(k, keyphrase) + W_LEX * lexical(k, p)
     r(k, p) = sigmoid(W_WORDS * t + W_SQRT_WORDS * sqrt(t) + W_PAPER_COS * cos(k, p)
@@ -29,10 +29,7 @@ per interest.
 
 Speed: s and r are matrices for the union of every subscriber's keywords, computed once per
 run (`score_matrix`); a subscriber is then the max over a few of its rows and a sort
-(`select`). Keyphrases use KeyBERT's own candidate rules and MMR over one vocabulary shared by
-the whole batch of papers, in which every unigram is embedded exactly and each paper's most
-promising bigrams (ranked by the sum of their unigrams' embeddings) are embedded exactly;
-bigrams no paper could pick are never embedded.
+(`select`). Keyphrases embed each distinct noun phrase of the batch once.
 """
 
 from __future__ import annotations
@@ -43,6 +40,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import keyphrases
 from .embed import Embedder, normalize, text_hash
 from .learn import LIKE_FLOOR, Learned, Votes, apply, background, fit
 from .models import Paper, Ranked, Subscriber
@@ -77,9 +75,6 @@ PROFILE_FLOOR = 0.45  # nearness at which a paper is on topic for its author (~ 
 EXCLUDE_RELEVANCE, EXCLUDE_NEAR, EXCLUDE_KEYPHRASE = 0.5, 0.35, 0.5
 UPVOTE_CAP = 100  # upvotes beyond this say "popular", not "more relevant"
 VOTED_FLOOR = 0.7  # the reader's model is fairly sure: enough to bring in a paper no keyword hit
-TOP_KEYPHRASES = 5
-MMR_DIVERSITY = 0.3
-PRESELECT_BIGRAMS = 60  # per paper; checked against full KeyBERT in benchmarks/rank_bench.py
 
 tokens = words  # the lexical evidence reads words as digest.text.words does
 
@@ -96,79 +91,6 @@ def lexical(keyword: str, paper_tokens: Sequence[str], paper_token_set: set[str]
         if n == 1 or any(list(paper_tokens[i : i + n]) == words for i in range(len(paper_tokens) - n + 1)):
             return 1.0
     return 0.5 * present / len(words)
-
-
-# --- keyphrases ---------------------------------------------------------------------------
-
-
-def _keybert(embedder: Embedder):  # noqa: ANN202 - keybert is imported lazily (slow import)
-    from keybert import KeyBERT
-    from keybert.backend import BaseEmbedder
-
-    class Backend(BaseEmbedder):
-        def embed(self, documents: list[str], verbose: bool = False) -> np.ndarray:
-            return embedder.encode(list(documents))
-
-    return KeyBERT(model=Backend())
-
-
-def extract_keyphrases(
-    texts: Sequence[str],
-    doc_vectors: np.ndarray,
-    embedder: Embedder,
-    *,
-    top_n: int = TOP_KEYPHRASES,
-    diversity: float = MMR_DIVERSITY,
-    preselect: int | None = PRESELECT_BIGRAMS,
-) -> list[list[str]]:
-    """KeyBERT keyphrases (1-2-grams, English stop words, MMR) for each text.
-
-    `preselect=None` embeds every candidate, exactly as KeyBERT does per document."""
-    from sklearn.feature_extraction.text import CountVectorizer
-
-    texts = list(texts)
-    if not texts:
-        return []
-    counter = CountVectorizer(ngram_range=(1, 2), stop_words="english")
-    try:
-        counts = counter.fit_transform(texts).tocsr()
-    except ValueError:  # nothing but stop words anywhere
-        return [[] for _ in texts]
-    vocab = counter.get_feature_names_out().tolist()
-    unigrams = [w for w in vocab if " " not in w]
-    if preselect is None:
-        words = vocab
-    else:
-        unigram_vectors = embedder.encode(unigrams)
-        position = {w: i for i, w in enumerate(unigrams)}
-        chosen: set[str] = set()
-        for row, doc_vector in enumerate(doc_vectors):
-            bigrams = [vocab[c] for c in counts.indices[counts.indptr[row] : counts.indptr[row + 1]]]
-            bigrams = [w for w in bigrams if " " in w]
-            if len(bigrams) <= preselect:
-                chosen.update(bigrams)
-                continue
-            left, right = zip(*(w.split(" ") for w in bigrams), strict=True)
-            approx = (
-                unigram_vectors[[position[w] for w in left]] + unigram_vectors[[position[w] for w in right]]
-            )
-            similarity = normalize(approx) @ doc_vector
-            chosen.update(bigrams[i] for i in np.argpartition(-similarity, preselect)[:preselect])
-        words = unigrams + sorted(chosen)
-    word_vectors = embedder.encode(words)
-    restricted = CountVectorizer(ngram_range=(1, 2), stop_words="english", vocabulary=words)
-    result = _keybert(embedder).extract_keywords(
-        texts,
-        vectorizer=restricted,
-        doc_embeddings=doc_vectors,
-        word_embeddings=word_vectors,
-        top_n=top_n,
-        use_mmr=True,
-        diversity=diversity,
-    )
-    if len(texts) == 1 and (not result or isinstance(result[0], tuple)):
-        result = [result]  # KeyBERT unwraps a single document's list
-    return [[phrase for phrase, _ in keywords] for keywords in result]
 
 
 @dataclass(frozen=True)
@@ -190,7 +112,7 @@ def featurize(
     papers: Sequence[Paper], embedder: Embedder, keyphrase_cache: dict[str, list[str]] | None = None
 ) -> tuple[PaperFeatures, dict[str, list[str]]]:
     """Embeddings and keyphrases for `papers`; `keyphrase_cache` maps text hash -> phrases and
-    spares KeyBERT for papers seen before. Returns the features and the new cache entries."""
+    spares extracting them again for papers seen before. Returns the features and the new cache entries."""
     papers = tuple(papers)
     texts = [p.text for p in papers]
     vectors = embedder.encode(texts) if texts else np.zeros((0, 1), dtype=np.float32)
@@ -200,7 +122,7 @@ def featurize(
     todo = [i for i, h in enumerate(hashes) if h not in cache]
     fresh: dict[str, list[str]] = {}
     if todo:
-        extracted = extract_keyphrases([texts[i] for i in todo], vectors[todo], embedder)
+        extracted = keyphrases.extract([texts[i] for i in todo], vectors[todo], embedder)
         fresh = {hashes[i]: phrases for i, phrases in zip(todo, extracted, strict=True)}
     phrases = [tuple(cache.get(h) or fresh.get(h) or ()) for h in hashes]
     flat = [ph for group in phrases for ph in group]
@@ -222,6 +144,11 @@ def featurize(
         ),
         fresh,
     )
+
+
+def keyphrase_cache_key(model_id: str) -> str:
+    """What keyphrases are cached under: the embedding model and the extractor's version."""
+    return f"{model_id}/{keyphrases.VERSION}"
 
 
 def _fit_tfidf(texts: Sequence[str]):  # noqa: ANN202 - (vectorizer, sparse matrix) or (None, None)
@@ -634,13 +561,16 @@ PROFILE_KEYPHRASES = 8
 def distill_profile(
     texts: Sequence[str], embedder: Embedder, *, top_n: int = PROFILE_KEYPHRASES
 ) -> list[str]:
-    """Keyphrases that sum up a researcher's own papers: KeyBERT over all their candidate
-    phrases, against the centroid of their papers' embeddings, diversified with MMR so the
-    profile covers their several interests rather than repeating the main one."""
+    """Keyphrases that sum up a researcher's own papers: all their noun phrases against the
+    centroid of their papers' embeddings (no bonus for position: the first paper is not the
+    main one), diversified with MMR so the profile covers their several interests rather than
+    repeating the main one."""
     texts = [t for t in texts if t.strip()]
     if not texts:
         return []
     centroid = normalize(embedder.encode(texts).mean(axis=0, keepdims=True))
     merged = "\n".join(texts)
-    (phrases,) = extract_keyphrases([merged], centroid, embedder, top_n=top_n, diversity=0.5)
+    (phrases,) = keyphrases.extract(
+        [merged], centroid, embedder, top_n=top_n, diversity=0.5, position_weight=0.0
+    )
     return phrases

@@ -126,40 +126,6 @@ def test_many_subscribers_share_one_score_matrix_and_get_their_own_picks(feature
     assert [r.paper.title for r in ranked["g"]] == [PAPERS[1].title]
 
 
-def test_keyphrases_come_from_the_paper_text():
-    texts = [p.text for p in PAPERS]
-    emb = HashingEmbedder()
-    phrases = rank.extract_keyphrases(texts, emb.encode(texts), emb)
-    assert len(phrases) == len(PAPERS)
-    for paper, found in zip(PAPERS, phrases, strict=True):
-        assert 1 <= len(found) <= rank.TOP_KEYPHRASES
-        assert all(word in paper.text.lower() for phrase in found for word in phrase.split())
-
-
-def test_shared_vocabulary_reproduces_keybert_per_document_when_nothing_is_pruned():
-    from keybert import KeyBERT
-
-    texts = [p.text for p in PAPERS]
-    emb = HashingEmbedder()
-    batch = rank.extract_keyphrases(texts, emb.encode(texts), emb, preselect=1000)
-    kb = KeyBERT(model=rank._keybert(emb).model)
-    single = [
-        [
-            w
-            for w, _ in kb.extract_keywords(
-                t,
-                keyphrase_ngram_range=(1, 2),
-                stop_words="english",
-                top_n=rank.TOP_KEYPHRASES,
-                use_mmr=True,
-                diversity=rank.MMR_DIVERSITY,
-            )
-        ]
-        for t in texts
-    ]
-    assert [set(b) for b in batch] == [set(s) for s in single]
-
-
 def test_fast_lexical_matrix_equals_the_reference_pair_by_pair():
     import random
 

@@ -141,6 +141,9 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "UPDATE embeddings SET added_at = strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now')",
         "CREATE INDEX embeddings_by_age ON embeddings(added_at)",
     ),
+    # 7: keyphrases are cached under "model/extractor version"; the old extractor's glued
+    # phrases ("phones quantize") are dropped rather than shown again
+    ("DELETE FROM keyphrases WHERE model NOT LIKE '%/%'",),
 ]
 
 

@@ -1,0 +1,269 @@
+"""Keyphrases a person would write: noun phrases that occur in the paper, ranked as KeyBERT does.
+
+Candidates are the paper's noun phrases: maximal runs of adjectives and nouns ending in a noun,
+found with a part-of-speech tagger (TextBlob's pattern tagger, bundled with the package: no
+download). A run never crosses a stop word, punctuation, a sentence break or a leftover of LaTeX
+or markup, so every candidate is a contiguous stretch of the text; a run longer than
+MAX_WORDS keeps its last words (the head noun and what modifies it most closely). Hyphenated
+words and acronyms are words; an acronym keeps its capitals ("GNN", "ImageNet").
+
+Each distinct candidate is embedded once per batch, scored by its cosine to the paper's
+embedding plus a small bonus for appearing early (titles and first sentences name the topic),
+and the top ones are picked with maximal marginal relevance (MMR) so that five phrases say five
+things. benchmarks/rank_quality.py measures them on Inspec and SemEval-2017 against plain
+KeyBERT (whose CountVectorizer glues words across clauses: "too large for phones. We quantize"
+gives "phones quantize").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+
+from .embed import Embedder, normalize
+
+TOP_N = 5
+MMR_DIVERSITY = 0.3
+MAX_WORDS = 4
+# cosine + POSITION_WEIGHT / (1 + first character / 100): a phrase in the title gets +0.1, one
+# 400 characters in +0.02. Chosen on Inspec; SemEval-2017 agrees (benchmarks/rank_quality.py).
+POSITION_WEIGHT = 0.1
+VERSION = "np-1"  # part of the keyphrase cache key: a new extractor never reuses old phrases
+
+_NOUN = frozenset({"NN", "NNS", "NNP", "NNPS"})
+_MODIFIER = frozenset({"JJ", "JJR", "JJS", "VBN"})  # "large-scale", "pretrained"
+# The tagger calls every -ing word a verb. These are nouns in research writing ("reinforcement
+# learning", "question answering", "learning rate"); any other -ing word ends a phrase
+# ("Distilling diffusion samplers", "networks achieving ...").
+_GERUND = "VBG"
+_NOUN_GERUNDS = frozenset(
+    [
+        "learning",
+        "training",
+        "pretraining",
+        "pre-training",
+        "post-training",
+        "fine-tuning",
+        "finetuning",
+        "tuning",
+        "unlearning",
+        "processing",
+        "computing",
+        "modeling",
+        "modelling",
+        "reasoning",
+        "planning",
+        "mining",
+        "clustering",
+        "matching",
+        "tracking",
+        "sampling",
+        "upsampling",
+        "downsampling",
+        "filtering",
+        "forecasting",
+        "rendering",
+        "editing",
+        "prompting",
+        "pruning",
+        "scheduling",
+        "routing",
+        "encoding",
+        "decoding",
+        "understanding",
+        "engineering",
+        "programming",
+        "coding",
+        "testing",
+        "networking",
+        "imaging",
+        "sensing",
+        "parsing",
+        "tagging",
+        "indexing",
+        "hashing",
+        "ranking",
+        "labeling",
+        "labelling",
+        "captioning",
+        "answering",
+        "grounding",
+        "inpainting",
+        "denoising",
+        "deblurring",
+        "dehazing",
+        "watermarking",
+        "fingerprinting",
+        "profiling",
+        "benchmarking",
+        "monitoring",
+        "caching",
+        "streaming",
+        "mapping",
+        "positioning",
+        "scanning",
+        "printing",
+        "manufacturing",
+        "debugging",
+        "logging",
+        "smoothing",
+        "shading",
+        "blending",
+        "warping",
+        "matting",
+        "morphing",
+        "reading",
+        "writing",
+        "spelling",
+        "teaching",
+        "banking",
+        "marketing",
+        "accounting",
+        "trading",
+        "pricing",
+        "bidding",
+        "voting",
+        "polling",
+        "crowdsourcing",
+        "computing",
+        "recommending",
+        "summarizing",
+        "summarising",
+        "translating",
+    ]
+)
+_WORD = re.compile(r"[^\W_]+(?:-[^\W_]+)*")  # letters and digits, hyphens inside; no markup
+
+
+@cache
+def _stop_words() -> frozenset[str]:
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return frozenset(ENGLISH_STOP_WORDS)
+
+
+@cache
+def _tagger():  # noqa: ANN202 - textblob is imported lazily (it imports nltk: ~2 s)
+    from textblob.en.taggers import PatternTagger
+
+    return PatternTagger()
+
+
+@cache
+def _lexicon():  # noqa: ANN202 - the tagger's own word -> tag table
+    from textblob.en import lexicon
+
+    return lexicon
+
+
+def _title_case(word: str) -> bool:
+    """ "Distilling", "Self-Supervised": capitals only where a title puts them (not "GNN")."""
+    return all(part[:1].isupper() and part[1:].islower() for part in word.split("-") if part)
+
+
+def _tag(word: str, tag: str) -> str:
+    """The tagger's tag, except that acronyms are names, a Title Case word (a paper's title) is
+    tagged as its lower case form would be (the tagger takes every capitalized word for a name)
+    and the research gerunds are nouns."""
+    if any(c.isupper() for c in word[1:]) and not _title_case(word):
+        return "NNP"  # an acronym or a name such as GPT-4 or ImageNet, whatever the tagger guessed
+    if tag in ("NNP", "NNPS") and _title_case(word):
+        lower = word.lower()
+        tag = _lexicon().get(lower) or ("VBG" if lower.endswith("ing") else "NN")
+    if tag == _GERUND and word.lower() in _NOUN_GERUNDS:
+        return "NN"
+    return tag
+
+
+@dataclass(frozen=True)
+class Candidate:
+    phrase: str  # as shown: lower case but for acronyms and inner capitals
+    first: int  # character offset of its first occurrence
+
+
+def _shown(word: str) -> str:
+    """Lower case, unless the word has capitals a title would not give it (GNN, ImageNet, LLaMA-2)."""
+    return word.lower() if _title_case(word) or word.islower() else word
+
+
+def _is_word(token: str) -> bool:
+    return bool(_WORD.fullmatch(token)) and any(c.isalpha() for c in token)
+
+
+def candidates(text: str, *, max_words: int = MAX_WORDS) -> list[Candidate]:
+    """The noun phrases of `text`, each once (by lower case), in order of first occurrence."""
+    stop = _stop_words()
+    tokens: list[tuple[str, str, int]] = []  # (token, tag, start offset)
+    position = 0
+    for token, tag in _tagger().tag(text):
+        start = text.find(token, position)
+        if start < 0:  # the tagger rewrote it; treat as a break
+            tokens.append(("", "", position))
+            continue
+        tokens.append((token, _tag(token, tag), start))
+        position = start + len(token)
+    found: dict[str, Candidate] = {}
+    run: list[tuple[str, str, int]] = []
+    for token in [*tokens, ("", "", len(text))]:  # a sentinel ends the last run
+        word, tag, _ = token
+        if (tag in _NOUN or tag in _MODIFIER) and _is_word(word) and word.lower() not in stop:
+            run.append(token)
+            continue
+        while run and run[-1][1] not in _NOUN:  # a noun phrase ends in a noun
+            run.pop()
+        run = run[-max_words:]
+        if run and not (len(run) == 1 and len(run[0][0]) < 2):  # no one-letter phrases
+            phrase = " ".join(_shown(w) for w, _, _ in run)
+            found.setdefault(phrase.lower(), Candidate(phrase, run[0][2]))
+        run = []
+    return list(found.values())
+
+
+def mmr(vectors: np.ndarray, relevance: np.ndarray, top_n: int, diversity: float) -> list[int]:
+    """Maximal marginal relevance (as KeyBERT): each pick maximizes
+    (1 - diversity) * relevance - diversity * (its highest cosine to a phrase already picked)."""
+    if not len(vectors):
+        return []
+    chosen = [int(np.argmax(relevance))]
+    left = np.ones(len(vectors), dtype=bool)
+    left[chosen[0]] = False
+    closest = vectors @ vectors[chosen[0]]  # each phrase's highest cosine to the chosen ones
+    while len(chosen) < min(top_n, len(vectors)):
+        score = np.where(left, (1 - diversity) * relevance - diversity * closest, -np.inf)
+        best = int(np.argmax(score))
+        chosen.append(best)
+        left[best] = False
+        closest = np.maximum(closest, vectors @ vectors[best])
+    return chosen
+
+
+def extract(
+    texts: Sequence[str],
+    doc_vectors: np.ndarray,
+    embedder: Embedder,
+    *,
+    top_n: int = TOP_N,
+    diversity: float = MMR_DIVERSITY,
+    position_weight: float = POSITION_WEIGHT,
+) -> list[list[str]]:
+    """The top_n keyphrases of each text, best first; every distinct candidate of the batch is
+    embedded once."""
+    found = [candidates(text) for text in texts]
+    distinct = list(dict.fromkeys(c.phrase for group in found for c in group))
+    vectors = embedder.encode(distinct) if distinct else np.zeros((0, 1), dtype=np.float32)
+    row = {phrase: i for i, phrase in enumerate(distinct)}
+    result = []
+    for group, doc_vector in zip(found, doc_vectors, strict=True):
+        if not group:
+            result.append([])
+            continue
+        own = normalize(vectors[[row[c.phrase] for c in group]])
+        first = np.array([c.first for c in group], dtype=np.float32)
+        relevance = own @ doc_vector + position_weight / (1 + first / 100)
+        picked = mmr(own, relevance, top_n, diversity)
+        result.append([group[i].phrase for i in picked])
+    return result
