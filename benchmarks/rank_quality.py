@@ -356,9 +356,10 @@ Extractor = Callable[[list[str], np.ndarray, CachedEmbedder], list[list[str]]]
 EXTRACTORS: dict[str, Extractor] = {
     "KeyBERT, plain cosine": lambda t, v, e: plain_keybert(t, v, e, None),
     "KeyBERT, MMR 0.5": lambda t, v, e: plain_keybert(t, v, e, 0.5),
-    "ours without position bonus": lambda t, v, e: keyphrases.extract(t, v, e, top_n=10, position_weight=0.0),
-    "ours without MMR": lambda t, v, e: keyphrases.extract(t, v, e, top_n=10, diversity=0.0),
-    "ours (digest.keyphrases)": lambda t, v, e: keyphrases.extract(t, v, e, top_n=10),
+    "ours without position bonus": lambda t, v, e: keyphrases.extract(t, e, top_n=10, position_weight=0.0),
+    "ours without MMR": lambda t, v, e: keyphrases.extract(t, e, top_n=10, diversity=0.0),
+    "ours, every candidate embedded": lambda t, v, e: keyphrases.extract(t, e, top_n=10, shortlist=None),
+    "ours (digest.keyphrases)": lambda t, v, e: keyphrases.extract(t, e, top_n=10),
 }
 
 

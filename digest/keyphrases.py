@@ -24,7 +24,7 @@ from functools import cache
 
 import numpy as np
 
-from .embed import Embedder, normalize
+from .embed import Embedder, SpanEmbedder, normalize
 
 TOP_N = 5
 MMR_DIVERSITY = 0.3
@@ -32,6 +32,10 @@ MAX_WORDS = 4
 # cosine + POSITION_WEIGHT / (1 + first character / 100): a phrase in the title gets +0.1, one
 # 400 characters in +0.02. Chosen on Inspec; SemEval-2017 agrees (benchmarks/rank_quality.py).
 POSITION_WEIGHT = 0.1
+# Candidates ranked by their contextual vectors (pooled from the paper's own pass) before the
+# best SHORTLIST of each paper are embedded on their own: most of the cost of a cold day is
+# embedding candidates. benchmarks/rank_quality.py measures both ways.
+SHORTLIST = 12
 VERSION = "np-1"  # part of the keyphrase cache key: a new extractor never reuses old phrases
 
 _NOUN = frozenset({"NN", "NNS", "NNP", "NNPS"})
@@ -182,7 +186,8 @@ def _tag(word: str, tag: str) -> str:
 @dataclass(frozen=True)
 class Candidate:
     phrase: str  # as shown: lower case but for acronyms and inner capitals
-    first: int  # character offset of its first occurrence
+    first: int  # character offsets of its first occurrence: text[first:end]
+    end: int
 
 
 def _shown(word: str) -> str:
@@ -218,7 +223,8 @@ def candidates(text: str, *, max_words: int = MAX_WORDS) -> list[Candidate]:
         run = run[-max_words:]
         if run and not (len(run) == 1 and len(run[0][0]) < 2):  # no one-letter phrases
             phrase = " ".join(_shown(w) for w, _, _ in run)
-            found.setdefault(phrase.lower(), Candidate(phrase, run[0][2]))
+            end = run[-1][2] + len(run[-1][0])
+            found.setdefault(phrase.lower(), Candidate(phrase, run[0][2], end))
         run = []
     return list(found.values())
 
@@ -242,17 +248,39 @@ def mmr(vectors: np.ndarray, relevance: np.ndarray, top_n: int, diversity: float
 
 
 def extract(
+    texts: Sequence[str], embedder: Embedder, doc_vectors: np.ndarray | None = None, **options: float | None
+) -> list[list[str]]:
+    """The top_n keyphrases of each text, best first (`extract_with_vectors` without the vectors)."""
+    return extract_with_vectors(texts, embedder, doc_vectors, **options)[0]
+
+
+def extract_with_vectors(
     texts: Sequence[str],
-    doc_vectors: np.ndarray,
     embedder: Embedder,
+    doc_vectors: np.ndarray | None = None,
     *,
     top_n: int = TOP_N,
     diversity: float = MMR_DIVERSITY,
     position_weight: float = POSITION_WEIGHT,
-) -> list[list[str]]:
-    """The top_n keyphrases of each text, best first; every distinct candidate of the batch is
-    embedded once."""
+    shortlist: int | None = SHORTLIST,
+) -> tuple[list[list[str]], np.ndarray]:
+    """The top_n keyphrases of each text, best first, and the texts' embeddings.
+
+    With an embedder that can pool its own token vectors (`SpanEmbedder`) and no `doc_vectors`
+    given, one pass over the texts gives their embeddings and, for free, a contextual vector for
+    every candidate: the `shortlist` best of each text by those are then embedded on their own
+    and ranked. Otherwise every distinct candidate of the batch is embedded once."""
     found = [candidates(text) for text in texts]
+    if doc_vectors is None and shortlist and isinstance(embedder, SpanEmbedder):
+        doc_vectors, pooled = embedder.encode_spans(
+            list(texts), [[(c.first, c.end) for c in g] for g in found]
+        )
+        found = [
+            [group[i] for i in sorted(np.argsort(-_relevance(group, vectors, doc))[:shortlist])]
+            for group, vectors, doc in zip(found, pooled, doc_vectors, strict=True)
+        ]
+    elif doc_vectors is None:
+        doc_vectors = embedder.encode(list(texts))
     distinct = list(dict.fromkeys(c.phrase for group in found for c in group))
     vectors = embedder.encode(distinct) if distinct else np.zeros((0, 1), dtype=np.float32)
     row = {phrase: i for i, phrase in enumerate(distinct)}
@@ -262,8 +290,17 @@ def extract(
             result.append([])
             continue
         own = normalize(vectors[[row[c.phrase] for c in group]])
-        first = np.array([c.first for c in group], dtype=np.float32)
-        relevance = own @ doc_vector + position_weight / (1 + first / 100)
-        picked = mmr(own, relevance, top_n, diversity)
-        result.append([group[i].phrase for i in picked])
-    return result
+        relevance = _relevance(group, own, doc_vector, position_weight)
+        result.append([group[i].phrase for i in mmr(own, relevance, top_n, diversity)])
+    return result, doc_vectors
+
+
+def _relevance(
+    group: Sequence[Candidate],
+    vectors: np.ndarray,
+    doc_vector: np.ndarray,
+    position_weight: float = POSITION_WEIGHT,
+) -> np.ndarray:
+    """Cosine to the paper plus the bonus for appearing early."""
+    first = np.array([c.first for c in group], dtype=np.float32)
+    return normalize(vectors) @ doc_vector + position_weight / (1 + first / 100)

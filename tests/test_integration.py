@@ -12,6 +12,7 @@ from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import ROOT, SAMPLES, SHARED
 
@@ -103,7 +104,7 @@ def test_the_real_model_picks_only_phrases_that_occur_in_the_paper():
     papers = [p for f in sorted(SAMPLES.glob("*.txt")) for p in sources.read_file(f).papers]
     texts = [p.text for p in papers]
     model = MiniLM(progress=False)
-    found = keyphrases.extract(texts, model.encode(texts), model)
+    found = keyphrases.extract(texts, model)
     for text, phrases in zip(texts, found, strict=True):
         assert len(phrases) == keyphrases.TOP_N
         for phrase in phrases:
@@ -111,6 +112,24 @@ def test_the_real_model_picks_only_phrases_that_occur_in_the_paper():
             assert re.search(pattern, text.lower()), (phrase, text[:80])
     shown = {p.lower() for phrases in found for p in phrases}
     assert not shown & {"phones quantize", "fidelity distilling", "imagenet surpassing", "algorithms deep"}
+
+
+def test_one_pass_for_papers_and_their_phrases_gives_the_papers_embeddings_unchanged():
+    from digest import keyphrases, sources
+    from digest.embed import MiniLM
+
+    papers = [p for f in sorted(SAMPLES.glob("*.txt")) for p in sources.read_file(f).papers]
+    texts = [p.text for p in papers] + ["  leading and trailing space, graph neural networks  "]
+    model = MiniLM(progress=False)
+    spans = [[(c.first, c.end) for c in keyphrases.candidates(t)] for t in texts]
+    docs, pooled = model.encode_spans(texts, spans)
+    assert (docs * model.encode(texts)).sum(axis=1).min() >= 0.9999
+    for own, vectors in zip(spans, pooled, strict=True):
+        assert vectors.shape == (len(own), docs.shape[1]) and np.abs(vectors).sum(axis=1).min() > 0
+    # a phrase's pooled vector is nearer its own words embedded apart than another phrase's
+    apart = model.encode([texts[-1][a:b] for a, b in spans[-1]])
+    near = (apart @ (pooled[-1] / np.linalg.norm(pooled[-1], axis=1, keepdims=True)).T).argmax(axis=1)
+    assert list(near) == list(range(len(spans[-1])))
 
 
 LISTING = SHARED / "data" / "arxiv_daily" / "raw_daily_listings" / "2025-10-08.jsonl"

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from digest import keyphrases, sources
-from digest.embed import HashingEmbedder, normalize
+from digest.embed import HashingEmbedder, encode_spans_apart, normalize
 
 # From our sample dumps: the sentences KeyBERT's CountVectorizer glued into "phones quantize",
 # "fidelity distilling" and the like, plus LaTeX, markup, acronyms and hyphens.
@@ -91,7 +91,7 @@ def test_mmr_trades_relevance_for_variety():
 def test_an_early_phrase_wins_a_tie():
     text = "Quantization of diffusion models. Later we discuss quantization of diffusion models again."
     emb = HashingEmbedder()
-    (found,) = keyphrases.extract([text], emb.encode([text]), emb, top_n=1)
+    (found,) = keyphrases.extract([text], emb, top_n=1)
     assert found and _contiguous(found[0], text)
 
 
@@ -99,7 +99,7 @@ def test_every_keyphrase_of_the_sample_dumps_occurs_in_its_paper():
     papers = [p for f in sorted((ROOT / "samples").glob("*.txt")) for p in sources.read_file(f).papers]
     texts = [p.text for p in papers]
     emb = HashingEmbedder()
-    found = keyphrases.extract(texts, emb.encode(texts), emb)
+    found = keyphrases.extract(texts, emb)
     assert all(1 <= len(group) <= keyphrases.TOP_N for group in found)
     loose = [
         (p, t[:60]) for group, t in zip(found, texts, strict=True) for p in group if not _contiguous(p, t)
@@ -112,7 +112,7 @@ def test_every_keyphrase_of_the_sample_dumps_occurs_in_its_paper():
 def test_texts_without_nouns_or_at_all_get_no_keyphrases():
     emb = HashingEmbedder()
     texts = ["", "the of and", "$$ {} \\\\ ..."]
-    assert keyphrases.extract(texts, emb.encode(texts), emb) == [[], [], []]
+    assert keyphrases.extract(texts, emb) == [[], [], []]
 
 
 PIECES = st.sampled_from(
@@ -166,3 +166,31 @@ def test_any_text_gives_only_contiguous_stop_word_free_phrases(pieces: list[str]
         assert _contiguous(candidate.phrase, text), (candidate, text)
         assert not any(w.lower() in stop for w in words)
         assert text.lower().find(words[0].lower(), candidate.first) == candidate.first
+
+
+class CountingSpans(HashingEmbedder):
+    """A span embedder (each span embedded apart) that records what `encode` was asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[str] = []
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.asked += texts
+        return super().encode(texts)
+
+    def encode_spans(self, texts, spans):  # noqa: ANN001, ANN201 - the SpanEmbedder signature
+        return encode_spans_apart(self, texts, spans)
+
+
+def test_with_span_vectors_only_each_papers_shortlist_is_embedded_on_its_own():
+    papers = [p for f in sorted((ROOT / "samples").glob("*.txt")) for p in sources.read_file(f).papers]
+    texts = [p.text for p in papers]
+    emb = CountingSpans()
+    found = keyphrases.extract(texts, emb, shortlist=6)
+    spans_asked = sum(len(keyphrases.candidates(t)) for t in texts)
+    apart = emb.asked[len(texts) + spans_asked :]  # after the texts and their spans
+    assert len(apart) <= 6 * len(texts) and len(set(apart)) == len(apart)
+    assert all(1 <= len(group) <= keyphrases.TOP_N for group in found)
+    assert all(p in apart for group in found for p in group)
+    assert found == keyphrases.extract(texts, emb, shortlist=6)  # deterministic
