@@ -104,20 +104,25 @@ class MiniLM:
         )
         return np.asarray(vectors, dtype=np.float32)
 
-    SPAN_CHUNK = 64  # texts whose token vectors are held at once (64 x 256 x 384 floats: 25 MB)
-
     def encode_spans(self, texts: list[str], spans: list[Spans]) -> tuple[np.ndarray, list[np.ndarray]]:
         """One pass of the model: each text's embedding and, for each span, the mean of the
-        contextual vectors of the tokens inside it (zero if truncation cut it off)."""
-        docs, pooled = [], []
-        for start in _progress(range(0, len(texts), self.SPAN_CHUNK), self.progress, "Embedding papers"):
-            chunk = texts[start : start + self.SPAN_CHUNK]
-            outputs = self.model.encode(chunk, batch_size=self.batch_size, output_value=None)
-            for text, own, out in zip(chunk, spans[start : start + self.SPAN_CHUNK], outputs, strict=True):
-                docs.append(out["sentence_embedding"].float().numpy())
+        contextual vectors of the tokens inside it (zero if truncation cut it off). Texts go
+        longest first, a batch at a time (little padding; only one batch's token vectors held)."""
+        docs = np.zeros((len(texts), 0), dtype=np.float32)
+        pooled: list[np.ndarray] = [np.zeros(0)] * len(texts)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        starts = range(0, len(texts), self.batch_size)
+        for start in _progress(starts, self.progress, "Embedding papers"):
+            batch = order[start : start + self.batch_size]
+            outputs = self.model.encode([texts[i] for i in batch], batch_size=len(batch), output_value=None)
+            for i, out in zip(batch, outputs, strict=True):
+                vector = out["sentence_embedding"].float().numpy()
+                if not docs.shape[1]:
+                    docs = np.zeros((len(texts), len(vector)), dtype=np.float32)
+                docs[i] = vector
                 mask = out["attention_mask"].bool()
-                pooled.append(self._pool(text, own, out["token_embeddings"][mask].float().numpy()))
-        return normalize(np.array(docs).reshape(len(texts), -1)), pooled
+                pooled[i] = self._pool(texts[i], spans[i], out["token_embeddings"][mask].float().numpy())
+        return normalize(docs), pooled
 
     def _pool(self, text: str, spans: Spans, tokens: np.ndarray) -> np.ndarray:
         out = np.zeros((len(spans), tokens.shape[1]), dtype=np.float32)

@@ -32,10 +32,11 @@ MAX_WORDS = 4
 # cosine + POSITION_WEIGHT / (1 + first character / 100): a phrase in the title gets +0.1, one
 # 400 characters in +0.02. Chosen on Inspec; SemEval-2017 agrees (benchmarks/rank_quality.py).
 POSITION_WEIGHT = 0.1
-# Candidates ranked by their contextual vectors (pooled from the paper's own pass) before the
-# best SHORTLIST of each paper are embedded on their own: most of the cost of a cold day is
-# embedding candidates. benchmarks/rank_quality.py measures both ways.
-SHORTLIST = 12
+# Candidates are ranked by their contextual vectors (pooled from the paper's own pass) and only
+# the best SHORTLIST of each paper are embedded on their own: embedding candidates was most of
+# the cost of a cold day. 8 keeps F1@5 within 0.01 of embedding every candidate on Inspec and
+# SemEval-2017 (benchmarks/rank_quality.py) at a third of the embeddings of 12.
+SHORTLIST = 8
 VERSION = "np-1"  # part of the keyphrase cache key: a new extractor never reuses old phrases
 
 _NOUN = frozenset({"NN", "NNS", "NNP", "NNPS"})
@@ -222,8 +223,8 @@ def candidates(text: str, *, max_words: int = MAX_WORDS) -> list[Candidate]:
             run.pop()
         run = run[-max_words:]
         if run and not (len(run) == 1 and len(run[0][0]) < 2):  # no one-letter phrases
-            phrase = " ".join(_shown(w) for w, _, _ in run)
             end = run[-1][2] + len(run[-1][0])
+            phrase = " ".join(_shown(w) for w in text[run[0][2] : end].split())  # the text's own words
             found.setdefault(phrase.lower(), Candidate(phrase, run[0][2], end))
         run = []
     return list(found.values())

@@ -111,6 +111,32 @@ def test_rank_json_limit_zero_scores_every_paper_for_every_subscriber(env: dict[
         )
 
 
+def test_rank_json_and_the_mail_show_only_phrases_that_occur_in_the_paper(
+    env: dict[str, str], tmp_path: Path
+):
+    invoke(env, "ingest")
+    ranked = json.loads(invoke(env, "rank", "--json", "--limit", "0").output)
+    papers = {
+        p["id"]: p
+        for day in ("2026-11-18", "2026-11-19", "2026-11-20")
+        for p in json.loads(invoke(env, "papers", "--day", day, "--json").output)
+    }
+    shown = set()
+    for rows in ranked.values():
+        for r in rows:
+            text = " ".join(
+                f"{papers[r['paper_id']]['title']} {papers[r['paper_id']]['abstract']}".lower().split()
+            )
+            for phrase in r["keyphrases"]:
+                assert " ".join(phrase.lower().split()) in text, (phrase, r["title"])
+                shown.add(phrase.lower())
+    assert shown and not shown & {"phones quantize", "fidelity distilling"}
+    out = tmp_path / "alice.html"
+    invoke(env, "preview", "--user", "alice", "--out", str(out))
+    html = out.read_text()
+    assert "phones quantize" not in html.lower() and "fidelity distilling" not in html.lower()
+
+
 def test_preview_prints_a_summary_and_writes_the_html(env: dict[str, str], tmp_path: Path):
     invoke(env, "ingest")
     out = tmp_path / "alice.html"
