@@ -46,100 +46,16 @@ _MODIFIER = frozenset({"JJ", "JJR", "JJS", "VBN"})  # "large-scale", "pretrained
 # ("Distilling diffusion samplers", "networks achieving ...").
 _GERUND = "VBG"
 _NOUN_GERUNDS = frozenset(
-    [
-        "learning",
-        "training",
-        "pretraining",
-        "pre-training",
-        "post-training",
-        "fine-tuning",
-        "finetuning",
-        "tuning",
-        "unlearning",
-        "processing",
-        "computing",
-        "modeling",
-        "modelling",
-        "reasoning",
-        "planning",
-        "mining",
-        "clustering",
-        "matching",
-        "tracking",
-        "sampling",
-        "upsampling",
-        "downsampling",
-        "filtering",
-        "forecasting",
-        "rendering",
-        "editing",
-        "prompting",
-        "pruning",
-        "scheduling",
-        "routing",
-        "encoding",
-        "decoding",
-        "understanding",
-        "engineering",
-        "programming",
-        "coding",
-        "testing",
-        "networking",
-        "imaging",
-        "sensing",
-        "parsing",
-        "tagging",
-        "indexing",
-        "hashing",
-        "ranking",
-        "labeling",
-        "labelling",
-        "captioning",
-        "answering",
-        "grounding",
-        "inpainting",
-        "denoising",
-        "deblurring",
-        "dehazing",
-        "watermarking",
-        "fingerprinting",
-        "profiling",
-        "benchmarking",
-        "monitoring",
-        "caching",
-        "streaming",
-        "mapping",
-        "positioning",
-        "scanning",
-        "printing",
-        "manufacturing",
-        "debugging",
-        "logging",
-        "smoothing",
-        "shading",
-        "blending",
-        "warping",
-        "matting",
-        "morphing",
-        "reading",
-        "writing",
-        "spelling",
-        "teaching",
-        "banking",
-        "marketing",
-        "accounting",
-        "trading",
-        "pricing",
-        "bidding",
-        "voting",
-        "polling",
-        "crowdsourcing",
-        "computing",
-        "recommending",
-        "summarizing",
-        "summarising",
-        "translating",
-    ]
+    """learning training pretraining pre-training post-training fine-tuning finetuning tuning
+    unlearning processing computing modeling modelling reasoning planning mining clustering matching
+    tracking sampling upsampling downsampling filtering forecasting rendering editing prompting
+    pruning scheduling routing encoding decoding understanding engineering programming coding
+    testing networking imaging sensing parsing tagging indexing hashing ranking labeling labelling
+    captioning answering grounding inpainting denoising deblurring dehazing watermarking
+    fingerprinting profiling benchmarking monitoring caching streaming mapping positioning scanning
+    printing manufacturing debugging logging smoothing shading blending warping matting morphing
+    reading writing spelling teaching banking marketing accounting trading pricing bidding voting
+    polling crowdsourcing recommending summarizing summarising translating""".split()  # noqa: SIM905 - a word list reads best as words
 )
 _WORD = re.compile(r"[^\W_]+(?:-[^\W_]+)*")  # letters and digits, hyphens inside; no markup
 
@@ -277,7 +193,10 @@ def extract_with_vectors(
             list(texts), [[(c.first, c.end) for c in g] for g in found]
         )
         found = [
-            [group[i] for i in sorted(np.argsort(-_relevance(group, vectors, doc))[:shortlist])]
+            [
+                group[i]
+                for i in sorted(np.argsort(-_relevance(group, vectors, doc, position_weight))[:shortlist])
+            ]
             for group, vectors, doc in zip(found, pooled, doc_vectors, strict=True)
         ]
     elif doc_vectors is None:
