@@ -187,20 +187,11 @@ def extract_with_vectors(
     given, one pass over the texts gives their embeddings and, for free, a contextual vector for
     every candidate: the `shortlist` best of each text by those are then embedded on their own
     and ranked. Otherwise every distinct candidate of the batch is embedded once."""
-    found = [candidates(text) for text in texts]
     if doc_vectors is None and shortlist and isinstance(embedder, SpanEmbedder):
-        doc_vectors, pooled = embedder.encode_spans(
-            list(texts), [[(c.first, c.end) for c in g] for g in found]
-        )
-        found = [
-            [
-                group[i]
-                for i in sorted(np.argsort(-_relevance(group, vectors, doc, position_weight))[:shortlist])
-            ]
-            for group, vectors, doc in zip(found, pooled, doc_vectors, strict=True)
-        ]
-    elif doc_vectors is None:
-        doc_vectors = embedder.encode(list(texts))
+        found, doc_vectors = _shortlists(texts, embedder, shortlist, position_weight)
+    else:
+        found = [candidates(text) for text in texts]
+        doc_vectors = embedder.encode(list(texts)) if doc_vectors is None else doc_vectors
     distinct = list(dict.fromkeys(c.phrase for group in found for c in group))
     vectors = embedder.encode(distinct) if distinct else np.zeros((0, 1), dtype=np.float32)
     row = {phrase: i for i, phrase in enumerate(distinct)}
@@ -213,6 +204,27 @@ def extract_with_vectors(
         relevance = _relevance(group, own, doc_vector, position_weight)
         result.append([group[i].phrase for i in mmr(own, relevance, top_n, diversity)])
     return result, doc_vectors
+
+
+BLOCK = 256  # texts whose candidates' contextual vectors are held at once (~18 MB)
+
+
+def _shortlists(
+    texts: Sequence[str], embedder: SpanEmbedder, shortlist: int, position_weight: float
+) -> tuple[list[list[Candidate]], np.ndarray]:
+    """Each text's `shortlist` best candidates by their contextual vectors, and the texts'
+    embeddings, a block of texts at a time."""
+    found: list[list[Candidate]] = []
+    blocks = []
+    for start in range(0, len(texts), BLOCK):
+        block = list(texts[start : start + BLOCK])
+        groups = [candidates(text) for text in block]
+        docs, pooled = embedder.encode_spans(block, [[(c.first, c.end) for c in g] for g in groups])
+        for group, vectors, doc in zip(groups, pooled, docs, strict=True):
+            best = np.argsort(-_relevance(group, vectors, doc, position_weight))[:shortlist]
+            found.append([group[i] for i in sorted(best)])
+        blocks.append(docs)
+    return found, np.concatenate(blocks) if blocks else np.zeros((0, 1), dtype=np.float32)
 
 
 def _relevance(
