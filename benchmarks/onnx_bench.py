@@ -130,20 +130,20 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         onnx_models = {name: onnx_encoder(model, path) for name, path in export(model, Path(tmp)).items()}
         print(f"ONNX Runtime against PyTorch ({model.model_id}, 2 threads), best of 2 runs")
-        print(f"   {'texts':<30} {'runtime':<28} {'seconds':>8} {'vs PyTorch':>11} {'lowest cosine':>14}")
+        print(f"   {'texts':<30} {'runtime':<32} {'seconds':>8} {'vs PyTorch':>11} {'lowest cosine':>14}")
         for what, data, batch in (
             (f"{len(texts)} abstracts", texts, 16),
             (f"{len(phrases)} phrases", phrases, 256),
         ):
             torch_s, reference = best_of_two(lambda data=data: model.encode(data))
-            print(f"   {what:<30} {'PyTorch (sentence-transformers)':<28} {torch_s:>8.1f} {'1.00x':>11}")
+            print(f"   {what:<30} {'PyTorch (sentence-transformers)':<32} {torch_s:>8.1f} {'1.00x':>11}")
             for name, encode in onnx_models.items():
                 encode(data[:batch], batch)  # warm up
                 onnx_s, vectors = best_of_two(
                     lambda data=data, encode=encode, batch=batch: encode(data, batch)
                 )
                 cosine = float((vectors * reference).sum(axis=1).min())
-                print(f"   {'':<30} {name:<28} {onnx_s:>8.1f} {torch_s / onnx_s:>10.2f}x {cosine:>14.6f}")
+                print(f"   {'':<30} {name:<32} {onnx_s:>8.1f} {torch_s / onnx_s:>10.2f}x {cosine:>14.6f}")
     return 0
 
 
