@@ -63,7 +63,7 @@ class MiniLM:
 
     model_id = "all-MiniLM-L6-v2"
 
-    # 8 abstracts at a time are as fast as 64 on a 2-core CPU and peak ~450 MB lower (attention
+    # 8 abstracts at a time are as fast as 64 on a 2-core CPU and peak ~400 MB lower (attention
     # over 256 tokens grows with the batch); short texts (keyphrases) run best in big batches.
     def __init__(self, batch_size: int = 8, progress: bool | None = None):
         self.batch_size = batch_size
@@ -148,7 +148,7 @@ def _progress(items: range, show: bool, what: str):  # noqa: ANN202 - an iterabl
         return items
     from tqdm import tqdm
 
-    return tqdm(items, desc=what, unit="chunk")
+    return tqdm(items, desc=what, unit="batch")
 
 
 class HashingEmbedder:

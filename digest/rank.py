@@ -29,7 +29,8 @@ per interest.
 
 Speed: s and r are matrices for the union of every subscriber's keywords, computed once per
 run (`score_matrix`); a subscriber is then the max over a few of its rows and a sort
-(`select`). Keyphrases embed each distinct noun phrase of the batch once.
+(`select`). Keyphrases cost one pass of the model per new paper plus a short list of its
+phrases (digest.keyphrases).
 """
 
 from __future__ import annotations
