@@ -6,8 +6,9 @@ Data: the five real arXiv daily listings (../shared/data/arxiv_daily/raw_daily_l
     baseline   per paper: KeyBERT extract_embeddings + extract_keywords (1-2-grams, English
                stop words, MMR); then for each subscriber a loop over papers computing the
                same score as ours.
-    ours cold  digest.rank on an empty SQLite cache: noun-phrase candidates (digest.keyphrases),
-               each distinct one embedded once, one score matrix for all subscribers.
+    ours cold  digest.rank on an empty SQLite cache: noun-phrase candidates (digest.keyphrases)
+               from one model pass per paper, each paper's shortlist embedded on its own, one
+               score matrix for all subscribers.
     ours warm  the same papers again (as when dumps overlap): everything from the cache.
     real day   the 296 papers of 2025-10-08 and 100 subscribers from nothing, as whole
                processes: `digest ingest` + `digest rank` on a new database against one process
@@ -139,6 +140,19 @@ def _subscribers_file(folder: Path, n: int) -> Path:
     return path
 
 
+def _digest_env(db: Path, subscribers: Path, pythonpath: Path | None = None) -> dict[str, str]:
+    """The environment of a `digest` process on `db` for the subscribers file, one catch-up day."""
+    env = {
+        **os.environ,
+        "DIGEST_DB": str(db),
+        "DIGEST_SUBSCRIBERS": str(subscribers),
+        "DIGEST_CATCHUP_DAYS": "1",
+    }
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
+    return env
+
+
 def naive_day(listing: Path, subscribers: int) -> None:
     """What the naive process does for one day: read the listing, load the model, KeyBERT per
     paper, score every subscriber (the `baseline` function)."""
@@ -155,12 +169,7 @@ def real_day(listing: Path, subscribers: int = 100, rounds: int = 2) -> tuple[fl
     for _ in range(rounds):
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
-            env = {
-                **os.environ,
-                "DIGEST_DB": str(folder / "day.db"),
-                "DIGEST_SUBSCRIBERS": str(_subscribers_file(folder, subscribers)),
-                "DIGEST_CATCHUP_DAYS": "1",
-            }
+            env = _digest_env(folder / "day.db", _subscribers_file(folder, subscribers))
             digest = [sys.executable, "-m", "digest"]
             start = time.perf_counter()
             subprocess.run([*digest, "ingest", str(listing)], env=env, check=True, stdout=subprocess.DEVNULL)
@@ -192,15 +201,7 @@ def ours(papers, subscribers, store: SQLiteStore, model) -> tuple[float, rank.Pa
 def whole_process_rank(db: Path, day: str, pythonpath: Path | None = None) -> tuple[float, float]:
     """Seconds for `digest rank --json --limit 0` on a cached day, and for importing the CLI
     (with `pythonpath`: the digest package found there instead of this checkout's)."""
-    subscribers = _subscribers_file(db.parent, 100)
-    env = {
-        **os.environ,
-        "DIGEST_DB": str(db),
-        "DIGEST_SUBSCRIBERS": str(subscribers),
-        "DIGEST_CATCHUP_DAYS": "1",
-    }
-    if pythonpath is not None:
-        env["PYTHONPATH"] = str(pythonpath)
+    env = _digest_env(db, _subscribers_file(db.parent, 100), pythonpath)
     start = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "digest", "rank", "--day", str(day), "--json", "--limit", "0"],

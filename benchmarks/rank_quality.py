@@ -46,6 +46,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -297,11 +298,15 @@ def _check_fusion(
 KEYPHRASE_SETS = ("inspec", "semeval2017")
 
 
-def _stemmed(phrase: str) -> str:
+@cache
+def _stem(word: str) -> str:
     from nltk.stem import PorterStemmer
 
-    stem = PorterStemmer().stem
-    return " ".join(stem(w) for w in re.findall(r"[^\W_]+(?:-[^\W_]+)*", phrase.lower()))
+    return PorterStemmer().stem(word)
+
+
+def _stemmed(phrase: str) -> str:
+    return " ".join(_stem(w) for w in re.findall(r"[^\W_]+(?:-[^\W_]+)*", phrase.lower()))
 
 
 def _contiguous(phrase: str, text: str) -> bool:

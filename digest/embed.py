@@ -108,7 +108,7 @@ class MiniLM:
         """One pass of the model: each text's embedding and, for each span, the mean of the
         contextual vectors of the tokens inside it (zero if truncation cut it off). Texts go
         longest first, a batch at a time (little padding; only one batch's token vectors held)."""
-        docs = np.zeros((len(texts), 0), dtype=np.float32)
+        docs: list[np.ndarray] = [np.zeros(0)] * len(texts)
         pooled: list[np.ndarray] = [np.zeros(0)] * len(texts)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         starts = range(0, len(texts), self.batch_size)
@@ -116,13 +116,10 @@ class MiniLM:
             batch = order[start : start + self.batch_size]
             outputs = self.model.encode([texts[i] for i in batch], batch_size=len(batch), output_value=None)
             for i, out in zip(batch, outputs, strict=True):
-                vector = out["sentence_embedding"].float().numpy()
-                if not docs.shape[1]:
-                    docs = np.zeros((len(texts), len(vector)), dtype=np.float32)
-                docs[i] = vector
+                docs[i] = out["sentence_embedding"].float().numpy()
                 mask = out["attention_mask"].bool()
                 pooled[i] = self._pool(texts[i], spans[i], out["token_embeddings"][mask].float().numpy())
-        return normalize(docs), pooled
+        return normalize(np.array(docs).reshape(len(texts), -1)), pooled
 
     def _pool(self, text: str, spans: Spans, tokens: np.ndarray) -> np.ndarray:
         out = np.zeros((len(spans), tokens.shape[1]), dtype=np.float32)

@@ -3,10 +3,8 @@ a clause, a sentence, a stop word or a leftover of LaTeX or markup."""
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
-from conftest import ROOT
+from conftest import ROOT, occurs_verbatim
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,12 +23,6 @@ LATEX = (
 )
 
 
-def _contiguous(phrase: str, text: str) -> bool:
-    """The phrase's words occur in the text one after another, separated only by white space."""
-    pattern = r"(?<![^\W_])" + r"\s+".join(map(re.escape, phrase.lower().split())) + r"(?![^\W_])"
-    return re.search(pattern, text.lower()) is not None
-
-
 def _phrases(text: str) -> list[str]:
     return [c.phrase for c in keyphrases.candidates(text)]
 
@@ -39,7 +31,7 @@ def test_no_candidate_is_glued_across_a_sentence_or_clause():
     found = _phrases(GLUED)
     assert "phones quantize" not in found and "phones" in found
     assert "diffusion transformers" in found and "image generation" in found
-    assert all(_contiguous(p, GLUED) for p in found), found
+    assert all(occurs_verbatim(p, GLUED) for p in found), found
     title = _phrases(TITLE)
     assert "fidelity distilling" not in title and "fidelity" in title
     assert "diffusion samplers" in title
@@ -56,7 +48,7 @@ def test_latex_and_markup_leftovers_break_a_phrase_and_never_show():
     assert all(not set(p) & set("$\\{}^<>/()") for p in found), found
     assert "large-scale graph neural networks" in found  # hyphenated words are words
     assert "GNNs" in found and "ImageNet" in found  # acronyms keep their capitals
-    assert all(_contiguous(p, LATEX) for p in found), found
+    assert all(occurs_verbatim(p, LATEX) for p in found), found
 
 
 def test_research_gerunds_are_nouns_and_other_ing_words_end_a_phrase():
@@ -92,7 +84,7 @@ def test_an_early_phrase_wins_a_tie():
     text = "Quantization of diffusion models. Later we discuss quantization of diffusion models again."
     emb = HashingEmbedder()
     (found,) = keyphrases.extract([text], emb, top_n=1)
-    assert found and _contiguous(found[0], text)
+    assert found and occurs_verbatim(found[0], text)
 
 
 def test_every_keyphrase_of_the_sample_dumps_occurs_in_its_paper():
@@ -102,7 +94,7 @@ def test_every_keyphrase_of_the_sample_dumps_occurs_in_its_paper():
     found = keyphrases.extract(texts, emb)
     assert all(1 <= len(group) <= keyphrases.TOP_N for group in found)
     loose = [
-        (p, t[:60]) for group, t in zip(found, texts, strict=True) for p in group if not _contiguous(p, t)
+        (p, t[:60]) for group, t in zip(found, texts, strict=True) for p in group if not occurs_verbatim(p, t)
     ]
     assert not loose
     glued = {"phones quantize", "fidelity distilling", "imagenet surpassing", "algorithms deep"}
@@ -163,7 +155,7 @@ def test_any_text_gives_only_contiguous_stop_word_free_phrases(pieces: list[str]
     for candidate in keyphrases.candidates(text):
         words = candidate.phrase.split()
         assert 1 <= len(words) <= keyphrases.MAX_WORDS
-        assert _contiguous(candidate.phrase, text), (candidate, text)
+        assert occurs_verbatim(candidate.phrase, text), (candidate, text)
         assert not any(w.lower() in stop for w in words)
         assert text.lower().find(words[0].lower(), candidate.first) == candidate.first
 
