@@ -14,9 +14,10 @@ Data: the five real arXiv daily listings (../shared/data/arxiv_daily/raw_daily_l
                processes: `digest ingest` + `digest rank` on a new database against one process
                that reads the listing, loads the model and runs the baseline.
 
-Prints times, the ratios, scoring time for 10,000 subscribers, peak memory and the
-whole-process time of `digest rank` on a day already ranked (with --compare REV, against the
-code of an earlier git revision on the same database).
+Prints times, the ratios, what pooling the candidates' vectors adds to the model's pass, scoring
+time for 10,000 subscribers, peak memory and the whole-process time of `digest rank` on a day
+already ranked (with --compare REV, against the code of an earlier git revision on the same
+database).
 Run: .venv/bin/python benchmarks/rank_bench.py [--papers N] [--compare REV] [--no-baseline]
 (about 25 minutes for all papers on a 2-core machine; the baselines are most of it).
 """
@@ -198,6 +199,22 @@ def ours(papers, subscribers, store: SQLiteStore, model) -> tuple[float, rank.Pa
     return time.perf_counter() - start, features, embedder.computed
 
 
+def one_pass(papers, model, n: int = 300) -> tuple[float, float]:
+    """Seconds for the model's pass over `n` abstracts: plain `encode` against `encode_spans`
+    (the same pass also pooling every candidate's contextual vector), median of 3 alternated."""
+    texts = [p.text for p in papers[:n]]
+    spans = [[(c.first, c.end) for c in keyphrases.candidates(t)] for t in texts]
+    plain_s, spans_s = [], []
+    for _ in range(3):
+        start = time.perf_counter()
+        model.encode(texts)
+        plain_s.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        model.encode_spans(texts, spans)
+        spans_s.append(time.perf_counter() - start)
+    return statistics.median(plain_s), statistics.median(spans_s)
+
+
 def whole_process_rank(db: Path, day: str, pythonpath: Path | None = None) -> tuple[float, float]:
     """Seconds for `digest rank --json --limit 0` on a cached day, and for importing the CLI
     (with `pythonpath`: the digest package found there instead of this checkout's)."""
@@ -282,6 +299,7 @@ def main() -> int:
                 runs.append(time.perf_counter() - start)
             score10k_s = statistics.median(runs)
             store.add_papers(papers)
+        pass_s = one_pass(papers, model)
         last_day = max(p.day for p in papers)
         process_s, import_s = whole_process_rank(db, last_day)
         compared = compare_rank(db, last_day, args.compare) if args.compare else None
@@ -306,6 +324,11 @@ def main() -> int:
             f"{naive_day_s:.1f} s ({naive_day_s / ours_day:.1f}x)"
         )
     print(f"texts embedded on the warm run: {warm_computed}")
+    plain_s, spans_s = pass_s
+    print(
+        f"one model pass over {min(300, len(papers))} abstracts, median of 3: encode {plain_s:.1f} s, "
+        f"encode_spans (+ candidates' vectors) {spans_s:.1f} s ({spans_s / plain_s:.2f}x)"
+    )
     print(f"scoring 10,000 subscribers x {len(papers)} papers: {score10k_s:.2f} s (median of 3 runs)")
     print(f"peak memory (ours, cold): {peak_ours:.0f} MB")
     print(

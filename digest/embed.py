@@ -107,7 +107,11 @@ class MiniLM:
     def encode_spans(self, texts: list[str], spans: list[Spans]) -> tuple[np.ndarray, list[np.ndarray]]:
         """One pass of the model: each text's embedding and, for each span, the mean of the
         contextual vectors of the tokens inside it (zero if truncation cut it off). Texts go
-        longest first, a batch at a time (little padding; only one batch's token vectors held)."""
+        longest first, a batch at a time (little padding; only one batch's token vectors held).
+        The pooling stays in torch: numpy's BLAS threads between two batches fight torch's for
+        the two cores, which made this pass a third slower than `encode` (benchmarks/rank_bench.py prints both)."""
+        import torch
+
         docs: list[np.ndarray] = [np.zeros(0)] * len(texts)
         pooled: list[np.ndarray] = [np.zeros(0)] * len(texts)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
@@ -115,29 +119,44 @@ class MiniLM:
         for start in _progress(starts, self.progress, "Embedding papers"):
             batch = order[start : start + self.batch_size]
             outputs = self.model.encode([texts[i] for i in batch], batch_size=len(batch), output_value=None)
-            for i, out in zip(batch, outputs, strict=True):
-                docs[i] = out["sentence_embedding"].float().numpy()
-                mask = out["attention_mask"].bool()
-                pooled[i] = self._pool(texts[i], spans[i], out["token_embeddings"][mask].float().numpy())
+            offsets = self._offsets([texts[i] for i in batch])
+            with torch.inference_mode():
+                for i, out, at in zip(batch, outputs, offsets, strict=True):
+                    docs[i] = out["sentence_embedding"].float().numpy()
+                    seen = int(out["attention_mask"].sum())
+                    pooled[i] = _pool(spans[i], out["token_embeddings"][:seen].float(), at)
         return normalize(np.array(docs).reshape(len(texts), -1)), pooled
 
-    def _pool(self, text: str, spans: Spans, tokens: np.ndarray) -> np.ndarray:
-        out = np.zeros((len(spans), tokens.shape[1]), dtype=np.float32)
-        stripped = text.strip()  # as sentence-transformers tokenizes it
-        lead = len(text) - len(text.lstrip())
+    def _offsets(self, texts: list[str]) -> list[list[tuple[int, int]]]:
+        """Each token's character offsets in its text, as the model tokenizes it (stripped,
+        truncated): sentence-transformers does not hand them out, so the texts are tokenized
+        once more, a batch in one call."""
         encoded = self.model.tokenizer(
-            stripped, return_offsets_mapping=True, truncation=True, max_length=self.model.max_seq_length
+            [t.strip() for t in texts],
+            return_offsets_mapping=True,
+            truncation=True,
+            max_length=self.model.max_seq_length,
         )
-        offsets = np.array(encoded["offset_mapping"], dtype=np.int64).reshape(-1, 2) + lead
-        if len(offsets) != len(tokens) or not len(spans):
-            return out  # not the tokens the model saw: no contextual vectors rather than wrong ones
-        real = offsets[:, 1] > offsets[:, 0]  # [CLS] and [SEP] have empty offsets
-        bounds = np.array(spans, dtype=np.int64)
-        inside = (
-            (offsets[None, :, 0] >= bounds[:, :1]) & (offsets[None, :, 1] <= bounds[:, 1:]) & real[None, :]
-        ).astype(np.float32)
-        counts = inside.sum(axis=1, keepdims=True)
-        return (inside @ tokens) / np.maximum(counts, 1)
+        leads = [len(t) - len(t.lstrip()) for t in texts]
+        return [
+            [(a + lead, b + lead) for a, b in at]
+            for at, lead in zip(encoded["offset_mapping"], leads, strict=True)
+        ]
+
+
+def _pool(spans: Spans, tokens, offsets: list[tuple[int, int]]) -> np.ndarray:  # noqa: ANN001 - a torch tensor
+    """The mean of the token vectors inside each span; zero rows when the offsets are not the
+    tokens the model saw (no contextual vectors rather than wrong ones)."""
+    import torch
+
+    if len(offsets) != len(tokens) or not len(spans):
+        return np.zeros((len(spans), tokens.shape[1]), dtype=np.float32)
+    at = torch.tensor(offsets, dtype=torch.int64)
+    bounds = torch.tensor(spans, dtype=torch.int64)
+    real = at[:, 1] > at[:, 0]  # [CLS] and [SEP] have empty offsets
+    inside = ((at[None, :, 0] >= bounds[:, :1]) & (at[None, :, 1] <= bounds[:, 1:]) & real[None, :]).float()
+    counts = inside.sum(dim=1, keepdim=True).clamp(min=1)
+    return ((inside @ tokens) / counts).numpy()
 
 
 def _progress(items: range, show: bool, what: str):  # noqa: ANN202 - an iterable over items
