@@ -14,7 +14,10 @@ The header names the embedding model and the digest.rank constants in force.
    of the extracted keyphrases against the gold keys (Porter-stemmed exact match) and the
    share of the top 5 that occur word for word in the text, for plain KeyBERT (1-2-grams,
    English stop words; cosine, and MMR 0.5) run in the same process, ours (digest.keyphrases)
-   and ours without its position bonus or without MMR.
+   and ours without its position bonus or without MMR; and the two ways of embedding the
+   candidates weighed: each embedded on its own, the contextual vectors of the paper's own pass
+   alone, and the shipped mix (a shortlist by the latter embedded on its own). "embedded/text"
+   is what each costs beside the one pass over the text: phrases embedded on their own.
 3. reviewer_gold_standard (TUNED, with 5-fold cross-validation over researchers): a profile is
    a researcher's own papers; the pair loss of their 1-5 expertise ratings of other papers
    (over pairs rated differently, weight |difference|; a wrong order costs the weight, a tie
@@ -357,13 +360,29 @@ def keyphrase_scores(found: list[list[str]], gold: list[set[str]], texts: list[s
     return f1[0], f1[1], contiguous
 
 
-Extractor = Callable[[list[str], np.ndarray, CachedEmbedder], list[list[str]]]
+class Counting:
+    """An embedder that counts the texts it is asked to embed on their own (cached or not):
+    what a cold run would pay for, beside the one pass over the texts themselves."""
+
+    def __init__(self, inner: CachedEmbedder):
+        self.inner, self.model_id, self.texts = inner, inner.model_id, 0
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.texts += len(texts)
+        return self.inner.encode(texts)
+
+    def encode_spans(self, texts: list[str], spans: list[list[tuple[int, int]]]):  # noqa: ANN201
+        return self.inner.encode_spans(texts, spans)
+
+
+Extractor = Callable[[list[str], np.ndarray, Counting], list[list[str]]]
 EXTRACTORS: dict[str, Extractor] = {
     "KeyBERT, plain cosine": lambda t, v, e: plain_keybert(t, v, e, None),
     "KeyBERT, MMR 0.5": lambda t, v, e: plain_keybert(t, v, e, 0.5),
     "ours without position bonus": lambda t, v, e: keyphrases.extract(t, e, top_n=10, position_weight=0.0),
     "ours without MMR": lambda t, v, e: keyphrases.extract(t, e, top_n=10, diversity=0.0),
     "ours, every candidate embedded": lambda t, v, e: keyphrases.extract(t, e, top_n=10, shortlist=None),
+    "ours, contextual vectors only": lambda t, v, e: keyphrases.extract(t, e, top_n=10, shortlist=0),
     "ours (digest.keyphrases)": lambda t, v, e: keyphrases.extract(t, e, top_n=10),
 }
 
@@ -379,10 +398,12 @@ def keyphrase_sets(embedder: CachedEmbedder, store: SQLiteStore, limit: int) -> 
         gold = [{_stemmed(k) for k in r["keyphrases"]} for r in rows]
         vectors = embedder.encode(texts)
         print(f"   {name}: {len(rows)} texts")
-        print(f"   {'setting':<34} {'F1@5':>6} {'F1@10':>6} {'verbatim':>9}")
+        print(f"   {'setting':<34} {'F1@5':>6} {'F1@10':>6} {'verbatim':>9} {'embedded/text':>14}")
         for setting, run in EXTRACTORS.items():
-            f1_5, f1_10, contiguous = keyphrase_scores(run(texts, vectors, embedder), gold, texts)
-            print(f"   {setting:<34} {f1_5:>6.3f} {f1_10:>6.3f} {contiguous:>9.1%}")
+            counting = Counting(embedder)
+            f1_5, f1_10, contiguous = keyphrase_scores(run(texts, vectors, counting), gold, texts)
+            cost = counting.texts / max(len(texts), 1)
+            print(f"   {setting:<34} {f1_5:>6.3f} {f1_10:>6.3f} {contiguous:>9.1%} {cost:>14.1f}")
 
 
 # --- 3. reviewer_gold_standard ----------------------------------------------------------------

@@ -186,21 +186,25 @@ def extract_with_vectors(
     With an embedder that can pool its own token vectors (`SpanEmbedder`) and no `doc_vectors`
     given, one pass over the texts gives their embeddings and, for free, a contextual vector for
     every candidate: the `shortlist` best of each text by those are then embedded on their own
-    and ranked. Otherwise every distinct candidate of the batch is embedded once."""
-    if doc_vectors is None and shortlist and isinstance(embedder, SpanEmbedder):
-        found, doc_vectors = _shortlists(texts, embedder, shortlist, position_weight)
+    and ranked (`shortlist=0`: none is, the contextual vectors rank them all). Otherwise, or
+    with `shortlist=None`, every distinct candidate of the batch is embedded once."""
+    if doc_vectors is None and shortlist is not None and isinstance(embedder, SpanEmbedder):
+        found, pooled, doc_vectors = _shortlists(texts, embedder, shortlist, position_weight)
     else:
         found = [candidates(text) for text in texts]
         doc_vectors = embedder.encode(list(texts)) if doc_vectors is None else doc_vectors
-    distinct = list(dict.fromkeys(c.phrase for group in found for c in group))
-    vectors = embedder.encode(distinct) if distinct else np.zeros((0, 1), dtype=np.float32)
-    row = {phrase: i for i, phrase in enumerate(distinct)}
+        pooled = None
+    if pooled is None or shortlist:  # the candidates left are embedded on their own
+        distinct = list(dict.fromkeys(c.phrase for group in found for c in group))
+        vectors = embedder.encode(distinct) if distinct else np.zeros((0, 1), dtype=np.float32)
+        row = {phrase: i for i, phrase in enumerate(distinct)}
+        pooled = [vectors[[row[c.phrase] for c in group]] for group in found]
     result = []
-    for group, doc_vector in zip(found, doc_vectors, strict=True):
+    for group, group_vectors, doc_vector in zip(found, pooled, doc_vectors, strict=True):
         if not group:
             result.append([])
             continue
-        own = normalize(vectors[[row[c.phrase] for c in group]])
+        own = normalize(group_vectors)
         relevance = _relevance(group, own, doc_vector, position_weight)
         result.append([group[i].phrase for i in mmr(own, relevance, top_n, diversity)])
     return result, doc_vectors
@@ -211,20 +215,22 @@ BLOCK = 256  # texts whose candidates' contextual vectors are held at once (~18 
 
 def _shortlists(
     texts: Sequence[str], embedder: SpanEmbedder, shortlist: int, position_weight: float
-) -> tuple[list[list[Candidate]], np.ndarray]:
-    """Each text's `shortlist` best candidates by their contextual vectors, and the texts'
-    embeddings, a block of texts at a time."""
+) -> tuple[list[list[Candidate]], list[np.ndarray], np.ndarray]:
+    """Each text's `shortlist` best candidates by their contextual vectors (0: all of them),
+    those vectors, and the texts' embeddings, a block of texts at a time."""
     found: list[list[Candidate]] = []
+    kept: list[np.ndarray] = []
     blocks = []
     for start in range(0, len(texts), BLOCK):
         block = list(texts[start : start + BLOCK])
         groups = [candidates(text) for text in block]
         docs, pooled = embedder.encode_spans(block, [[(c.first, c.end) for c in g] for g in groups])
         for group, vectors, doc in zip(groups, pooled, docs, strict=True):
-            best = np.argsort(-_relevance(group, vectors, doc, position_weight))[:shortlist]
+            best = np.argsort(-_relevance(group, vectors, doc, position_weight))[: shortlist or None]
             found.append([group[i] for i in sorted(best)])
+            kept.append(vectors[sorted(best)])
         blocks.append(docs)
-    return found, np.concatenate(blocks) if blocks else np.zeros((0, 1), dtype=np.float32)
+    return found, kept, np.concatenate(blocks) if blocks else np.zeros((0, 1), dtype=np.float32)
 
 
 def _relevance(

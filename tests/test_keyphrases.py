@@ -186,3 +186,14 @@ def test_with_span_vectors_only_each_papers_shortlist_is_embedded_on_its_own():
     assert all(1 <= len(group) <= keyphrases.TOP_N for group in found)
     assert all(p in apart for group in found for p in group)
     assert found == keyphrases.extract(texts, emb, shortlist=6)  # deterministic
+
+
+def test_with_shortlist_zero_the_contextual_vectors_alone_rank_and_nothing_more_is_embedded():
+    papers = [p for f in sorted((ROOT / "samples").glob("*.txt")) for p in sources.read_file(f).papers]
+    texts = [p.text for p in papers]
+    emb = CountingSpans()
+    found = keyphrases.extract(texts, emb, shortlist=0)
+    spans_asked = sum(len(keyphrases.candidates(t)) for t in texts)
+    assert len(emb.asked) == len(texts) + spans_asked  # the pass over the texts and nothing after it
+    # this double's contextual vectors are the spans embedded apart: the same picks as embedding all
+    assert found == keyphrases.extract(texts, HashingEmbedder(), shortlist=None)
