@@ -64,7 +64,10 @@ class MiniLM:
     model_id = "all-MiniLM-L6-v2"
 
     # 8 abstracts at a time are as fast as 64 on a 2-core CPU and peak ~400 MB lower (attention
-    # over 256 tokens grows with the batch); short texts (keyphrases) run best in big batches.
+    # over 256 tokens grows with the batch). Short texts (keyphrases, titles) run best 64 at a
+    # time: a fifth faster than 256 (less padding to each batch's longest), and than 32.
+    short_batch_size = 64
+
     def __init__(self, batch_size: int = 8, progress: bool | None = None):
         self.batch_size = batch_size
         self.progress = sys.stderr.isatty() if progress is None else progress
@@ -97,7 +100,7 @@ class MiniLM:
         short = sum(map(len, texts)) / len(texts) < 64
         vectors = self.model.encode(
             texts,
-            batch_size=256 if short else self.batch_size,
+            batch_size=self.short_batch_size if short else self.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=self.progress and len(texts) > self.batch_size,
@@ -108,8 +111,9 @@ class MiniLM:
         """One pass of the model: each text's embedding and, for each span, the mean of the
         contextual vectors of the tokens inside it (zero if truncation cut it off). Texts go
         longest first, a batch at a time (little padding; only one batch's token vectors held).
-        The pooling stays in torch: numpy's BLAS threads between two batches fight torch's for
-        the two cores, which made this pass a third slower than `encode` (benchmarks/rank_bench.py prints both)."""
+        The pooling stays in torch: numpy's BLAS threads between two batches fought torch's for
+        the two cores and made this pass far slower than `encode` (benchmarks/rank_bench.py
+        prints both)."""
         import torch
 
         docs: list[np.ndarray] = [np.zeros(0)] * len(texts)
