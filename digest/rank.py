@@ -400,12 +400,11 @@ def eligible(
         sure = np.flatnonzero((learned.score >= VOTED_FLOOR) & ~on_topic)
         on_topic[sure[learned.like(sure)[0] >= LIKE_FLOOR]] = True
     mask = np.ones(n, dtype=bool) if every else on_topic & (view.score >= subscriber.min_score)
-    if signals.votes is not None:  # voted on, up or down: the reader has seen it
-        mask &= np.array([p.id not in signals.votes.seen for p in features.papers])
+    seen = signals.sent_ids if signals.votes is None else signals.sent_ids | signals.votes.seen
+    if seen:  # sent, or voted on up or down: the reader has seen it
+        mask &= np.array([p.id not in seen for p in features.papers])
     if subscriber.exclude:
         mask &= ~excluded(matrix, subscriber.exclude)
-    if signals.sent_ids:
-        mask &= np.array([p.id not in signals.sent_ids for p in features.papers])
     return mask
 
 
