@@ -130,15 +130,19 @@ def apply(
     """Each reader's model on the day's papers: one matrix product for every reader."""
     raw = weights @ paper_vectors.T  # (m, P)
     position = {pid: i for i, pid in enumerate(paper_ids)}
-    out = []
-    for votes, row in zip(all_votes, raw, strict=True):
-        # stretched over the day's papers the reader has not voted on: their favourite of the
-        # day is 1, the least liked 0, so the share is the most votes can move a paper on any day
-        span = row.copy()
+    # stretched over the day's papers the reader has not voted on: their favourite of the day is
+    # 1, the least liked 0, so the share is the most votes can move a paper on any day
+    span = raw.copy()
+    for row, votes in enumerate(all_votes):
         voted = [position[p] for p in votes.paper_ids if p in position]
-        if len(voted) < len(span):
-            span[voted] = np.nan
-        low, high = np.nanmin(span), np.nanmax(span)
-        score = np.clip((row - low) / max(float(high - low), 1e-6), 0.0, 1.0).astype(np.float32)
-        out.append(Learned(share(len(votes)), score, votes, paper_vectors))
-    return out
+        if len(voted) < raw.shape[1]:  # a reader who voted on every paper: stretched over all
+            span[row, voted] = np.nan
+    if raw.shape[1]:
+        low, high = np.nanmin(span, axis=1, keepdims=True), np.nanmax(span, axis=1, keepdims=True)
+        scores = np.clip((raw - low) / np.maximum(high - low, 1e-6), 0.0, 1.0).astype(np.float32)
+    else:
+        scores = raw.astype(np.float32)
+    return [
+        Learned(share(len(votes)), score, votes, paper_vectors)
+        for votes, score in zip(all_votes, scores, strict=True)
+    ]

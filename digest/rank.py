@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -111,6 +112,11 @@ class PaperFeatures:
     tfidf: object | None = None  # a TfidfVectorizer fitted on these papers
     tfidf_matrix: object | None = None  # its (P, V) sparse matrix
     title_vectors: np.ndarray | None = None  # (P, d) title embeddings; None: the paper's stand in
+
+    @cached_property
+    def position(self) -> dict[str, int]:
+        """Paper id -> its column."""
+        return {p.id: i for i, p in enumerate(self.papers)}
 
 
 def featurize(
@@ -402,7 +408,7 @@ def eligible(
     mask = np.ones(n, dtype=bool) if every else on_topic & (view.score >= subscriber.min_score)
     seen = signals.sent_ids if signals.votes is None else signals.sent_ids | signals.votes.seen
     if seen:  # sent, or voted on up or down: the reader has seen it
-        mask &= np.array([p.id not in seen for p in features.papers])
+        mask[[i for pid in seen if (i := features.position.get(pid)) is not None]] = False
     if subscriber.exclude:
         mask &= ~excluded(matrix, subscriber.exclude)
     return mask
@@ -456,6 +462,7 @@ def select(
         p for p in (profile.phrases if profile else ()) if p not in keywords and p in matrix.index
     ]
     per_label = matrix.evidence[matrix.rows(labels)][:, chosen].T.tolist()
+    liked_like = _liked_like(learned, chosen)
     return [
         Ranked(
             features.papers[i],
@@ -466,15 +473,16 @@ def select(
             features.keyphrases[i],
             relevance=round(relevance, 4),
             trending=round(trend, 4),
-            liked_like=_liked_like(learned, i),
+            liked_like=like,
             close_to=_close_to(profile, own, i),
         )
-        for i, score, relevance, trend, column in zip(
+        for i, score, relevance, trend, column, like in zip(
             chosen,
             view.score[chosen].tolist(),
             view.relevance[chosen].tolist(),
             view.trending[chosen].tolist(),
             per_label,
+            liked_like,
             strict=True,
         )
     ]
@@ -487,12 +495,18 @@ def _close_to(profile: Profile | None, own: ProfileMatch | None, i: int) -> str 
     return profile.titles[int(own.closest[i])] or None
 
 
-def _liked_like(learned: Learned | None, i: int) -> str | None:
-    """The up-voted paper this one resembles, when the votes are what lifted it."""
-    if learned is None or not learned.share or learned.score[i] < VOTED_FLOOR:
-        return None
-    (cos,), (title,) = learned.like(np.array([i]))
-    return title if cos >= LIKE_FLOOR and title else None
+def _liked_like(learned: Learned | None, chosen: list[int]) -> list[str | None]:
+    """For each chosen paper, the up-voted paper it resembles, when the votes are what lifted it
+    (one product for the few picks the model is sure of)."""
+    out: list[str | None] = [None] * len(chosen)
+    if learned is None or not learned.share:
+        return out
+    sure = [n for n, i in enumerate(chosen) if learned.score[i] >= VOTED_FLOOR]
+    if sure:
+        cosines, titles = learned.like(np.array([chosen[n] for n in sure]))
+        for n, cos, title in zip(sure, cosines.tolist(), titles, strict=True):
+            out[n] = title if cos >= LIKE_FLOOR and title else None
+    return out
 
 
 def select_diverse(ranked: Sequence[tuple[int, int]], cap: int, n_interests: int) -> list[int]:
