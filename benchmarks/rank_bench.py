@@ -19,7 +19,8 @@ time for 10,000 subscribers, peak memory and the whole-process time of `digest r
 already ranked (with --compare REV, against the code of an earlier git revision on the same
 database).
 Run: .venv/bin/python benchmarks/rank_bench.py [--papers N] [--compare REV] [--no-baseline]
-(about 25 minutes for all papers on a 2-core machine; the baselines are most of it).
+[--rounds N] [--only-real-day]
+(about 30 minutes for all papers on a 2-core machine; the baselines are most of it).
 """
 
 from __future__ import annotations
@@ -187,6 +188,15 @@ def real_day(listing: Path, subscribers: int = 100, rounds: int = 2) -> tuple[fl
     return statistics.median(ours_s), statistics.median(naive_s)
 
 
+def print_real_day(times: tuple[float, float], rounds: int) -> None:
+    ours_day, naive_day_s = times
+    print(
+        f"one real day ({REAL_DAY}, 100 subscribers), whole processes from nothing, median of {rounds} "
+        f"alternated runs: ours (digest ingest + digest rank) {ours_day:.1f} s, naive KeyBERT "
+        f"{naive_day_s:.1f} s ({naive_day_s / ours_day:.1f}x)"
+    )
+
+
 def ours(papers, subscribers, store: SQLiteStore, model) -> tuple[float, rank.PaperFeatures, int]:
     start = time.perf_counter()
     embedder = CachedEmbedder(model, store)
@@ -263,10 +273,21 @@ def main() -> int:
         metavar="REV",
         help="also time `digest rank` on the cached day with the code of git revision REV",
     )
+    parser.add_argument(
+        "--only-real-day", action="store_true", help="only the real day, whole processes (a few minutes)"
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="alternated runs of the real day (median)")
     parser.add_argument("--naive-day", type=Path, help=argparse.SUPPRESS)  # the naive process of `real_day`
     args = parser.parse_args()
     if args.naive_day:
         naive_day(args.naive_day, args.subscribers)
+        return 0
+    day = LISTINGS / f"{REAL_DAY}.jsonl"
+    if args.only_real_day:
+        if not day.exists():
+            print(f"skipped: no listing {day}")
+            return 0
+        print_real_day(real_day(day, rounds=args.rounds), args.rounds)
         return 0
     files = sorted(LISTINGS.glob("*.jsonl"))
     if not files:
@@ -304,8 +325,7 @@ def main() -> int:
         process_s, import_s = whole_process_rank(db, last_day)
         compared = compare_rank(db, last_day, args.compare) if args.compare else None
         base_s = baseline(papers, subscribers, model) if not args.no_baseline else 0.0
-    day = LISTINGS / f"{REAL_DAY}.jsonl"
-    day_times = real_day(day) if day.exists() and not args.no_baseline else None
+    day_times = real_day(day, rounds=args.rounds) if day.exists() and not args.no_baseline else None
 
     print(f"rank benchmark: {len(papers)} papers, {len(subscribers)} subscribers; model load {load_s:.1f} s")
     print(f"{'run':<34} {'seconds':>9} {'vs baseline':>12}")
@@ -317,12 +337,7 @@ def main() -> int:
         print(f"{'ours, cold (empty caches)':<34} {cold_s:>9.1f} {base_s / cold_s:>11.1f}x")
         print(f"{'ours, warm (same papers again)':<34} {warm_s:>9.2f} {base_s / warm_s:>11.0f}x")
     if day_times:
-        ours_day, naive_day_s = day_times
-        print(
-            f"one real day ({REAL_DAY}, 100 subscribers), whole processes from nothing, median of 2 "
-            f"alternated runs: ours (digest ingest + digest rank) {ours_day:.1f} s, naive KeyBERT "
-            f"{naive_day_s:.1f} s ({naive_day_s / ours_day:.1f}x)"
-        )
+        print_real_day(day_times, args.rounds)
     print(f"texts embedded on the warm run: {warm_computed}")
     plain_s, spans_s = pass_s
     print(
