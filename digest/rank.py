@@ -36,7 +36,7 @@ phrases (digest.keyphrases).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -406,12 +406,19 @@ def eligible(
         sure = np.flatnonzero((learned.score >= VOTED_FLOOR) & ~on_topic)
         on_topic[sure[learned.like(sure)[0] >= LIKE_FLOOR]] = True
     mask = np.ones(n, dtype=bool) if every else on_topic & (view.score >= subscriber.min_score)
-    seen = signals.sent_ids if signals.votes is None else signals.sent_ids | signals.votes.seen
-    if seen:  # sent, or voted on up or down: the reader has seen it
-        mask[[i for pid in seen if (i := features.position.get(pid)) is not None]] = False
+    for seen in (signals.sent_ids, signals.votes.seen if signals.votes is not None else ()):
+        _drop(mask, features, seen)  # sent, or voted on up or down: the reader has seen it
     if subscriber.exclude:
         mask &= ~excluded(matrix, subscriber.exclude)
     return mask
+
+
+def _drop(mask: np.ndarray, features: PaperFeatures, ids: Collection[str]) -> None:
+    """Unmark the papers among `ids`, walking whichever is shorter: the ids or the day's papers."""
+    if len(ids) < len(features.papers):
+        mask[[i for pid in ids if (i := features.position.get(pid)) is not None]] = False
+    elif ids:
+        mask &= np.array([p.id not in ids for p in features.papers])
 
 
 def excluded(matrix: ScoreMatrix, phrases: Sequence[str]) -> np.ndarray:

@@ -82,6 +82,13 @@ def test_papers_already_sent_are_never_ranked_again(features):
     assert PAPERS[0].id not in ids
 
 
+@pytest.mark.parametrize("older", [0, 1000], ids=["few sent", "more sent than the day holds"])
+def test_sent_papers_are_left_out_however_many_were_sent_before(features, older: int):
+    sent = {PAPERS[0].id, PAPERS[-1].id} | {f"old-{n}" for n in range(older)}
+    ids = [r.paper.id for r in _rank(SUB, features, limit=0, exclude_ids=sent)]
+    assert ids and sorted(ids) == sorted(p.id for p in PAPERS[1:-1])
+
+
 def test_one_square_hit_beats_brushing_every_interest():
     square = _paper("Diffusion models", "Diffusion models diffusion models for diffusion models.")
     brush = _paper("Notes", "A diffusion step, a graph, some neural networks and models in passing.")
