@@ -381,7 +381,7 @@ EXTRACTORS: dict[str, Extractor] = {
     "KeyBERT, MMR 0.5": lambda t, v, e: plain_keybert(t, v, e, 0.5),
     "ours without position bonus": lambda t, v, e: keyphrases.extract(t, e, top_n=10, position_weight=0.0),
     "ours without MMR": lambda t, v, e: keyphrases.extract(t, e, top_n=10, diversity=0.0),
-    "ours, every candidate embedded": lambda t, v, e: keyphrases.extract(t, e, top_n=10, shortlist=None),
+    "ours, every candidate embedded": lambda t, v, e: keyphrases.extract(t, e, v, top_n=10, shortlist=None),
     "ours, contextual vectors only": lambda t, v, e: keyphrases.extract(t, e, top_n=10, shortlist=0),
     "ours (digest.keyphrases)": lambda t, v, e: keyphrases.extract(t, e, top_n=10),
 }
