@@ -567,7 +567,7 @@ def main() -> None:
         cli(prog_name="digest")
     finally:
         # The interpreter's last collection would walk every object torch and transformers
-        # made (about 2 s once the model is loaded); frozen objects are left to the OS.
+        # made (seconds, once the model is loaded); frozen objects are left to the OS.
         gc.freeze()
 
 
