@@ -312,12 +312,6 @@ def _stemmed(phrase: str) -> str:
     return " ".join(_stem(w) for w in re.findall(r"[^\W_]+(?:-[^\W_]+)*", phrase.lower()))
 
 
-def _contiguous(phrase: str, text: str) -> bool:
-    """The phrase's words occur in the text one after another (white space between them only)."""
-    pattern = r"(?<![^\W_])" + r"\s+".join(map(re.escape, phrase.lower().split())) + r"(?![^\W_])"
-    return re.search(pattern, text.lower()) is not None
-
-
 def _keybert(embedder: CachedEmbedder):  # noqa: ANN202 - KeyBERT over the cached embedder
     from keybert import KeyBERT
     from keybert.backend import BaseEmbedder
@@ -356,7 +350,7 @@ def keyphrase_scores(found: list[list[str]], gold: list[set[str]], texts: list[s
             scores.append(2 * hits / (len(predicted) + len(keys)) if hits else 0.0)
         f1.append(float(np.mean(scores)))
     shown = [(p, t) for phrases, t in zip(found, texts, strict=True) for p in phrases[:5]]
-    contiguous = sum(_contiguous(p, t) for p, t in shown) / max(len(shown), 1)
+    contiguous = sum(keyphrases.occurs_verbatim(p, t) for p, t in shown) / max(len(shown), 1)
     return f1[0], f1[1], contiguous
 
 

@@ -146,6 +146,13 @@ def candidates(text: str, *, max_words: int = MAX_WORDS) -> list[Candidate]:
     return list(found.values())
 
 
+def occurs_verbatim(phrase: str, text: str) -> bool:
+    """The phrase's words occur in the text one after another, separated only by white space
+    (any case): how every keyphrase shown to a reader relates to its paper."""
+    pattern = r"(?<![^\W_])" + r"\s+".join(map(re.escape, phrase.lower().split())) + r"(?![^\W_])"
+    return re.search(pattern, text.lower()) is not None
+
+
 def mmr(vectors: np.ndarray, relevance: np.ndarray, top_n: int, diversity: float) -> list[int]:
     """Maximal marginal relevance (as KeyBERT): each pick maximizes
     (1 - diversity) * relevance - diversity * (its highest cosine to a phrase already picked)."""

@@ -23,15 +23,6 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SHARED = ROOT.parent / "shared"
 
 
-def occurs_verbatim(phrase: str, text: str) -> bool:
-    """The phrase's words occur in the text one after another, separated only by white space
-    (any case): how a keyphrase shown to a reader must relate to its paper."""
-    import re
-
-    pattern = r"(?<![^\W_])" + r"\s+".join(map(re.escape, phrase.lower().split())) + r"(?![^\W_])"
-    return re.search(pattern, text.lower()) is not None
-
-
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[SQLiteStore]:
     with SQLiteStore.open(tmp_path / "digest.db") as s:

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, SAMPLES, occurs_verbatim
+from conftest import ROOT, SAMPLES
 
 from digest.cli import cli
+from digest.keyphrases import occurs_verbatim
 
 COMMANDS = [
     ["ingest"],

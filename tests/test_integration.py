@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, SAMPLES, SHARED, occurs_verbatim
+from conftest import ROOT, SAMPLES, SHARED
 
 pytestmark = pytest.mark.integration
 
@@ -106,7 +106,7 @@ def test_the_real_model_picks_only_phrases_that_occur_in_the_paper():
     for text, phrases in zip(texts, found, strict=True):
         assert len(phrases) == keyphrases.TOP_N
         for phrase in phrases:
-            assert occurs_verbatim(phrase, text), (phrase, text[:80])
+            assert keyphrases.occurs_verbatim(phrase, text), (phrase, text[:80])
     shown = {p.lower() for phrases in found for p in phrases}
     assert not shown & {"phones quantize", "fidelity distilling", "imagenet surpassing", "algorithms deep"}
 

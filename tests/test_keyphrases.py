@@ -4,12 +4,13 @@ a clause, a sentence, a stop word or a leftover of LaTeX or markup."""
 from __future__ import annotations
 
 import numpy as np
-from conftest import ROOT, occurs_verbatim
+from conftest import ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from digest import keyphrases, sources
 from digest.embed import HashingEmbedder, encode_spans_apart, normalize
+from digest.keyphrases import occurs_verbatim
 
 # From our sample dumps: the sentences KeyBERT's CountVectorizer glued into "phones quantize",
 # "fidelity distilling" and the like, plus LaTeX, markup, acronyms and hyphens.
