@@ -88,9 +88,19 @@ def test_an_early_phrase_wins_a_tie():
     assert found and occurs_verbatim(found[0], text)
 
 
+def _sample_texts() -> list[str]:
+    """The texts of the papers in our sample dumps."""
+    return [p.text for f in sorted((ROOT / "samples").glob("*.txt")) for p in sources.read_file(f).papers]
+
+
+def _one_pass(texts: list[str]) -> int:
+    """What the pass over `texts` asks a span-embedding-apart double to embed: each text and
+    each of its candidates."""
+    return len(texts) + sum(len(keyphrases.candidates(t)) for t in texts)
+
+
 def test_every_keyphrase_of_the_sample_dumps_occurs_in_its_paper():
-    papers = [p for f in sorted((ROOT / "samples").glob("*.txt")) for p in sources.read_file(f).papers]
-    texts = [p.text for p in papers]
+    texts = _sample_texts()
     emb = HashingEmbedder()
     found = keyphrases.extract(texts, emb)
     assert all(1 <= len(group) <= keyphrases.TOP_N for group in found)
@@ -177,12 +187,10 @@ class CountingSpans(HashingEmbedder):
 
 
 def test_with_span_vectors_only_each_papers_shortlist_is_embedded_on_its_own():
-    papers = [p for f in sorted((ROOT / "samples").glob("*.txt")) for p in sources.read_file(f).papers]
-    texts = [p.text for p in papers]
+    texts = _sample_texts()
     emb = CountingSpans()
     found = keyphrases.extract(texts, emb, shortlist=6)
-    spans_asked = sum(len(keyphrases.candidates(t)) for t in texts)
-    apart = emb.asked[len(texts) + spans_asked :]  # after the texts and their spans
+    apart = emb.asked[_one_pass(texts) :]  # after the texts and their spans
     assert len(apart) <= 6 * len(texts) and len(set(apart)) == len(apart)
     assert all(1 <= len(group) <= keyphrases.TOP_N for group in found)
     assert all(p in apart for group in found for p in group)
@@ -190,11 +198,9 @@ def test_with_span_vectors_only_each_papers_shortlist_is_embedded_on_its_own():
 
 
 def test_with_shortlist_zero_the_contextual_vectors_alone_rank_and_nothing_more_is_embedded():
-    papers = [p for f in sorted((ROOT / "samples").glob("*.txt")) for p in sources.read_file(f).papers]
-    texts = [p.text for p in papers]
+    texts = _sample_texts()
     emb = CountingSpans()
     found = keyphrases.extract(texts, emb, shortlist=0)
-    spans_asked = sum(len(keyphrases.candidates(t)) for t in texts)
-    assert len(emb.asked) == len(texts) + spans_asked  # the pass over the texts and nothing after it
+    assert len(emb.asked) == _one_pass(texts)  # the pass over the texts and nothing after it
     # this double's contextual vectors are the spans embedded apart: the same picks as embedding all
     assert found == keyphrases.extract(texts, HashingEmbedder(), shortlist=None)
