@@ -122,8 +122,9 @@ class MiniLM:
         starts = range(0, len(texts), self.batch_size)
         for start in _progress(starts, self.progress, "Embedding papers"):
             batch = order[start : start + self.batch_size]
-            outputs = self.model.encode([texts[i] for i in batch], batch_size=len(batch), output_value=None)
-            offsets = self._offsets([texts[i] for i in batch])
+            chunk = [texts[i] for i in batch]
+            outputs = self.model.encode(chunk, batch_size=len(batch), output_value=None)
+            offsets = self._offsets(chunk)
             with torch.inference_mode():
                 for i, out, at in zip(batch, outputs, offsets, strict=True):
                     docs[i] = out["sentence_embedding"].float().numpy()

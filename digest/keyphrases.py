@@ -233,9 +233,9 @@ def _shortlists(
         groups = [candidates(text) for text in block]
         docs, pooled = embedder.encode_spans(block, [[(c.first, c.end) for c in g] for g in groups])
         for group, vectors, doc in zip(groups, pooled, docs, strict=True):
-            best = np.argsort(-_relevance(group, vectors, doc, position_weight))[: shortlist or None]
-            found.append([group[i] for i in sorted(best)])
-            kept.append(vectors[sorted(best)])
+            best = sorted(np.argsort(-_relevance(group, vectors, doc, position_weight))[: shortlist or None])
+            found.append([group[i] for i in best])
+            kept.append(vectors[best])
         blocks.append(docs)
     return found, kept, np.concatenate(blocks) if blocks else np.zeros((0, 1), dtype=np.float32)
 
