@@ -521,7 +521,7 @@ def status() -> None:
         fetched = store.source_states()
         cache = store.cache_size()
         days = store.days()
-    click.echo(f"database: {settings.db} ({len(days)} days of papers)")
+    click.echo(f"database: {settings.database} ({len(days)} days of papers)")
     vectors, size = cache
     click.echo(
         f"embedding cache: {vectors:,} vectors, {size / 2**20:.1f} MB"

@@ -123,6 +123,8 @@ def _checked_strings(values: dict[str, Any], env: Mapping[str, str]) -> dict[str
 class Settings:
     subscribers: Path = Path("subscribers.yaml")
     db: Path = Path("var/digest.db")
+    # DIGEST_DB=postgresql://...: the database past one machine (digest.store.postgres); db unused
+    database_url: str | None = field(default=None, repr=False)
     inbox: Path = Path("inbox")
     outbox: Path = Path("var/outbox")
     smtp_host: str | None = None
@@ -171,8 +173,18 @@ class Settings:
 
     @property
     def state_dir(self) -> Path:
-        """Where the archive, previews and the secret live: DIGEST_STATE, else beside the database."""
-        return self.state or self.db.parent
+        """Where the archive, previews and the secret live: DIGEST_STATE, else beside the database
+        (./var with PostgreSQL)."""
+        return self.state or (Path("var") if self.database_url else self.db.parent)
+
+    @property
+    def database(self) -> str:
+        """The database in words: the SQLite file, or the PostgreSQL URL without its password."""
+        if self.database_url:
+            from .store.postgres import shown
+
+            return shown(self.database_url)
+        return str(self.db)
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, **flags: Any) -> Settings:
@@ -197,7 +209,9 @@ class Settings:
             ("templates", "DIGEST_TEMPLATES"),
         ]:
             raw = pick(name, var)
-            if raw is not None:
+            if raw is not None and name == "db" and raw.startswith(("postgresql://", "postgres://")):
+                values["database_url"] = raw
+            elif raw is not None:
                 values[name] = Path(raw)
         for name, var in [
             ("smtp_host", "DIGEST_SMTP_HOST"),

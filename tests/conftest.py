@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
+from pgserver import PostgresServer, fresh_schema
 
 from digest.config import Settings, parse_subscribers
 from digest.embed import HashingEmbedder
-from digest.store import SQLiteStore
+from digest.store import Store, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -23,9 +24,48 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SHARED = ROOT.parent / "shared"
 
 
+# --- the store's two backends --------------------------------------------------------------
+# Tests that take `database` (or `store`, or `settings`) run once on each backend: a SQLite file
+# in the test's folder, and a schema of its own in a real PostgreSQL server that the session
+# starts from Debian's package in a temporary folder (`make test` installs it when missing).
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL server on loopback for the session; yields the URL of its database."""
+    server = PostgresServer.start()
+    if isinstance(server, str):
+        pytest.skip(server)
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    with SQLiteStore.open(tmp_path / "digest.db") as s:
+def postgres_url(postgres_server: str) -> str:
+    """A schema of the test's own in the session's server: DIGEST_DB for this test."""
+    return fresh_schema(postgres_server)
+
+
+@pytest.fixture(params=BACKENDS)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """DIGEST_DB for this test: a SQLite file, or a postgresql:// URL."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres_url")
+    return str(tmp_path / "var" / "digest.db")
+
+
+def opened(database: str) -> Store:
+    """The store DIGEST_DB=`database` names, opened (and migrated)."""
+    return open_store(Settings.load(env={}, db=database))
+
+
+@pytest.fixture
+def store(database: str) -> Iterator[Store]:
+    with opened(database) as s:
         yield s
 
 
@@ -35,11 +75,12 @@ def embedder() -> HashingEmbedder:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, database: str) -> Settings:
     return Settings.load(
         env={},
         subscribers=ROOT / "subscribers.yaml",
-        db=tmp_path / "var" / "digest.db",
+        db=database,
+        state=tmp_path / "var",
         inbox=tmp_path / "inbox",
         outbox=tmp_path / "var" / "outbox",
         model="hashing",

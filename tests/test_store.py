@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
-from pathlib import Path
 
 import numpy as np
+from conftest import opened
 
 from digest.models import Paper, paper_identity
-from digest.store import SQLiteStore
+from digest.store import Store
 
 
 def _paper(title: str, day: str = "2026-11-20", **kw) -> Paper:
@@ -20,7 +22,7 @@ def _paper(title: str, day: str = "2026-11-20", **kw) -> Paper:
     )
 
 
-def test_same_paper_twice_is_stored_once_keeping_its_first_day(store: SQLiteStore):
+def test_same_paper_twice_is_stored_once_keeping_its_first_day(store: Store):
     assert store.add_papers([_paper("A", "2026-11-19")]).new == 1
     result = store.add_papers([_paper("A", "2026-11-20", upvotes=9, authors_count=3)])
     assert (result.new, result.updated) == (0, 1)
@@ -29,26 +31,60 @@ def test_same_paper_twice_is_stored_once_keeping_its_first_day(store: SQLiteStor
     assert (paper.upvotes, paper.authors_count) == (9, 3)
 
 
-def test_later_input_without_metadata_does_not_erase_it(store: SQLiteStore):
+def test_later_input_without_metadata_does_not_erase_it(store: Store):
     store.add_papers([_paper("A", upvotes=5, organization="Acme")])
     store.add_papers([_paper("A")])
     (paper,) = store.papers()
     assert (paper.upvotes, paper.organization) == (5, "Acme")
 
 
-def test_catchup_window_returns_papers_of_several_days(store: SQLiteStore):
+def test_catchup_window_returns_papers_of_several_days(store: Store):
     store.add_papers([_paper("old", "2026-11-10"), _paper("a", "2026-11-18"), _paper("b", "2026-11-20")])
     assert [p.title for p in store.papers(date(2026, 11, 20), since=date(2026, 11, 18))] == ["a", "b"]
 
 
-def test_a_delivery_can_be_claimed_only_once(tmp_path: Path):
-    path = tmp_path / "d.db"
-    with SQLiteStore.open(path) as first, SQLiteStore.open(path) as second:
+def test_a_delivery_can_be_claimed_only_once(database: str):
+    with opened(database) as first, opened(database) as second:
         assert first.claim_delivery("alice", date(2026, 11, 20)) is True
         assert second.claim_delivery("alice", date(2026, 11, 20)) is False
+        assert second.claim_delivery("alice", date(2026, 11, 20), retry_unknown=True) is True
+        first.finish_delivery("alice", date(2026, 11, 20), status="pending")
+        assert second.claim_delivery("alice", date(2026, 11, 20)) is True
+        second.finish_delivery("alice", date(2026, 11, 20), status="sent")
+        assert first.claim_delivery("alice", date(2026, 11, 20), retry_unknown=True) is False
 
 
-def test_sent_papers_are_remembered_per_subscriber_and_day(store: SQLiteStore):
+def test_of_many_processes_claiming_at_once_exactly_one_wins_each_delivery(database: str):
+    """Six claimers on their own connections race for the same 40 deliveries."""
+    day, readers = date(2026, 11, 20), [f"r{i}" for i in range(40)]
+    opened(database).close()  # migrated once, before the race
+    start = threading.Barrier(6)
+
+    def claim_all() -> list[str]:
+        with opened(database) as s:
+            start.wait()
+            return [r for r in readers if s.claim_delivery(r, day)]
+
+    with ThreadPoolExecutor(6) as pool:
+        won = [r for result in pool.map(lambda _: claim_all(), range(6)) for r in result]
+    assert sorted(won) == sorted(readers)
+
+
+def test_first_runs_at_once_migrate_once_and_both_open(database: str):
+    start = threading.Barrier(4)
+
+    def open_and_add(i: int) -> int:
+        start.wait()
+        with opened(database) as s:
+            return s.add_papers([_paper(f"P{i}")]).new
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(open_and_add, range(4))) == [1, 1, 1, 1]
+    with opened(database) as s:
+        assert sorted(p.title for p in s.papers()) == ["P0", "P1", "P2", "P3"]
+
+
+def test_sent_papers_are_remembered_per_subscriber_and_day(store: Store):
     store.claim_delivery("alice", date(2026, 11, 19))
     store.finish_delivery("alice", date(2026, 11, 19), status="sent", paper_ids=["p1", "p2"])
     assert store.sent_paper_ids("alice") == {"p1", "p2"}
@@ -58,17 +94,16 @@ def test_sent_papers_are_remembered_per_subscriber_and_day(store: SQLiteStore):
     assert (delivery.status, delivery.paper_ids) == ("sent", ("p1", "p2"))
 
 
-def test_reopening_a_database_keeps_everything(tmp_path: Path):
-    path = tmp_path / "d.db"
-    with SQLiteStore.open(path) as s:
+def test_reopening_a_database_keeps_everything(database: str):
+    with opened(database) as s:
         s.add_papers([_paper("A")])
         s.cache_vectors("m", {"h": np.ones(3, dtype=np.float32)})
-    with SQLiteStore.open(path) as s:
+    with opened(database) as s:
         assert [p.title for p in s.papers()] == ["A"]
         assert s.cached_vectors("m", ["h"])["h"].tolist() == [1.0, 1.0, 1.0]
 
 
-def test_the_embedding_cache_is_bounded_oldest_first(store: SQLiteStore):
+def test_the_embedding_cache_is_bounded_oldest_first(store: Store):
     vector = np.ones(384, dtype=np.float32)  # 1,536 bytes each
     store.cache_vectors("m", {f"old{i}": vector for i in range(10)})
     store.conn.execute("UPDATE embeddings SET added_at = '2020-01-01T00:00:00+00:00'")

@@ -1,6 +1,7 @@
 """The store: papers, caches and the delivery ledger behind one interface (`Store`).
 
-    open_store(settings) -> Store        the backend DIGEST_DB names (today: a SQLite file)
+    open_store(settings) -> Store        the backend DIGEST_DB names: a SQLite file (the
+                                         default), or a postgresql:// URL
 
 Callers are typed against `Store` (digest.store.base); backends live beside it.
 """
@@ -18,6 +19,10 @@ if TYPE_CHECKING:
 
 def open_store(settings: Settings) -> Store:
     """The store the settings name, opened and migrated; StoreError if it cannot be used."""
+    if settings.database_url:
+        from .postgres import PostgresStore  # psycopg is imported only by those who use it
+
+        return PostgresStore.open(settings.database_url)
     return SQLiteStore.open(settings.db)
 
 

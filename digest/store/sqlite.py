@@ -1,7 +1,7 @@
-"""SQLite, the embedded store: papers, ingested files, the embedding and keyphrase caches,
-and the delivery ledger (who got which day's digest, and which papers were in it).
+"""SQLite, the embedded store: a file opened, migrated and switched to WAL; the queries
+themselves are sql.SQLStore's, shared with PostgreSQL.
 
-Only this module speaks SQL (for SQLite). Schema changes are numbered migrations keyed on
+Schema changes are numbered migrations keyed on
 ``PRAGMA user_version``, each a tuple of single statements run in one transaction under the
 write lock, so an old database is upgraded in place, never rebuilt, and two first runs at once
 never both migrate. Every sqlite3 error becomes one StoreError that says what to do.
@@ -10,21 +10,16 @@ never both migrate. Every sqlite3 error becomes one StoreError that says what to
 from __future__ import annotations
 
 import errno
-import json
 import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..errors import StoreError
-from ..models import Delivery, Paper, Status
-from .base import AddResult, IngestedFile, SourceState, Unsubscribe, Vote
+from .sql import SQLStore
 
 MIGRATIONS: list[tuple[str, ...]] = [
     (
@@ -207,28 +202,19 @@ class _Connection:
         with self.errors():
             return self._conn.execute(sql, tuple(args)).fetchall()
 
+    def begin(self, immediate: bool) -> None:
+        """IMMEDIATE takes the write lock up front, waiting up to the busy timeout for it."""
+        self.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
     def close(self) -> None:
         self._conn.close()
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _iso(day: date) -> str:
-    """Days are stored as ISO text: it sorts and compares as the dates do."""
-    return day.isoformat()
-
-
-def _day(text: str | None) -> date | None:
-    return date.fromisoformat(text) if text else None
-
-
-class SQLiteStore:
+class SQLiteStore(SQLStore):
     """One SQLite database file. Open with `SQLiteStore.open(path)`; use as a context manager."""
 
     def __init__(self, conn: _Connection, path: Path):
-        self.conn = conn
+        super().__init__(conn)
         self.path = path
 
     @classmethod
@@ -282,26 +268,6 @@ class SQLiteStore:
             if target.exists() and not os.access(target, os.W_OK):
                 raise _store_error(self.path, PermissionError(errno.EACCES, "read-only"), 0)
 
-    def close(self) -> None:
-        self.conn.close()
-
-    def __enter__(self) -> SQLiteStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @contextmanager
-    def transaction(self, immediate: bool = False) -> Iterator[_Connection]:
-        """All or nothing; IMMEDIATE takes the write lock up front (used to claim deliveries)."""
-        self.conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
-
     def _version(self) -> int:
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
 
@@ -321,369 +287,3 @@ class SQLiteStore:
                 for statement in statements:
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version={number}")
-
-    # --- papers ---------------------------------------------------------------------
-
-    def add_papers(self, papers: Iterable[Paper]) -> AddResult:
-        """Insert new papers; for known ones keep the first day and text, add missing metadata
-        and take newer upvotes. One transaction: a failure stores nothing."""
-        with self.transaction(immediate=True) as conn:
-            return _add_papers(conn, papers)
-
-    def papers(self, day: date | None = None, *, since: date | None = None) -> list[Paper]:
-        """Papers of one day, or of every day from `since` up to `day`, in arrival order."""
-        if day is None:
-            rows = self.conn.rows("SELECT * FROM papers ORDER BY day, rowid")
-        elif since is None:
-            rows = self.conn.rows("SELECT * FROM papers WHERE day = ? ORDER BY rowid", (_iso(day),))
-        else:
-            rows = self.conn.rows(
-                "SELECT * FROM papers WHERE day BETWEEN ? AND ? ORDER BY day, rowid", (_iso(since), _iso(day))
-            )
-        return [_paper(row) for row in rows]
-
-    def papers_by_id(self, ids: Iterable[str]) -> dict[str, Paper]:
-        ids = list(dict.fromkeys(ids))
-        marks = ",".join("?" * len(ids))
-        rows = self.conn.rows(f"SELECT * FROM papers WHERE id IN ({marks})", ids) if ids else []
-        return {row["id"]: _paper(row) for row in rows}
-
-    def days(self) -> list[date]:
-        return [
-            date.fromisoformat(r[0]) for r in self.conn.rows("SELECT DISTINCT day FROM papers ORDER BY day")
-        ]
-
-    # --- ingested files -------------------------------------------------------------
-
-    def file_seen(self, sha256: str) -> bool:
-        return bool(self.conn.rows("SELECT 1 FROM files WHERE sha256 = ?", (sha256,)))
-
-    def ingest_file(self, sha256: str, path: str, day: date | None, papers: list[Paper]) -> AddResult:
-        """Store a file's papers and remember the file, in one transaction."""
-        with self.transaction(immediate=True) as conn:
-            result = _add_papers(conn, papers)
-            conn.execute(
-                "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?)",
-                (sha256, path, day and _iso(day), len(papers), _now()),
-            )
-        return result
-
-    def recent_files(self, limit: int = 10) -> list[IngestedFile]:
-        rows = self.conn.rows(
-            "SELECT path, day, papers, ingested_at FROM files ORDER BY ingested_at DESC, rowid DESC LIMIT ?",
-            (limit,),
-        )
-        return [IngestedFile(r["path"], _day(r["day"]), r["papers"], r["ingested_at"]) for r in rows]
-
-    # --- caches ---------------------------------------------------------------------
-
-    def _cached(self, table: str, column: str, model: str, hashes: list[str]) -> Iterator[sqlite3.Row]:
-        """Rows of a cache table for `hashes`, asked 500 at a time (SQLite's variable limit)."""
-        for start in range(0, len(hashes), 500):
-            chunk = hashes[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            yield from self.conn.rows(
-                f"SELECT text_hash, {column} FROM {table} WHERE model = ? AND text_hash IN ({marks})",
-                (model, *chunk),
-            )
-
-    def cached_vectors(self, model: str, hashes: list[str]) -> dict[str, np.ndarray]:
-        rows = self._cached("embeddings", "vector", model, hashes)
-        return {row[0]: np.frombuffer(row[1], dtype=np.float32) for row in rows}
-
-    def cache_vectors(self, model: str, vectors: dict[str, np.ndarray]) -> None:
-        now = _now()
-        with self.transaction() as conn:
-            conn.executemany(  # a generator: rows are serialized one at a time, not all at once
-                "INSERT OR REPLACE INTO embeddings (model, text_hash, vector, added_at) VALUES (?,?,?,?)",
-                ((model, h, np.asarray(v, dtype=np.float32).tobytes(), now) for h, v in vectors.items()),
-            )
-
-    def cache_size(self) -> tuple[int, int]:
-        """(vectors, bytes) in the embedding cache."""
-        rows = self.conn.rows("SELECT COUNT(*), COALESCE(SUM(LENGTH(vector)), 0) FROM embeddings")
-        return int(rows[0][0]), int(rows[0][1])
-
-    def prune_cache(self, max_bytes: int) -> int:
-        """Drop the oldest vectors until the cache holds at most `max_bytes`; how many went.
-        A dropped vector costs only its re-embedding, the next time its text is seen."""
-        count, size = self.cache_size()
-        if size <= max_bytes or count == 0:
-            return 0
-        per_row = size / count
-        excess = int((size - max_bytes) / per_row) + 1
-        with self.transaction(immediate=True) as conn:
-            return conn.execute(
-                "DELETE FROM embeddings WHERE rowid IN"
-                " (SELECT rowid FROM embeddings ORDER BY added_at, rowid LIMIT ?)",
-                (excess,),
-            ).rowcount
-
-    def cached_keyphrases(self, model: str, hashes: list[str]) -> dict[str, list[str]]:
-        return {row[0]: json.loads(row[1]) for row in self._cached("keyphrases", "phrases", model, hashes)}
-
-    def cache_keyphrases(self, model: str, phrases: dict[str, list[str]]) -> None:
-        with self.transaction() as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO keyphrases VALUES (?,?,?)",
-                [(model, h, json.dumps(p)) for h, p in phrases.items()],
-            )
-
-    # --- the delivery ledger --------------------------------------------------------
-
-    def claim_delivery(self, subscriber: str, day: date, *, retry_unknown: bool = False) -> bool:
-        """Mark (subscriber, day) `sending`; true if this caller won it. Free to claim: no row, or
-        `pending` (a temporary failure), or with `retry_unknown` a `sending` row that a killed run
-        left behind. Taken under the write lock, so two runs at once never both claim it."""
-        claimable = ("pending", "sending") if retry_unknown else ("pending",)
-        with self.transaction(immediate=True) as conn:
-            row = conn.execute(
-                "SELECT status FROM deliveries WHERE subscriber = ? AND day = ?", (subscriber, _iso(day))
-            ).fetchone()
-            if row is not None and row["status"] not in claimable:
-                return False
-            conn.execute(
-                "INSERT INTO deliveries (subscriber, day, status, updated_at) VALUES (?,?,'sending',?)"
-                " ON CONFLICT (subscriber, day)"
-                " DO UPDATE SET status = 'sending', updated_at = excluded.updated_at",
-                (subscriber, _iso(day), _now()),
-            )
-            return True
-
-    def note_message_id(self, subscriber: str, day: date, message_id: str) -> None:
-        """Record the Message-ID before the SMTP call, so an unknown outcome can be looked up."""
-        self.conn.execute(
-            "UPDATE deliveries SET message_id = ?, updated_at = ? WHERE subscriber = ? AND day = ?",
-            (message_id, _now(), subscriber, _iso(day)),
-        )
-
-    def release_delivery(self, subscriber: str, day: date) -> None:
-        """Undo a claim that sent nothing (for example, the digest could not be rendered)."""
-        self.conn.execute(
-            "DELETE FROM deliveries WHERE subscriber = ? AND day = ? AND status = 'sending'",
-            (subscriber, _iso(day)),
-        )
-
-    def finish_delivery(
-        self,
-        subscriber: str,
-        day: date,
-        *,
-        status: str,
-        message_id: str | None = None,
-        paper_ids: Iterable[str] = (),
-        location: str | None = None,
-        reply: str | None = None,
-        attempts: int = 1,
-    ) -> None:
-        """sent | failed (for good) | pending (the next run tries again) | sending (unknown)."""
-        ids = list(paper_ids)
-        with self.transaction(immediate=True) as conn:
-            conn.execute(
-                "UPDATE deliveries SET status = ?, message_id = COALESCE(?, message_id), paper_ids = ?,"
-                " location = ?, reply = ?, updated_at = ?, attempts = attempts + ?"
-                " WHERE subscriber = ? AND day = ?",
-                (
-                    status,
-                    message_id,
-                    json.dumps(ids),
-                    location,
-                    reply,
-                    _now(),
-                    attempts,
-                    subscriber,
-                    _iso(day),
-                ),
-            )
-            if status == Status.SENT:
-                conn.executemany(
-                    "INSERT OR IGNORE INTO sent_papers VALUES (?,?,?)",
-                    [(subscriber, pid, _iso(day)) for pid in ids],
-                )
-
-    def sent_paper_ids(self, subscriber: str, before: date | None = None) -> set[str]:
-        """Papers already mailed to `subscriber` (in digests of days before `before`, if given)."""
-        sql, args = "SELECT paper_id FROM sent_papers WHERE subscriber = ?", [subscriber]
-        if before is not None:
-            sql, args = sql + " AND day < ?", [*args, _iso(before)]
-        return {r[0] for r in self.conn.rows(sql, args)}
-
-    def deliveries(self, day: date | None = None) -> list[Delivery]:
-        """Ledger rows, of one day or all, by day and subscriber."""
-        if day is None:
-            return self._deliveries("1=1", ())
-        return self._deliveries("day = ?", (_iso(day),))
-
-    def unsettled(self) -> list[Delivery]:
-        """Rows that need a look: pending, unknown (`sending`) and failed."""
-        return self._deliveries("status != 'sent'", ())
-
-    def taken_days(self, since: date) -> dict[str, set[date]]:
-        """Per subscriber, the days from `since` on whose digest is settled (sent, or failed for
-        good): the scheduler's hourly question, answered from an index."""
-        taken: dict[str, set[str]] = {}
-        for row in self.conn.rows(
-            "SELECT subscriber, day FROM deliveries WHERE day >= ? AND status IN ('sent', 'failed')",
-            (_iso(since),),
-        ):
-            taken.setdefault(row[0], set()).add(date.fromisoformat(row[1]))
-        return taken
-
-    def delivery_counts(self) -> dict[str, int]:
-        return {r[0]: r[1] for r in self.conn.rows("SELECT status, COUNT(*) FROM deliveries GROUP BY status")}
-
-    def last_sent(self) -> dict[str, date]:
-        """Per subscriber, the day of their newest digest sent."""
-        rows = self.conn.rows(
-            "SELECT subscriber, MAX(day) FROM deliveries WHERE status = 'sent' GROUP BY subscriber"
-        )
-        return {r[0]: date.fromisoformat(r[1]) for r in rows}
-
-    # --- readers' own say: unsubscribes and votes ---------------------------------
-
-    def unsubscribe(self, subscriber: str, how: str) -> bool:
-        """Record that `subscriber` wants no more mail; False if they had already said so."""
-        with self.transaction(immediate=True) as conn:
-            done = conn.execute(
-                "INSERT OR IGNORE INTO unsubscribes VALUES (?,?,?)", (subscriber, _now(), how)
-            ).rowcount
-        return bool(done)
-
-    def resubscribe(self, subscriber: str) -> bool:
-        """Lift an unsubscribe; False if there was none."""
-        with self.transaction(immediate=True) as conn:
-            done = conn.execute("DELETE FROM unsubscribes WHERE subscriber = ?", (subscriber,)).rowcount
-        return bool(done)
-
-    def unsubscribed(self) -> dict[str, Unsubscribe]:
-        return {
-            r["subscriber"]: Unsubscribe(r["subscriber"], r["at"], r["how"])
-            for r in self.conn.rows("SELECT * FROM unsubscribes")
-        }
-
-    def record_vote(self, subscriber: str, paper_id: str, vote: int) -> None:
-        """+1 (more like this), -1 (less like this) or 0 (take the vote back)."""
-        with self.transaction(immediate=True) as conn:
-            if vote == 0:
-                conn.execute(
-                    "DELETE FROM votes WHERE subscriber = ? AND paper_id = ?", (subscriber, paper_id)
-                )
-            else:
-                conn.execute(
-                    "INSERT INTO votes VALUES (?,?,?,?) ON CONFLICT (subscriber, paper_id)"
-                    " DO UPDATE SET vote = excluded.vote, at = excluded.at",
-                    (subscriber, paper_id, vote, _now()),
-                )
-
-    def votes(self, subscriber: str | None = None) -> list[Vote]:
-        """Votes, of one subscriber or all, oldest first."""
-        where, args = ("WHERE subscriber = ?", (subscriber,)) if subscriber else ("", ())
-        rows = self.conn.rows(f"SELECT * FROM votes {where} ORDER BY at, rowid", args)
-        return [Vote(r["subscriber"], r["paper_id"], r["vote"], r["at"]) for r in rows]
-
-    # --- configured sources ----------------------------------------------------------
-
-    def source_states(self) -> dict[str, SourceState]:
-        return {r["name"]: SourceState(**dict(r)) for r in self.conn.rows("SELECT * FROM sources")}
-
-    def save_source_state(self, state: SourceState) -> None:
-        with self.transaction(immediate=True) as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO sources VALUES (?,?,?,?,?,?,?,?)",
-                (
-                    state.name,
-                    state.url,
-                    state.etag,
-                    state.last_modified,
-                    state.last_attempt,
-                    state.last_ok,
-                    state.status,
-                    state.detail,
-                ),
-            )
-
-    def _deliveries(self, where: str, args: tuple[Any, ...]) -> list[Delivery]:
-        return [
-            Delivery(
-                subscriber_id=r["subscriber"],
-                day=date.fromisoformat(r["day"]),
-                status=Status(r["status"]),
-                message_id=r["message_id"],
-                paper_ids=tuple(json.loads(r["paper_ids"])),
-                location=r["location"],
-                reply=r["reply"],
-                updated_at=r["updated_at"],
-                attempts=r["attempts"],
-            )
-            for r in self.conn.rows(f"SELECT * FROM deliveries WHERE {where} ORDER BY day, subscriber", args)
-        ]
-
-
-def _paper(row: sqlite3.Row) -> Paper:
-    return Paper(
-        id=row["id"],
-        title=row["title"],
-        abstract=row["abstract"],
-        authors=tuple(json.loads(row["authors"])),
-        authors_count=row["authors_count"],
-        published=row["published"],
-        upvotes=row["upvotes"],
-        organization=row["organization"],
-        url=row["url"],
-        day=_day(row["day"]),
-        source=row["source"],
-        categories=tuple(json.loads(row["categories"])),
-    )
-
-
-def _add_papers(conn: _Connection, papers: Iterable[Paper]) -> AddResult:
-    """Insert new papers; update known ones (see Store.add_papers). Caller holds a transaction."""
-    new = updated = 0
-    now = _now()
-    for p in papers:
-        row = conn.execute("SELECT * FROM papers WHERE id = ?", (p.id,)).fetchone()
-        if row is None and p.announce_type == "replace":
-            continue  # a new version of a paper we never had: not news for this digest
-        if row is None:
-            conn.execute(
-                "INSERT INTO papers VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    p.id,
-                    p.title,
-                    p.abstract,
-                    json.dumps(list(p.authors)),
-                    p.authors_count,
-                    p.published,
-                    p.upvotes,
-                    p.organization,
-                    p.url,
-                    p.day and _iso(p.day),
-                    p.source,
-                    json.dumps(list(p.categories)),
-                    now,
-                    now,
-                ),
-            )
-            new += 1
-            continue
-        changes = {
-            "authors": json.dumps(list(p.authors)) if p.authors and row["authors"] == "[]" else None,
-            "authors_count": p.authors_count if row["authors_count"] is None else None,
-            "published": p.published if row["published"] is None else None,
-            "upvotes": p.upvotes if p.upvotes is not None and p.upvotes != row["upvotes"] else None,
-            "organization": p.organization if row["organization"] is None else None,
-            "url": p.url if row["url"] is None else None,
-            "categories": json.dumps(list(p.categories))
-            if p.categories and row["categories"] == "[]"
-            else None,
-        }
-        if p.announce_type == "replace":  # a new version of the paper: its text wins
-            changes |= {"title": p.title, "abstract": p.abstract}
-        changes = {k: v for k, v in changes.items() if v is not None and v != row[k]}
-        if changes:
-            sets = ", ".join(f"{k} = ?" for k in changes)
-            conn.execute(
-                f"UPDATE papers SET {sets}, updated_at = ? WHERE id = ?", (*changes.values(), now, p.id)
-            )
-            updated += 1
-    return AddResult(new, updated)
