@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo test lint browser bench clean
+.PHONY: install demo test lint browser postgres bench clean
 
 install: $(STAMP)
 
@@ -33,7 +33,15 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || echo "could not install chromium: the browser tests will be skipped"; }
 
-test: install lint browser
+# The store's tests run on PostgreSQL too, a server they start from Debian's binaries in a
+# temporary folder; install them when missing.
+postgres:
+	@command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { \
+	  echo "installing postgresql for the store's tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+	  || echo "could not install postgresql: the PostgreSQL tests will be skipped"; }
+
+test: install lint browser postgres
 	$(BIN)/python -m pytest
 
 bench: install

@@ -10,6 +10,7 @@ from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import psycopg
 import pytest
 from aiosmtpd.controller import Controller
 from pgserver import PostgresServer, fresh_schema
@@ -61,6 +62,19 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def opened(database: str) -> Store:
     """The store DIGEST_DB=`database` names, opened (and migrated)."""
     return open_store(Settings.load(env={}, db=database))
+
+
+def stored_text(database: str) -> list[str]:
+    """All the store holds, as text: a SQLite file's bytes (freed pages too), or every row of
+    every table of the PostgreSQL schema."""
+    if not database.startswith("postgresql://"):
+        path = Path(database)
+        return [p.read_bytes().decode("latin-1") for p in path.parent.glob(f"{path.name}*")]
+    with psycopg.connect(database) as conn:
+        tables = [
+            r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        ]
+        return [repr(conn.execute(f'SELECT * FROM "{t}"').fetchall()) for t in tables]
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, SAMPLES
+from conftest import ROOT, SAMPLES, opened, stored_text
 
 from digest.cli import cli
 from digest.keyphrases import occurs_verbatim
@@ -30,12 +30,13 @@ COMMANDS = [
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
+def env(tmp_path: Path, database: str) -> dict[str, str]:
     inbox = tmp_path / "inbox"
     shutil.copytree(SAMPLES, inbox)
     return {
         "DIGEST_SUBSCRIBERS": str(ROOT / "subscribers.yaml"),
-        "DIGEST_DB": str(tmp_path / "var" / "digest.db"),
+        "DIGEST_DB": database,
+        "DIGEST_STATE": str(tmp_path / "var"),
         "DIGEST_INBOX": str(inbox),
         "DIGEST_OUTBOX": str(tmp_path / "var" / "outbox"),
         "DIGEST_MODEL": "hashing",
@@ -280,7 +281,7 @@ def test_a_url_query_string_never_reaches_the_screen_or_the_store(env: dict[str,
         ingested.output,
         invoke(env, "status").output,
         invoke(env, "papers", "--day", "2026-11-20", "--json").output,
-        *(p.read_bytes().decode("latin-1") for p in Path(env["DIGEST_DB"]).parent.glob("digest.db*")),
+        *stored_text(env["DIGEST_DB"]),
     ]
     assert all("SECRET123" not in text for text in shown)
 
@@ -342,11 +343,9 @@ def test_every_delivered_digest_is_archived_as_a_standalone_page(env, tmp_path: 
 
 
 def test_consecutive_days_never_repeat_a_paper_and_unsent_papers_are_caught_up(env: dict[str, str]):
-    from digest.store import SQLiteStore
-
     assert invoke(env, "run", "--day", "2026-11-19").exit_code == 0
     assert invoke(env, "run", "--day", "2026-11-20").exit_code == 0
-    with SQLiteStore.open(Path(env["DIGEST_DB"])) as store:
+    with opened(env["DIGEST_DB"]) as store:
         by_day = {(d.subscriber_id, d.day): set(d.paper_ids) for d in store.deliveries()}
         days = {p.id: p.day for p in store.papers()}
     for who in ("alice", "bob", "carol"):

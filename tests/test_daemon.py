@@ -24,12 +24,13 @@ BOB = "  - {id: bob, email: bob@example.org, keywords: [preference optimization]
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, database: str) -> Settings:
     (tmp_path / "subscribers.yaml").write_text(ALICE % "07:00")
     return Settings.load(
         env={},
         subscribers=tmp_path / "subscribers.yaml",
-        db=tmp_path / "digest.db",
+        db=database,
+        state=tmp_path,
         inbox=tmp_path / "inbox",
         outbox=tmp_path / "outbox",
         model="hashing",

@@ -19,10 +19,9 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from click.testing import CliRunner
-from conftest import ROOT, SAMPLES, free_port
+from conftest import ROOT, SAMPLES, free_port, opened
 
 from digest.cli import cli
-from digest.store import SQLiteStore
 
 ADDRESSES = ("alice@example.org", "bob@example.org", "carol@example.org")
 
@@ -69,11 +68,11 @@ def serving(handler, **kwargs) -> Iterator[Controller]:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    db = tmp_path / "digest.db"
+def env(tmp_path: Path, database: str) -> dict[str, str]:
     base = {
         "DIGEST_SUBSCRIBERS": str(ROOT / "subscribers.yaml"),
-        "DIGEST_DB": str(db),
+        "DIGEST_DB": database,
+        "DIGEST_STATE": str(tmp_path),
         "DIGEST_INBOX": str(SAMPLES),
         "DIGEST_MODEL": "hashing",
         "DIGEST_SMTP_SECURITY": "none",
@@ -93,7 +92,7 @@ def send(env: dict[str, str], *args: str):
 
 
 def ledger(env: dict[str, str]) -> dict[str, str]:
-    with SQLiteStore.open(Path(env["DIGEST_DB"])) as store:
+    with opened(env["DIGEST_DB"]) as store:
         return {d.subscriber_id: d.status for d in store.deliveries()}
 
 
@@ -122,7 +121,7 @@ def test_451_twice_then_250_delivers_exactly_one_copy(env):
         result = send(smtp(env, controller))
     assert result.exit_code == 0, result.output
     assert handler.copies("alice@example.org") == 1
-    with SQLiteStore.open(Path(env["DIGEST_DB"])) as store:
+    with opened(env["DIGEST_DB"]) as store:
         (alice,) = [d for d in store.deliveries() if d.subscriber_id == "alice"]
     assert (alice.status, alice.attempts) == ("sent", 3)
 

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import FIXTURES, ROOT, SHARED, http_server
+from conftest import FIXTURES, ROOT, SHARED, http_server, opened
 
 from digest.cli import cli
 from digest.config import Settings
 from digest.fetch import fetch_sources, retry_after
 from digest.models import Source
-from digest.store import SQLiteStore
+from digest.store import open_store
 
 DAY = date(2026, 11, 20)
 RSS = (FIXTURES / "arxiv_rss2.xml").read_bytes()
@@ -94,7 +94,7 @@ def base() -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, database: str) -> Settings:
     return Settings.load(
         env={
             "DIGEST_INGEST_ALLOW_PRIVATE": "1",
@@ -102,14 +102,14 @@ def settings(tmp_path: Path) -> Settings:
             "DIGEST_FETCH_INTERVAL": "0",
             "DIGEST_FROM": "Paper Digest <ops@example.org>",
         },
-        db=tmp_path / "digest.db",
+        db=database,
         subscribers=ROOT / "subscribers.yaml",
         model="hashing",
     )
 
 
 def run_fetch(settings: Settings, sources: list[Source], **kw):
-    with SQLiteStore.open(settings.db) as store:
+    with open_store(settings) as store:
         outcomes = fetch_sources(store, settings, sources, day=DAY, **kw)
         return outcomes, store.source_states(), store.papers()
 
@@ -220,7 +220,7 @@ def test_retry_after_reads_seconds_and_http_dates():
     assert retry_after("soon", now) is None and retry_after(None, now) is None
 
 
-def _env(tmp_path: Path, base: str, sources: list[str]) -> dict[str, str]:
+def _env(tmp_path: Path, base: str, sources: list[str], database: str) -> dict[str, str]:
     subscribers = tmp_path / "subscribers.yaml"
     text = (
         (ROOT / "subscribers.yaml")
@@ -232,7 +232,8 @@ def _env(tmp_path: Path, base: str, sources: list[str]) -> dict[str, str]:
     )
     return {
         "DIGEST_SUBSCRIBERS": str(subscribers),
-        "DIGEST_DB": str(tmp_path / "var" / "digest.db"),
+        "DIGEST_DB": database,
+        "DIGEST_STATE": str(tmp_path / "var"),
         "DIGEST_INBOX": str(tmp_path / "inbox"),
         "DIGEST_OUTBOX": str(tmp_path / "var" / "outbox"),
         "DIGEST_MODEL": "hashing",
@@ -246,11 +247,11 @@ def _env(tmp_path: Path, base: str, sources: list[str]) -> dict[str, str]:
 
 
 def test_when_every_source_fails_nobody_gets_an_empty_digest_and_the_run_says_which(
-    base: str, tmp_path: Path
+    base: str, tmp_path: Path, database: str
 ):
     Server.script["/down"] = [(503, {}, b"busy")]
     Server.script["/html"] = [(200, {}, b"<html><body>maintenance</body></html>")]
-    env = _env(tmp_path, base, ["down", "html"])
+    env = _env(tmp_path, base, ["down", "html"], database)
     result = CliRunner().invoke(cli, ["run", "--day", "2026-11-20"], env=env)
     assert result.exit_code == 1
     assert "source down: failed" in result.output and "source html: failed" in result.output
@@ -261,11 +262,11 @@ def test_when_every_source_fails_nobody_gets_an_empty_digest_and_the_run_says_wh
 
 
 def test_a_failing_source_does_not_stop_the_digest_and_status_shows_its_last_good_fetch(
-    base: str, tmp_path: Path
+    base: str, tmp_path: Path, database: str
 ):
     Server.script["/arxiv"] = [(200, {}, RSS)]
     Server.script["/hf"] = [(500, {}, b"oops")]
-    env = _env(tmp_path, base, ["arxiv", "hf"])
+    env = _env(tmp_path, base, ["arxiv", "hf"], database)
     fetched = CliRunner().invoke(cli, ["fetch", "--day", "2026-11-20"], env=env)
     assert fetched.exit_code == 1 and "source arxiv: 3 papers" in fetched.output
     assert "source hf: failed" in fetched.output
@@ -285,12 +286,12 @@ def test_every_real_sample_is_fetched_and_read(settings: Settings, tmp_path: Pat
     assert len(papers) > 50
 
 
-def test_the_scheduler_fetches_the_sources_before_it_sends(base: str, tmp_path: Path):
+def test_the_scheduler_fetches_the_sources_before_it_sends(base: str, tmp_path: Path, database: str):
     from digest.daemon import Daemon
 
     Server.script["/arxiv"] = [(200, {}, RSS)]
-    env = _env(tmp_path, base, ["arxiv"])
+    env = _env(tmp_path, base, ["arxiv"], database)
     Daemon(Settings.load(env=env)).send_due()
-    with SQLiteStore.open(Path(env["DIGEST_DB"])) as store:
+    with opened(env["DIGEST_DB"]) as store:
         assert store.source_states()["arxiv"].status == "new"
         assert len(store.papers()) == 2

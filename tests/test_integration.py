@@ -61,14 +61,17 @@ def _digest(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([exe, "run"], env=env, capture_output=True, text=True, timeout=600)
 
 
-def test_run_mails_each_subscriber_one_digest_of_their_interests_and_never_twice(tmp_path, smtp_server):
+def test_run_mails_each_subscriber_one_digest_of_their_interests_and_never_twice(
+    tmp_path, smtp_server, database: str
+):
     controller, inbox = smtp_server
     shutil.copytree(SAMPLES, tmp_path / "inbox")
     env = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
         "DIGEST_SUBSCRIBERS": str(ROOT / "subscribers.yaml"),
-        "DIGEST_DB": str(tmp_path / "var" / "digest.db"),
+        "DIGEST_DB": database,
+        "DIGEST_STATE": str(tmp_path / "var"),
         "DIGEST_INBOX": str(tmp_path / "inbox"),
         "DIGEST_SMTP_HOST": "127.0.0.1",
         "DIGEST_SMTP_PORT": str(controller.port),

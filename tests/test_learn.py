@@ -113,10 +113,11 @@ def test_learning_is_one_batched_solve_for_many_readers():
     assert weights.shape == (40, 32) and np.allclose(weights[3], one[0], atol=1e-4)
 
 
-def test_a_vote_changes_the_next_days_order_and_the_mail_says_why(tmp_path: Path):
+def test_a_vote_changes_the_next_days_order_and_the_mail_says_why(tmp_path: Path, database: str):
     env = {
         "DIGEST_SUBSCRIBERS": str(ROOT / "subscribers.yaml"),
-        "DIGEST_DB": str(tmp_path / "digest.db"),
+        "DIGEST_DB": database,
+        "DIGEST_STATE": str(tmp_path),
         "DIGEST_INBOX": str(tmp_path / "inbox"),
         "DIGEST_OUTBOX": str(tmp_path / "outbox"),
         "DIGEST_MODEL": "hashing",

@@ -14,6 +14,7 @@ from conftest import FIXTURES
 
 from digest import sources
 from digest.errors import InputError
+from digest.store import Store
 from digest.text import has_controls
 
 DAY = date(2026, 11, 20)
@@ -398,14 +399,12 @@ def test_a_saved_web_page_is_still_refused_as_one(text: str):
     ],
 )
 def test_the_operator_sees_each_note_once_naming_its_file_once(
-    tmp_path: Path, name: str, text: str, note: str
+    tmp_path: Path, store: Store, name: str, text: str, note: str
 ):
     from digest import pipeline
-    from digest.store import SQLiteStore
 
     path = tmp_path / name
     path.write_text(text)
-    with SQLiteStore.open(tmp_path / "digest.db") as store:
-        (outcome,) = pipeline.ingest(store, [path], today=DAY)
+    (outcome,) = pipeline.ingest(store, [path], today=DAY)
     (line,) = outcome.notes
     assert line.startswith(f"{path}{note}") and line.count(str(path)) == 1, line

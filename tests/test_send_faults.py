@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, SAMPLES
+from conftest import ROOT, SAMPLES, opened
 from test_delivery import Scripted, serving
 
 from digest import links, pipeline, render
@@ -24,7 +24,6 @@ from digest.cli import cli
 from digest.config import Settings
 from digest.mail import build_message, serialize
 from digest.models import Links, Paper, Ranked, Subscriber
-from digest.store import SQLiteStore
 
 DAY = "2026-11-20"
 SECRET = "a-test-secret-of-enough-length"
@@ -32,10 +31,11 @@ ESC_TITLE = "Diffusion models \x1b[31mred\x1b[0m for image generation \u202eevil
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
+def env(tmp_path: Path, database: str) -> dict[str, str]:
     base = {
         "DIGEST_SUBSCRIBERS": str(ROOT / "subscribers.yaml"),
-        "DIGEST_DB": str(tmp_path / "var" / "digest.db"),
+        "DIGEST_DB": database,
+        "DIGEST_STATE": str(tmp_path / "var"),
         "DIGEST_INBOX": str(SAMPLES),
         "DIGEST_OUTBOX": str(tmp_path / "var" / "outbox"),
         "DIGEST_MODEL": "hashing",
@@ -56,7 +56,7 @@ def smtp(env: dict[str, str], controller, **extra: str) -> dict[str, str]:
 
 
 def ledger(env: dict[str, str]) -> dict[str, tuple[str, str | None]]:
-    with SQLiteStore.open(Path(env["DIGEST_DB"])) as store:
+    with opened(env["DIGEST_DB"]) as store:
         return {d.subscriber_id: (d.status, d.reply) for d in store.deliveries()}
 
 
@@ -71,7 +71,7 @@ def add_stored_paper(env: dict[str, str], **fields: object) -> Paper:
             **fields,
         }
     )
-    with SQLiteStore.open(Path(env["DIGEST_DB"])) as store:
+    with opened(env["DIGEST_DB"]) as store:
         store.add_papers([paper])
     return paper
 
@@ -120,7 +120,7 @@ def test_only_http_links_reach_the_mail_and_the_archive(env, url: str):
     result = invoke(env, "send", "--user", "alice", "--day", DAY)
     assert result.exit_code == 0, result.output
     eml = (Path(env["DIGEST_OUTBOX"]) / DAY / "alice.eml").read_bytes()
-    archive = (Path(env["DIGEST_DB"]).parent / "archive" / DAY / "alice.html").read_text()
+    archive = (Path(env["DIGEST_STATE"]) / "archive" / DAY / "alice.html").read_text()
     message = message_from_bytes(eml, policy=policy.default)
     for part in (
         message.get_body(("html",)).get_content(),

@@ -18,13 +18,14 @@ import httpx
 import pytest
 import uvicorn
 from click.testing import CliRunner
-from conftest import ROOT, SAMPLES, free_port
+from conftest import BACKENDS, ROOT, SAMPLES, free_port, opened
+from pgserver import fresh_schema
 
 from digest import links
 from digest.cli import cli
 from digest.config import Settings
 from digest.models import Subscriber
-from digest.store import SQLiteStore
+from digest.store import Store
 from digest.web import create_app
 
 SECRET = "a-serve-test-secret-of-enough-length"
@@ -32,16 +33,22 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SHOTS = ROOT / "screenshots"
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Iterator[dict]:
-    """Digests of 2026-11-20 sent into the outbox with links to a live `digest serve`."""
+@pytest.fixture(scope="module", params=BACKENDS)
+def site(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[dict]:
+    """Digests of 2026-11-20 sent into the outbox with links to a live `digest serve`, once on
+    each of the store's backends."""
     tmp = tmp_path_factory.mktemp("serve")
+    if request.param == "postgresql":
+        database = fresh_schema(request.getfixturevalue("postgres_server"))
+    else:
+        database = str(tmp / "var" / "digest.db")
     port = free_port()
     subscribers = tmp / "subscribers.yaml"
     shutil.copy(ROOT / "subscribers.yaml", subscribers)
     env = {
         "DIGEST_SUBSCRIBERS": str(subscribers),
-        "DIGEST_DB": str(tmp / "var" / "digest.db"),
+        "DIGEST_DB": database,
+        "DIGEST_STATE": str(tmp / "var"),
         "DIGEST_INBOX": str(SAMPLES),
         "DIGEST_OUTBOX": str(tmp / "var" / "outbox"),
         "DIGEST_MODEL": "hashing",
@@ -87,8 +94,8 @@ def archive_url(site: dict, who: str) -> str:
     return re.search(r"Archive: (\S+)", text).group(1)
 
 
-def store(site: dict) -> SQLiteStore:
-    return SQLiteStore.open(Path(site["env"]["DIGEST_DB"]))
+def store(site: dict) -> Store:
+    return opened(site["env"]["DIGEST_DB"])
 
 
 def cli_run(site: dict, *args: str):

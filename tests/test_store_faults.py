@@ -22,7 +22,7 @@ from digest.models import Paper
 from digest.store import MIGRATIONS, SQLiteStore
 
 
-def _cli(db: Path, *args: str):
+def _cli(db: Path | str, *args: str):
     env = {
         "DIGEST_DB": str(db),
         "DIGEST_SUBSCRIBERS": str(ROOT / "subscribers.yaml"),
@@ -216,3 +216,47 @@ def test_a_read_only_database_is_refused_before_any_write(tmp_path: Path):
         _one_line_exit_2(_cli(db, "status"), "read-only")
     finally:
         _writable_again(folder)
+
+
+# --- PostgreSQL: the same promise, one line that says what to do --------------------------------
+
+
+def test_an_unreachable_postgresql_is_one_line_naming_it_without_its_password():
+    from conftest import free_port
+
+    url = f"postgresql://digest:hunter2@127.0.0.1:{free_port()}/digest"
+    result = _cli(url, "status")
+    _one_line_exit_2(result, f"cannot reach PostgreSQL at postgresql://digest@127.0.0.1:{url.split(':')[3]}")
+    assert "hunter2" not in result.output and "check DIGEST_DB" in result.output
+
+
+def test_a_missing_postgresql_database_says_to_create_it(postgres_server: str):
+    missing = postgres_server.rsplit("/", 1)[0] + "/no_such_db"
+    _one_line_exit_2(_cli(missing, "papers"), "no_such_db does not exist", "createdb")
+
+
+def test_a_postgresql_schema_from_a_newer_digest_is_refused(postgres_url: str):
+    from digest.store.postgres import PostgresStore
+
+    PostgresStore.open(postgres_url).close()
+    with PostgresStore.open(postgres_url) as store:
+        store.conn.execute("UPDATE digest_schema SET version = 99")
+    with pytest.raises(StoreError, match="written by a newer digest .schema 99"):
+        PostgresStore.open(postgres_url)
+    _one_line_exit_2(_cli(postgres_url, "status"), "newer digest")
+
+
+def test_a_lost_postgresql_connection_is_a_store_error_and_loses_nothing(postgres_url: str):
+    import psycopg
+
+    from digest.store.postgres import PostgresStore
+
+    with PostgresStore.open(postgres_url) as store:
+        store.add_papers([Paper(id="arxiv:1", title="Kept", abstract="a", day=date(2026, 11, 20))])
+        pid = store.conn.rows("SELECT pg_backend_pid()")[0][0]
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(StoreError, match="cannot reach PostgreSQL at .*check DIGEST_DB"):
+            store.papers()
+    with PostgresStore.open(postgres_url) as again:
+        assert [p.title for p in again.papers()] == ["Kept"]

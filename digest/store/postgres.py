@@ -133,12 +133,13 @@ def _store_error(url: str, exc: BaseException) -> StoreError:
     """One line that says what is wrong with the database and what to do."""
     where = shown(url)
     state = getattr(exc, "sqlstate", None) or ""
-    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    detail = _reason(exc)
     if isinstance(exc, psycopg.ProgrammingError) and not state:
         return StoreError(f"DIGEST_DB={where} is not a valid PostgreSQL URL ({detail}); see the README")
-    if state.startswith("28"):  # invalid authorization
+    # a failed connection carries no SQLSTATE: libpq's message says which refusal it was
+    if state.startswith("28") or "password authentication failed" in detail or "pg_hba.conf" in detail:
         return StoreError(f"{where} refused the login ({detail}); check the user and password in DIGEST_DB")
-    if state == "3D000":
+    if state == "3D000" or ("database" in detail and "does not exist" in detail):
         return StoreError(f"{where} does not exist ({detail}); create it (createdb) or fix DIGEST_DB")
     if state == "42501":
         return StoreError(
@@ -153,6 +154,17 @@ def _store_error(url: str, exc: BaseException) -> StoreError:
             "running, then run again"
         )
     return StoreError(f"{where}: database error ({detail}); check the database, or set DIGEST_DB elsewhere")
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's message, short: libpq's "connection to server at ... failed: FATAL:  why"
+    says why at its end."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    for marker in ("FATAL: ", "failed: "):
+        if marker in text:
+            text = text.rsplit(marker, 1)[1]
+            break
+    return text
 
 
 @functools.lru_cache(maxsize=256)
