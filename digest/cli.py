@@ -64,7 +64,7 @@ def handles_errors(f: F) -> F:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--subscribers", type=click.Path(path_type=Path), help="subscribers.yaml [DIGEST_SUBSCRIBERS]")
-@click.option("--db", type=click.Path(path_type=Path), help="SQLite file [DIGEST_DB, ./var/digest.db]")
+@click.option("--db", help="SQLite file or postgresql:// URL [DIGEST_DB, ./var/digest.db]")
 @click.option("--inbox", type=click.Path(path_type=Path), help="Folder of new dumps [DIGEST_INBOX, ./inbox]")
 @click.option(
     "--outbox", type=click.Path(path_type=Path), help="Where .eml files go without SMTP [DIGEST_OUTBOX]"
@@ -342,8 +342,11 @@ def send(user: str | None, day: date | None, dry_run: bool, to: str | None, retr
 
 @cli.command()
 @_day_option
+@click.option(
+    "--enqueue", is_flag=True, help="Rank here, and leave the sending to `digest worker`s (PostgreSQL)."
+)
 @handles_errors
-def run(day: date | None) -> None:
+def run(day: date | None, enqueue: bool) -> None:
     """Ingest the inbox, then send each digest that is due by its subscriber's local time
     (what cron calls, hourly). With --day, send that day's digest to everyone not sent yet."""
     settings = _settings()
@@ -355,7 +358,7 @@ def run(day: date | None) -> None:
         ok = _print_ingest(outcomes, show_skipped=sys.stdout.isatty()) and ok  # cron: only what changed
         ranker = pipeline.Ranker.for_settings(store, settings)
         no_empty = pipeline.all_sources_failed(fetched)
-        reports = pipeline.send(store, settings, subs, ranker, day=day, no_empty=no_empty)
+        reports = pipeline.send(store, settings, subs, ranker, day=day, no_empty=no_empty, enqueue=enqueue)
     if no_empty:
         click.echo("digest: every source failed: nobody was sent an empty digest", err=True)
     if not reports and sys.stdout.isatty():  # hourly under cron: say nothing when nothing happened
@@ -364,6 +367,18 @@ def run(day: date | None) -> None:
         _print_report(report, settings)
     if any(r.failed or r.stopped for r in reports) or not ok:
         sys.exit(1)
+
+
+@cli.command()
+@click.option("--until-done", is_flag=True, help="Stop when no job is left (default: run until stopped).")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=1, show_default=True, help="Jobs at once.")
+@handles_errors
+def worker(until_done: bool, concurrency: int) -> None:
+    """Send the digests that `digest run --enqueue` queued, on as many machines as you like
+    (PostgreSQL only). Each reader is claimed in the ledger first: never sent twice."""
+    from .queue import run_worker
+
+    run_worker(_settings(), until_done=until_done, concurrency=concurrency)
 
 
 def _print_fetch(outcomes: list, *, quiet: bool = False) -> bool:

@@ -90,8 +90,11 @@ def dispatch(
     policy: Policy,
     *,
     sleep: Callable[[float], None] = time.sleep,
+    pace: Callable[[], None] | None = None,
 ) -> Iterator[Result]:
-    """Send `jobs` with `policy.concurrency` workers; yield results as they finish."""
+    """Send `jobs` with `policy.concurrency` workers; yield results as they finish. `pace`, if
+    given, is called before each message is handed to a worker and returns when its turn has
+    come: a rate limit kept outside this process (policy.rate keeps it inside)."""
     local = threading.local()
     mailers: list[Mailer] = []
     lock = threading.Lock()
@@ -128,6 +131,8 @@ def dispatch(
                     if outgoing is None:
                         exhausted = True
                         break
+                    if pace is not None:
+                        pace()
                     if interval:
                         now = time.monotonic()
                         if next_slot > now:

@@ -197,6 +197,7 @@ class Status(StrEnum):
     DRY_RUN = "dry-run"
     UNSUBSCRIBED = "unsubscribed"  # they said so (one-click, the page or the CLI): never mailed
     NOT_TRIED = "not-tried"  # the run stopped before their turn
+    QUEUED = "queued"  # handed to the workers (digest run --enqueue, digest.queue)
 
 
 LEDGER = (Status.PENDING, Status.SENDING, Status.SENT, Status.FAILED)

@@ -16,8 +16,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -314,8 +314,35 @@ def deliver(
     after; a run killed in between leaves it `sending` ("unknown"), which later runs report
     and resend only with `retry_unknown`. With `to`, the digest goes to that address as a
     test and the ledger is not touched."""
+    report, due = still_due(store, subscribers, day, to=to, retry_unknown=retry_unknown)
+    if not due:
+        return report
+    return send_ranked(
+        store,
+        settings,
+        day,
+        due,
+        ranker.rank_all(due, day),
+        report=report,
+        dry_run=dry_run,
+        to=to,
+        retry_unknown=retry_unknown,
+        new_mailer=new_mailer,
+        no_empty=no_empty,
+    )
+
+
+def still_due(
+    store: Store,
+    subscribers: Sequence[Subscriber],
+    day: date,
+    *,
+    to: str | None = None,
+    retry_unknown: bool = False,
+) -> tuple[DeliveryReport, list[Subscriber]]:
+    """Who of `subscribers` still needs `day`'s digest, as the ledger and the unsubscribes say;
+    and a report that already names the others (sent before, unsubscribed, unknown...)."""
     report = DeliveryReport(day)
-    key = day.isoformat()
     rows = {d.subscriber_id: d for d in store.deliveries(day=day)}
     gone = set() if to else set(store.unsubscribed())  # a test mail (--to) still goes
     due: list[Subscriber] = []
@@ -332,9 +359,29 @@ def deliver(
             detail = row.reply or (f"Message-ID {row.message_id}" if row.status == Status.SENDING else None)
             status = Status.ALREADY if row.status == Status.SENT else row.status
             report.outcomes.append(Outcome(s.id, status, len(row.paper_ids), row.location, detail))
-    if not due:
-        return report
-    ranked = ranker.rank_all(due, day)
+    return report, due
+
+
+def send_ranked(
+    store: Store,
+    settings: Settings,
+    day: date,
+    due: Sequence[Subscriber],
+    ranked: Mapping[str, Sequence[Ranked]],
+    *,
+    report: DeliveryReport | None = None,
+    dry_run: bool = False,
+    to: str | None = None,
+    retry_unknown: bool = False,
+    new_mailer: Callable[[], Mailer] | None = None,
+    no_empty: bool = False,
+    pace: Callable[[], None] | None = None,
+) -> DeliveryReport:
+    """Claim, render and send each of `due` their `ranked` papers, recording every result in
+    the ledger (see `deliver`). `pace`, if given, is waited on before each message: a rate
+    limit shared with other senders (digest.queue); else the settings' own, in this process."""
+    report = report or DeliveryReport(day)
+    key = day.isoformat()
     in_flight: dict[str, tuple[Subscriber, Digest, list[str]]] = {}
 
     def jobs() -> Iterator[Outgoing]:
@@ -370,7 +417,10 @@ def deliver(
             yield outgoing
 
     try:
-        for result in dispatch(jobs(), new_mailer or mailer_factory(settings), policy_for(settings)):
+        policy = policy_for(settings)
+        if pace is not None:
+            policy = replace(policy, rate=None)
+        for result in dispatch(jobs(), new_mailer or mailer_factory(settings), policy, pace=pace):
             sub, digest, ids = in_flight.pop(result.outgoing.key)
             detail = one_line(result.reply) if result.reply else None
             if to is None:
@@ -404,17 +454,28 @@ def run_due(
     *,
     now: datetime | None = None,
     no_empty: bool = False,
+    enqueue: bool = False,
 ) -> list[DeliveryReport]:
-    """Send every digest that is due at `now` by each subscriber's local clock (see schedule)."""
+    """Send every digest that is due at `now` by each subscriber's local clock (see schedule);
+    with `enqueue`, hand them to the workers instead (digest.queue)."""
     now = now or settings.clock()
     # a local date is at most a day from the UTC one: only the last few days can be due
     taken = store.taken_days(since=now.date() - timedelta(days=2))
     gone = store.unsubscribed()
     groups = schedule.due([s for s in subscribers if s.id not in gone], now, taken)
+    hand = _handing(enqueue)
     return [
-        deliver(store, settings, group, day, ranker, no_empty=no_empty)
-        for day, group in sorted(groups.items())
+        hand(store, settings, group, day, ranker, no_empty=no_empty) for day, group in sorted(groups.items())
     ]
+
+
+def _handing(enqueue: bool) -> Callable[..., DeliveryReport]:
+    """What a run does with a day's due digests: send them, or queue them for the workers."""
+    if not enqueue:
+        return deliver
+    from .queue import enqueue as to_workers  # procrastinate is imported only by those who use it
+
+    return to_workers
 
 
 def ingest_inbox(store: Store, settings: Settings, *, today: date | None = None) -> list[FileOutcome]:
@@ -436,14 +497,15 @@ def send(
     *,
     day: date | None = None,
     no_empty: bool = False,
+    enqueue: bool = False,
 ) -> list[DeliveryReport]:
     """What `run` sends after ingesting: `day`'s digest to everyone not sent yet, or without a
     day whatever is due now by each subscriber's local clock. `no_empty`: nobody gets an empty
-    digest (every source failed: "nothing new" would be a lie)."""
+    digest (every source failed: "nothing new" would be a lie). `enqueue`: the workers send."""
     if day is not None:
-        reports = [deliver(store, settings, subscribers, day, ranker, no_empty=no_empty)]
+        reports = [_handing(enqueue)(store, settings, subscribers, day, ranker, no_empty=no_empty)]
     else:
-        reports = run_due(store, settings, subscribers, ranker, no_empty=no_empty)
+        reports = run_due(store, settings, subscribers, ranker, no_empty=no_empty, enqueue=enqueue)
     store.prune_cache(int(settings.cache_mb * 2**20))  # after the run: its vectors are the newest
     return reports
 

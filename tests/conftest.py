@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import asyncio
+import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -150,3 +154,58 @@ def smtp_server() -> Iterator[tuple[Controller, Inbox]]:
         yield controller, inbox
     finally:
         controller.stop()
+
+
+# --- SMTP servers that misbehave on purpose, and digest as a process of its own -------------
+
+
+class Scripted:
+    """An SMTP server whose RCPT replies follow a script per address: '451 …', '550 …',
+    'DROP' (close the connection), then normal service. DATA may be slowed down."""
+
+    def __init__(self, script: dict[str, list[str]] | None = None, data_delay: float = 0.0):
+        self.script = {k: list(v) for k, v in (script or {}).items()}
+        self.data_delay = data_delay
+        self.received: list[tuple[list[str], bytes]] = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        steps = self.script.get(address)
+        if steps:
+            step = steps.pop(0)
+            if step == "DROP":
+                server.transport.close()
+                return "421 closing"
+            return step
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
+        self.received.append((list(envelope.rcpt_tos), envelope.original_content or envelope.content))
+        return "250 OK"
+
+    def copies(self, address: str) -> int:
+        return sum(address in rcpts for rcpts, _ in self.received)
+
+
+@contextmanager
+def serving(handler, **kwargs) -> Iterator[Controller]:
+    """A real SMTP server on 127.0.0.1 for the length of the block."""
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **kwargs)
+    controller.start()
+    try:
+        yield controller
+    finally:
+        controller.stop()
+
+
+def digest_process(env: dict[str, str], *args: str) -> subprocess.Popen:
+    """`python -m digest ARGS` as a separate process (to be killed, or run beside another)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "digest", *args],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )

@@ -2,69 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import ipaddress
-import os
 import signal
 import ssl
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from email import message_from_bytes
 from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
 from click.testing import CliRunner
-from conftest import ROOT, SAMPLES, free_port, opened
+from conftest import ROOT, SAMPLES, Scripted, digest_process, opened, serving
 
 from digest.cli import cli
 
 ADDRESSES = ("alice@example.org", "bob@example.org", "carol@example.org")
-
-
-class Scripted:
-    """An SMTP server whose RCPT replies follow a script per address: '451 …', '550 …',
-    'DROP' (close the connection), then normal service. DATA may be slowed down."""
-
-    def __init__(self, script: dict[str, list[str]] | None = None, data_delay: float = 0.0):
-        self.script = {k: list(v) for k, v in (script or {}).items()}
-        self.data_delay = data_delay
-        self.received: list[tuple[list[str], bytes]] = []
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
-        steps = self.script.get(address)
-        if steps:
-            step = steps.pop(0)
-            if step == "DROP":
-                server.transport.close()
-                return "421 closing"
-            return step
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
-        if self.data_delay:
-            await asyncio.sleep(self.data_delay)
-        self.received.append((list(envelope.rcpt_tos), envelope.original_content or envelope.content))
-        return "250 OK"
-
-    def copies(self, address: str) -> int:
-        return sum(address in rcpts for rcpts, _ in self.received)
-
-
-@contextmanager
-def serving(handler, **kwargs) -> Iterator[Controller]:
-    """A real SMTP server on 127.0.0.1 for the length of the block."""
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **kwargs)
-    controller.start()
-    try:
-        yield controller
-    finally:
-        controller.stop()
 
 
 @pytest.fixture
@@ -180,20 +133,10 @@ def test_concurrency_and_rate_limit_still_send_one_copy_each(env):
     assert elapsed >= 0.2  # three messages at ten a second take two intervals at least
 
 
-def _digest_process(env: dict[str, str], *args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "digest", *args],
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
 def test_two_sends_started_at_once_deliver_one_copy_each(env):
     handler = Scripted(data_delay=0.2)
     with serving(handler) as controller:
-        procs = [_digest_process(smtp(env, controller), "send") for _ in range(2)]
+        procs = [digest_process(smtp(env, controller), "send") for _ in range(2)]
         outputs = [p.communicate(timeout=120)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
     assert [handler.copies(a) for a in ADDRESSES] == [1, 1, 1]
@@ -202,7 +145,7 @@ def test_two_sends_started_at_once_deliver_one_copy_each(env):
 def test_a_send_killed_mid_run_leaves_unknowns_that_are_reported_not_resent(env):
     handler = Scripted(data_delay=1.0)
     with serving(handler) as controller:
-        proc = _digest_process(smtp(env, controller), "send")
+        proc = digest_process(smtp(env, controller), "send")
         deadline = time.monotonic() + 120
         while not handler.received and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -8,10 +8,10 @@ The ledger guarantee every backend keeps: `claim_delivery` lets exactly one call
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -108,6 +108,10 @@ class Store(Protocol):
     def unsubscribed(self) -> dict[str, Unsubscribe]: ...
     def record_vote(self, subscriber: str, paper_id: str, vote: int) -> None: ...
     def votes(self, subscriber: str | None = None) -> list[Vote]: ...
+
+    # --- ranked picks left for the workers (digest.queue)
+    def save_plans(self, day: date, plans: Mapping[str, Sequence[Mapping[str, Any]]]) -> None: ...
+    def plans(self, day: date, subscribers: Iterable[str]) -> dict[str, list[dict[str, Any]]]: ...
 
     # --- configured sources
     def source_states(self) -> dict[str, SourceState]: ...

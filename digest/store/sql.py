@@ -11,7 +11,7 @@ own; a column of PostgreSQL's tables).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
@@ -354,6 +354,33 @@ class SQLStore:
         where, args = ("WHERE subscriber = ?", (subscriber,)) if subscriber else ("", ())
         rows = self.conn.rows(f"SELECT * FROM votes {where} ORDER BY at, rowid", args)
         return [Vote(r["subscriber"], r["paper_id"], r["vote"], r["at"]) for r in rows]
+
+    # --- plans: ranked picks waiting for the workers ------------------------------------
+
+    def save_plans(self, day: date, plans: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
+        """Each subscriber's ranked picks for `day` (JSON-able dicts); a new ranking replaces
+        an older one."""
+        now = _now()
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO plans (subscriber, day, picks, made_at) VALUES (?,?,?,?)"
+                " ON CONFLICT (subscriber, day)"
+                " DO UPDATE SET picks = excluded.picks, made_at = excluded.made_at",
+                ((sid, _iso(day), json.dumps(list(picks)), now) for sid, picks in plans.items()),
+            )
+
+    def plans(self, day: date, subscribers: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        """The saved picks of `day` for those of `subscribers` that have some."""
+        ids, found = list(dict.fromkeys(subscribers)), {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.rows(
+                f"SELECT subscriber, picks FROM plans WHERE day = ? AND subscriber IN ({marks})",
+                (_iso(day), *chunk),
+            ):
+                found[row[0]] = json.loads(row[1])
+        return found
 
     # --- configured sources ----------------------------------------------------------
 

@@ -139,6 +139,16 @@ MIGRATIONS: list[tuple[str, ...]] = [
     # 7: keyphrases are cached under "model/extractor version"; the old extractor's glued
     # phrases ("phones quantize") are dropped rather than shown again
     ("DELETE FROM keyphrases WHERE model NOT LIKE '%/%'",),
+    # 8: each reader's ranked picks for a day, left by `digest run --enqueue` for the workers
+    (
+        """CREATE TABLE plans (
+            subscriber TEXT NOT NULL,
+            day TEXT NOT NULL,
+            picks TEXT NOT NULL,
+            made_at TEXT NOT NULL,
+            PRIMARY KEY (subscriber, day)
+        )""",
+    ),
 ]
 
 

@@ -1,0 +1,175 @@
+"""Sending past one machine: jobs on procrastinate, in the PostgreSQL store itself.
+
+    digest run --enqueue    ranks the due digests once, in this process; saves each reader's
+                            picks (the store's `plans`) and defers one job per BATCH readers
+    digest worker           on any number of machines: each job claims, renders and sends its
+                            readers' digests over the same SMTP connection(s), recording every
+                            result in the ledger as `digest run` does
+
+Procrastinate keeps its jobs in the same PostgreSQL database (no broker to run), and its
+workers lock jobs with SELECT ... FOR UPDATE SKIP LOCKED. The guarantee of "once" stays the
+ledger's: each reader is claimed (`Store.claim_delivery`, one atomic upsert) before their mail
+is handed to SMTP, so a job the engine runs twice, or a batch deferred by two runs, finds its
+readers claimed and sends nothing again. A worker killed mid-send leaves the reader it was
+sending to `sending` (unknown), as a killed `digest run` does; its batch's other readers are
+still due, and the next `digest run --enqueue` hands them out again.
+
+DIGEST_SMTP_RATE is one limit for all workers together: before each message a worker takes the
+next slot from a row of the database (`PostgresStore.take_send_slot`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from datetime import date
+from typing import Any
+
+from .config import Settings, load_subscribers
+from .errors import ConfigError
+from .models import Ranked, Status, Subscriber
+from .pipeline import DeliveryReport, Outcome, Ranker, send_ranked, still_due
+from .store import Store, open_store
+
+log = logging.getLogger(__name__)
+
+TASK = "digest.send_batch"
+QUEUE = "digest-send"
+BATCH = 50  # readers per job: enough to reuse a connection, few enough to spread over workers
+
+
+def _app(settings: Settings):  # noqa: ANN202 - procrastinate.App, imported only here
+    """Procrastinate over the store's PostgreSQL database."""
+    if not settings.database_url:
+        raise ConfigError(
+            "sending through workers needs DIGEST_DB=postgresql://...: the jobs live in PostgreSQL "
+            "(SQLite is one machine: `digest run` sends by itself)"
+        )
+    import procrastinate
+
+    return procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=settings.database_url))
+
+
+def _ensure_schema(app: Any, store: Store) -> None:
+    """Procrastinate's tables, created once: under the store's write lock, so two first runs at
+    once do not both create them."""
+    with store.transaction(immediate=True) as conn:  # type: ignore[attr-defined]
+        if conn.rows("SELECT to_regclass('procrastinate_jobs')")[0][0] is None:
+            app.schema_manager.apply_schema()
+
+
+def pick_dict(r: Ranked) -> dict[str, Any]:
+    """One ranked paper as a plan keeps it: the paper by id, the rest as it is."""
+    out = asdict(r)
+    out["paper"] = r.paper.id
+    return out
+
+
+def picks_ranked(picks: Sequence[dict[str, Any]], store: Store) -> list[Ranked]:
+    """A plan's picks back as Ranked papers (a paper no longer stored is left out)."""
+    papers = store.papers_by_id(p["paper"] for p in picks)
+    tuples = ("matched", "keyphrases")
+    return [
+        Ranked(**{**p, "paper": papers[p["paper"]], **{k: tuple(p.get(k) or ()) for k in tuples}})
+        for p in picks
+        if p["paper"] in papers
+    ]
+
+
+def enqueue(
+    store: Store,
+    settings: Settings,
+    subscribers: Sequence[Subscriber],
+    day: date,
+    ranker: Ranker,
+    *,
+    no_empty: bool = False,
+    batch: int = BATCH,
+) -> DeliveryReport:
+    """Rank `day`'s due digests, save the picks and defer them to the workers in batches."""
+    report, due = still_due(store, subscribers, day)
+    if not due:
+        return report
+    ranked = ranker.rank_all(due, day)
+    handed: list[Subscriber] = []
+    for sub in due:
+        if not ranked[sub.id] and (no_empty or not sub.send_empty):
+            report.outcomes.append(Outcome(sub.id, Status.SKIPPED, 0, detail="nothing new matched"))
+        else:
+            handed.append(sub)
+    if not handed:
+        return report
+    store.save_plans(day, {s.id: [pick_dict(r) for r in ranked[s.id]] for s in handed})
+    app = _app(settings)
+    with app.open():
+        _ensure_schema(app, store)
+        task = app.configure_task(TASK, queue=QUEUE)
+        for start in range(0, len(handed), batch):
+            task.defer(day=day.isoformat(), subscribers=[s.id for s in handed[start : start + batch]])
+    report.outcomes += [Outcome(s.id, Status.QUEUED, len(ranked[s.id])) for s in handed]
+    return report
+
+
+def send_batch(settings: Settings, day: date, subscriber_ids: Sequence[str], **kw: Any) -> DeliveryReport:
+    """One job: send `day`'s saved picks to those of `subscriber_ids` still due."""
+    wanted = set(subscriber_ids)
+    subs = [s for s in load_subscribers(settings.subscribers) if s.id in wanted]
+    with open_store(settings) as store:
+        report, due = still_due(store, subs, day)
+        plans = store.plans(day, [s.id for s in due])
+        missing = [s for s in due if s.id not in plans]
+        report.outcomes += [
+            Outcome(s.id, Status.NOT_TRIED, detail="no saved picks for this day: the next run ranks them")
+            for s in missing
+        ]
+        due = [s for s in due if s.id in plans]
+        ranked = {s.id: picks_ranked(plans[s.id], store) for s in due}
+        report = send_ranked(
+            store, settings, day, due, ranked, report=report, pace=_pace(settings, store), **kw
+        )
+    for gone in wanted - {s.id for s in subs}:
+        report.outcomes.append(Outcome(gone, Status.NOT_TRIED, detail="no longer in the subscribers file"))
+    return report
+
+
+def _pace(settings: Settings, store: Store) -> Callable[[], None] | None:
+    """DIGEST_SMTP_RATE over every worker: wait for this message's shared slot."""
+    if not settings.smtp_rate:
+        return None
+    interval = 1.0 / settings.smtp_rate
+
+    def wait_turn() -> None:
+        delay = store.take_send_slot(interval)  # type: ignore[attr-defined]
+        if delay > 0:
+            time.sleep(delay)
+
+    return wait_turn
+
+
+def run_worker(settings: Settings, *, until_done: bool = False, concurrency: int = 1) -> None:
+    """Process send jobs until stopped (SIGINT/SIGTERM finish the job at hand), or with
+    `until_done` until the queue is empty."""
+    app = _app(settings)
+
+    @app.task(name=TASK, queue=QUEUE)
+    def _send(day: str, subscribers: list[str]) -> dict[str, int]:
+        report = send_batch(settings, date.fromisoformat(day), subscribers)
+        counts: dict[str, int] = {}
+        for o in report.outcomes:
+            counts[str(o.status)] = counts.get(str(o.status), 0) + 1
+        log.info("%s: %d readers: %s", day, len(subscribers), counts)
+        for o in report.failed:
+            log.warning("%s %s: %s %s", day, o.subscriber, o.status, o.detail or "")
+        return counts
+
+    with open_store(settings) as store, app.open():
+        _ensure_schema(app, store)
+    app.run_worker(
+        queues=[QUEUE],
+        wait=not until_done,
+        concurrency=concurrency,
+        delete_jobs="successful",
+        listen_notify=not until_done,
+    )
