@@ -350,6 +350,10 @@ def run(day: date | None, enqueue: bool) -> None:
     """Ingest the inbox, then send each digest that is due by its subscriber's local time
     (what cron calls, hourly). With --day, send that day's digest to everyone not sent yet."""
     settings = _settings()
+    if enqueue:
+        from .queue import require_postgres
+
+        require_postgres(settings)
     subs = load_subscribers(settings.subscribers)  # refuse a broken file before doing anything
     with _store(settings) as store:
         fetched = pipeline.fetch_configured(store, settings, day=day)

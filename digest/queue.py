@@ -40,13 +40,18 @@ QUEUE = "digest-send"
 BATCH = 50  # readers per job: enough to reuse a connection, few enough to spread over workers
 
 
-def _app(settings: Settings):  # noqa: ANN202 - procrastinate.App, imported only here
-    """Procrastinate over the store's PostgreSQL database."""
+def require_postgres(settings: Settings) -> None:
+    """Workers need the PostgreSQL store: say so before anything else is done."""
     if not settings.database_url:
         raise ConfigError(
             "sending through workers needs DIGEST_DB=postgresql://...: the jobs live in PostgreSQL "
             "(SQLite is one machine: `digest run` sends by itself)"
         )
+
+
+def _app(settings: Settings):  # noqa: ANN202 - procrastinate.App, imported only here
+    """Procrastinate over the store's PostgreSQL database."""
+    require_postgres(settings)
     import procrastinate
 
     return procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=settings.database_url))

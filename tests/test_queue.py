@@ -1,0 +1,141 @@
+"""Sending past one machine: `digest run --enqueue` ranks and queues, `digest worker`s send, on
+a real PostgreSQL and a real SMTP server. The ledger's claim keeps every reader to one copy."""
+
+from __future__ import annotations
+
+import signal
+import time
+from datetime import date
+
+import pytest
+from click.testing import CliRunner
+from conftest import ROOT, SAMPLES, Scripted, digest_process, opened, serving
+
+from digest.cli import cli
+from digest.config import Settings
+from digest.queue import send_batch
+
+DAY = "2026-11-20"
+ADDRESSES = ("alice@example.org", "bob@example.org", "carol@example.org")
+
+
+@pytest.fixture
+def env(tmp_path, postgres_url: str) -> dict[str, str]:
+    base = {
+        "DIGEST_SUBSCRIBERS": str(ROOT / "subscribers.yaml"),
+        "DIGEST_DB": postgres_url,
+        "DIGEST_STATE": str(tmp_path),
+        "DIGEST_INBOX": str(SAMPLES),
+        "DIGEST_MODEL": "hashing",
+        "DIGEST_SMTP_SECURITY": "none",
+        "DIGEST_SMTP_BACKOFF": "0.01",
+        "DIGEST_SECRET": "a-test-secret-of-enough-length",
+        "DIGEST_NOW": "2026-11-20T12:00:00Z",
+    }
+    assert CliRunner().invoke(cli, ["ingest"], env=base).exit_code == 0
+    return base
+
+
+def smtp(env: dict[str, str], port: int, **extra: str) -> dict[str, str]:
+    return {**env, "DIGEST_SMTP_HOST": "127.0.0.1", "DIGEST_SMTP_PORT": str(port), **extra}
+
+
+def digest(env: dict[str, str], *args: str):
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def ledger(env: dict[str, str]) -> dict[str, str]:
+    with opened(env["DIGEST_DB"]) as store:
+        return {d.subscriber_id: d.status for d in store.deliveries()}
+
+
+def test_run_enqueue_queues_and_two_workers_send_each_reader_one_copy(env):
+    handler = Scripted()
+    with serving(handler) as controller:
+        queued = digest(smtp(env, controller.port), "run", "--enqueue", "--day", DAY)
+        assert queued.exit_code == 0, queued.output
+        assert all(f"{who:<14} queued" in queued.output for who in ("alice", "bob", "carol"))
+        assert handler.received == [] and ledger(env) == {}  # nothing is sent by the run itself
+        workers = [digest_process(smtp(env, controller.port), "worker", "--until-done") for _ in range(2)]
+        outputs = [w.communicate(timeout=120)[0] for w in workers]
+        assert all(w.returncode == 0 for w in workers), outputs
+        assert [handler.copies(a) for a in ADDRESSES] == [1, 1, 1]
+        assert set(ledger(env).values()) == {"sent"}
+        again = digest(smtp(env, controller.port), "run", "--enqueue", "--day", DAY)
+    assert all(f"{who:<14} already" in again.output for who in ("alice", "bob", "carol"))
+
+
+def test_a_job_the_engine_runs_twice_sends_once(env):
+    handler = Scripted()
+    with serving(handler) as controller:
+        settings = Settings.load(env=smtp(env, controller.port))
+        assert digest(smtp(env, controller.port), "run", "--enqueue", "--day", DAY).exit_code == 0
+        first = send_batch(settings, date(2026, 11, 20), ["alice", "bob", "carol"])
+        second = send_batch(settings, date(2026, 11, 20), ["alice", "bob", "carol"])
+    assert {o.status for o in first.outcomes} == {"sent"}
+    assert {o.status for o in second.outcomes} == {"already"}
+    assert [handler.copies(a) for a in ADDRESSES] == [1, 1, 1]
+
+
+def test_a_worker_sends_the_papers_that_run_ranked_as_a_direct_send_would(env, tmp_path):
+    direct = {**env, "DIGEST_DB": str(tmp_path / "direct.db"), "DIGEST_OUTBOX": str(tmp_path / "outbox")}
+    assert digest(direct, "ingest").exit_code == 0
+    assert digest(direct, "send", "--day", DAY).exit_code == 0
+    handler = Scripted()
+    with serving(handler) as controller:
+        assert digest(smtp(env, controller.port), "run", "--enqueue", "--day", DAY).exit_code == 0
+        send_batch(Settings.load(env=smtp(env, controller.port)), date(2026, 11, 20), ["alice", "bob"])
+    with opened(direct["DIGEST_DB"]) as sqlite, opened(env["DIGEST_DB"]) as postgres:
+        sent_directly = {d.subscriber_id: d.paper_ids for d in sqlite.deliveries()}
+        sent_by_worker = {d.subscriber_id: d.paper_ids for d in postgres.deliveries()}
+    assert sent_by_worker["alice"] and sent_by_worker["bob"]
+    assert sent_by_worker == {k: sent_directly[k] for k in ("alice", "bob")}
+    assert handler.copies("alice@example.org") == 1 and handler.copies("carol@example.org") == 0
+
+
+def test_a_worker_killed_mid_send_leaves_one_unknown_and_the_next_run_hands_out_the_rest(env):
+    handler = Scripted(data_delay=1.0)
+    with serving(handler) as controller:
+        assert digest(smtp(env, controller.port), "run", "--enqueue", "--day", DAY).exit_code == 0
+        worker = digest_process(smtp(env, controller.port), "worker", "--until-done")
+        deadline = time.monotonic() + 120
+        while not handler.received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # the next message is now in the server's slow DATA
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)
+        time.sleep(1.2)  # let the server finish what it had accepted
+        states = ledger(env)
+        unknown = [w for w, s in states.items() if s == "sending"]
+        assert len(unknown) == 1, states  # the one in flight; the rest were never claimed
+        rerun = digest(smtp(env, controller.port), "run", "--enqueue", "--day", DAY)
+        assert f"{unknown[0]:<14} unknown" in rerun.output
+        finisher = digest_process(smtp(env, controller.port), "worker", "--until-done")
+        finisher.communicate(timeout=120)
+    copies = {a.split("@")[0]: handler.copies(a) for a in ADDRESSES}
+    assert all(n <= 1 for n in copies.values()), copies
+    assert all(copies[w] == 1 for w, s in ledger(env).items() if s == "sent")
+    assert sorted(ledger(env).values()) == sorted(["sending"] + ["sent"] * 2)
+
+
+def test_the_send_rate_is_one_for_all_workers(postgres_url: str):
+    with opened(postgres_url) as first, opened(postgres_url) as second:
+        started = time.monotonic()
+        waits = [(s.take_send_slot(0.2), time.monotonic() - started) for s in (first, second) * 3]
+    # six senders' slots, taken in turn from two connections, are 0.2 s apart in one sequence
+    slots = [round(wait + at, 1) for wait, at in waits]
+    assert slots == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0], waits
+
+
+def test_enqueue_on_sqlite_is_refused_before_anything_runs(tmp_path):
+    env = {
+        "DIGEST_SUBSCRIBERS": str(ROOT / "subscribers.yaml"),
+        "DIGEST_DB": str(tmp_path / "d.db"),
+        "DIGEST_INBOX": str(SAMPLES),
+        "DIGEST_MODEL": "hashing",
+    }
+    result = CliRunner().invoke(cli, ["run", "--enqueue", "--day", DAY], env=env)
+    assert result.exit_code == 2 and "needs DIGEST_DB=postgresql://" in result.output
+    assert not (tmp_path / "d.db").exists()
+    worker = CliRunner().invoke(cli, ["worker", "--until-done"], env=env)
+    assert worker.exit_code == 2 and "needs DIGEST_DB=postgresql://" in worker.output
