@@ -340,7 +340,7 @@ def _check_fields(entry: dict[str, Any], who: str, line: Any) -> list[str]:
     if "timezone" in entry:
         try:
             ZoneInfo(str(entry["timezone"]))
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder, a name too long
             bad("timezone", f"{shown(entry['timezone'])} is not an IANA time zone such as Europe/Berlin")
     if "send_time" in entry and not _HHMM.match(str(entry["send_time"])):
         bad("send_time", f'{shown(entry["send_time"])} is not a 24-hour HH:MM time such as "07:30"')

@@ -73,6 +73,17 @@ def test_quoted_values_are_cut_short_in_messages():
     assert len(problem) < 300 and "timezone" in problem
 
 
+@pytest.mark.parametrize(
+    "zone", ["Europe", "America", "Europe/", "../../etc/passwd", "Mars/Olympus", "X" * 300]
+)
+def test_a_timezone_that_is_a_folder_a_path_or_too_long_is_named_not_a_crash(zone: str):
+    text = ONE.replace(
+        "keywords: [diffusion models]", f"keywords: [diffusion models]\n    timezone: '{zone}'"
+    )
+    (problem,) = _problems(text)
+    assert "timezone" in problem and "is not an IANA time zone" in problem
+
+
 def test_a_file_over_the_size_limit_is_refused_before_it_is_read(tmp_path: Path):
     path = tmp_path / "subscribers.yaml"
     path.write_text(ONE + "# " + "x" * (2 * 2**20) + "\n")
