@@ -36,7 +36,7 @@ phrases (digest.keyphrases).
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -550,37 +550,65 @@ def rank_subscribers(
     signals: dict[str, Signals] | None = None,
     profiles: dict[str, Profile] | None = None,
 ) -> dict[str, list[Ranked]]:
-    """Every subscriber's ranking from one score matrix over all their keywords (and the
-    phrases distilled from their own papers, for chips), and their `profiles` if any."""
+    """Every subscriber's ranking, a block of subscribers at a time: one score matrix over all
+    the block's keywords (and the phrases distilled from their own papers, for chips), and their
+    `profiles` if any. Blocks keep memory bounded whatever the number of subscribers."""
     profiles = profiles or {}
-    keywords = sorted(
-        {k for s in subscribers for k in (*s.keywords, *s.exclude)}
-        | {k for s in subscribers if s.id in profiles for k in profiles[s.id].phrases}
-    )
-    vectors = embed_keywords.encode(keywords) if keywords else np.zeros((0, features.vectors.shape[1]))
-    matrix = score_matrix(features, keywords, vectors)
-    upvotes = trending(np.array([p.upvotes or 0 for p in features.papers], dtype=np.float32))
     signals = signals or {}
-    voters = [s.id for s in subscribers if (v := signals.get(s.id)) is not None and v.votes]
-    learned: dict[str, Learned] = {}
-    if voters and len(features.papers):
-        votes = [signals[sid].votes for sid in voters]
-        weights = fit(votes, background(features.vectors))  # one batched solve for every reader
-        ids = [p.id for p in features.papers]
-        learned = dict(zip(voters, apply(weights, votes, features.vectors, ids), strict=True))
-    return {
-        s.id: select(
-            s,
-            features,
-            matrix,
-            limit=limit,
-            signals=signals.get(s.id, Signals()),
-            upvote_scale=upvotes,
-            learned=learned.get(s.id),
-            profile=profiles.get(s.id),
-        )
-        for s in subscribers
-    }
+    upvotes = trending(np.array([p.upvotes or 0 for p in features.papers], dtype=np.float32))
+    ranked: dict[str, list[Ranked]] = {}
+    for block in _blocks(subscribers, profiles, len(features.papers)):
+        keywords = sorted({k for s in block for k in _keywords_of(s, profiles.get(s.id))})
+        vectors = embed_keywords.encode(keywords) if keywords else np.zeros((0, features.vectors.shape[1]))
+        matrix = score_matrix(features, keywords, vectors)
+        voters = [s.id for s in block if (v := signals.get(s.id)) is not None and v.votes]
+        learned: dict[str, Learned] = {}
+        if voters and len(features.papers):
+            votes = [signals[sid].votes for sid in voters]
+            weights = fit(votes, background(features.vectors))  # one batched solve for the block
+            ids = [p.id for p in features.papers]
+            learned = dict(zip(voters, apply(weights, votes, features.vectors, ids), strict=True))
+        for s in block:
+            ranked[s.id] = select(
+                s,
+                features,
+                matrix,
+                limit=limit,
+                signals=signals.get(s.id, Signals()),
+                upvote_scale=upvotes,
+                learned=learned.get(s.id),
+                profile=profiles.get(s.id),
+            )
+    return ranked
+
+
+# (keyword, paper) cells scored at once: a block of subscribers holds at most this many in each
+# of its matrices (~16 MB in float32 at 4M), and at most as many (subscriber, paper) cells of
+# learned scores, so memory stays bounded whatever the number of subscribers.
+BLOCK_CELLS = 4_000_000
+
+
+def _keywords_of(subscriber: Subscriber, profile: Profile | None) -> set[str]:
+    return {*subscriber.keywords, *subscriber.exclude, *(profile.phrases if profile else ())}
+
+
+def _blocks(
+    subscribers: Sequence[Subscriber], profiles: dict[str, Profile], n_papers: int
+) -> Iterator[list[Subscriber]]:
+    """Consecutive blocks of subscribers whose distinct keywords, and whose number, each stay
+    within BLOCK_CELLS // n_papers (a subscriber with more keywords than that is a block alone)."""
+    budget = max(1, BLOCK_CELLS // max(n_papers, 1))
+    block: list[Subscriber] = []
+    seen: set[str] = set()
+    for s in subscribers:
+        own = _keywords_of(s, profiles.get(s.id))
+        if block and (len(seen | own) > budget or len(block) >= budget):
+            yield block
+            block, seen = [], set()
+        block.append(s)
+        seen |= own
+    if block:
+        yield block
 
 
 # --- profiles from a researcher's own papers ------------------------------------------------

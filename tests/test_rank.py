@@ -133,6 +133,31 @@ def test_many_subscribers_share_one_score_matrix_and_get_their_own_picks(feature
     assert [r.paper.title for r in ranked["g"]] == [PAPERS[1].title]
 
 
+def test_ranking_in_small_blocks_gives_every_subscriber_the_same_picks(features, monkeypatch):
+    import numpy as np
+
+    from digest.learn import Votes
+
+    topics = ["diffusion models", "graph neural networks", "soil moisture", "medical imaging", "sensors"]
+    subs = [
+        Subscriber(
+            id=f"s{i}",
+            email=f"s{i}@example.org",
+            keywords=(topics[i % 5], topics[(i * 2 + 1) % 5]),
+            exclude=("medical imaging",) if i % 4 == 0 else (),
+        )
+        for i in range(12)
+    ]
+    liked = PAPERS[1]
+    vote = Votes((liked.id,), (liked.title,), np.array([1.0], dtype=np.float32), features.vectors[[1]])
+    signals = {"s3": rank.Signals(votes=vote), "s7": rank.Signals(sent_ids=frozenset({PAPERS[0].id}))}
+    whole = rank.rank_subscribers(subs, features, HashingEmbedder(), signals=signals, limit=0)
+    monkeypatch.setattr(rank, "BLOCK_CELLS", 2 * len(PAPERS))  # two keywords, two readers a block
+    assert len(list(rank._blocks(subs, {}, len(PAPERS)))) >= 6
+    blocks = rank.rank_subscribers(subs, features, HashingEmbedder(), signals=signals, limit=0)
+    assert blocks == whole
+
+
 def test_fast_lexical_matrix_equals_the_reference_pair_by_pair():
     import random
 
