@@ -1,7 +1,8 @@
 """Sending past one machine: jobs on procrastinate, in the PostgreSQL store itself.
 
     digest run --enqueue    ranks the due digests once, in this process; saves each reader's
-                            picks (the store's `plans`) and defers one job per BATCH readers
+                            plan (their settings and picks: a worker needs no subscribers.yaml)
+                            and defers one job per BATCH readers
     digest worker           on any number of machines: each job claims, renders and sends its
                             readers' digests over the same SMTP connection(s), recording every
                             result in the ledger as `digest run` does
@@ -27,7 +28,7 @@ from dataclasses import asdict
 from datetime import date
 from typing import Any
 
-from .config import Settings, load_subscribers
+from .config import Settings
 from .errors import ConfigError
 from .models import Ranked, Status, Subscriber
 from .pipeline import DeliveryReport, Outcome, Ranker, send_ranked, still_due
@@ -65,22 +66,28 @@ def _ensure_schema(app: Any, store: Store) -> None:
             app.schema_manager.apply_schema()
 
 
-def pick_dict(r: Ranked) -> dict[str, Any]:
-    """One ranked paper as a plan keeps it: the paper by id, the rest as it is."""
-    out = asdict(r)
-    out["paper"] = r.paper.id
-    return out
+def plan_of(sub: Subscriber, ranked: Sequence[Ranked]) -> dict[str, Any]:
+    """What a worker needs to send one digest: the subscriber as ranked, and their picks (each
+    paper by id)."""
+    return {"subscriber": asdict(sub), "picks": [{**asdict(r), "paper": r.paper.id} for r in ranked]}
 
 
-def picks_ranked(picks: Sequence[dict[str, Any]], store: Store) -> list[Ranked]:
-    """A plan's picks back as Ranked papers (a paper no longer stored is left out)."""
+def _tuples(fields: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {**fields, **{n: tuple(fields.get(n) or ()) for n in names}}
+
+
+def from_plan(plan: dict[str, Any], store: Store) -> tuple[Subscriber, list[Ranked]]:
+    """A saved plan back as the subscriber and their Ranked papers (a paper no longer stored
+    is left out)."""
+    sub = Subscriber(**_tuples(plan["subscriber"], "keywords", "exclude", "profile_papers"))
+    picks = plan["picks"]
     papers = store.papers_by_id(p["paper"] for p in picks)
-    tuples = ("matched", "keyphrases")
-    return [
-        Ranked(**{**p, "paper": papers[p["paper"]], **{k: tuple(p.get(k) or ()) for k in tuples}})
+    ranked = [
+        Ranked(**_tuples({**p, "paper": papers[p["paper"]]}, "matched", "keyphrases"))
         for p in picks
         if p["paper"] in papers
     ]
+    return sub, ranked
 
 
 def enqueue(
@@ -106,7 +113,7 @@ def enqueue(
             handed.append(sub)
     if not handed:
         return report
-    store.save_plans(day, {s.id: [pick_dict(r) for r in ranked[s.id]] for s in handed})
+    store.save_plans(day, {s.id: plan_of(s, ranked[s.id]) for s in handed})
     app = _app(settings)
     with app.open():
         _ensure_schema(app, store)
@@ -118,25 +125,21 @@ def enqueue(
 
 
 def send_batch(settings: Settings, day: date, subscriber_ids: Sequence[str], **kw: Any) -> DeliveryReport:
-    """One job: send `day`'s saved picks to those of `subscriber_ids` still due."""
-    wanted = set(subscriber_ids)
-    subs = [s for s in load_subscribers(settings.subscribers) if s.id in wanted]
+    """One job: send `day`'s saved plans to those of `subscriber_ids` still due (the ledger and
+    the unsubscribes are read again here: they may have changed since the run)."""
     with open_store(settings) as store:
-        report, due = still_due(store, subs, day)
-        plans = store.plans(day, [s.id for s in due])
-        missing = [s for s in due if s.id not in plans]
+        plans = store.plans(day, subscriber_ids)
+        made = {sid: from_plan(plan, store) for sid, plan in plans.items()}
+        report, due = still_due(store, [sub for sub, _ in made.values()], day)
         report.outcomes += [
-            Outcome(s.id, Status.NOT_TRIED, detail="no saved picks for this day: the next run ranks them")
-            for s in missing
+            Outcome(sid, Status.NOT_TRIED, detail="no saved plan for this day: the next run makes one")
+            for sid in subscriber_ids
+            if sid not in plans
         ]
-        due = [s for s in due if s.id in plans]
-        ranked = {s.id: picks_ranked(plans[s.id], store) for s in due}
-        report = send_ranked(
+        ranked = {sub.id: made[sub.id][1] for sub in due}
+        return send_ranked(
             store, settings, day, due, ranked, report=report, pace=_pace(settings, store), **kw
         )
-    for gone in wanted - {s.id for s in subs}:
-        report.outcomes.append(Outcome(gone, Status.NOT_TRIED, detail="no longer in the subscribers file"))
-    return report
 
 
 def _pace(settings: Settings, store: Store) -> Callable[[], None] | None:

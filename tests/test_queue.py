@@ -65,16 +65,32 @@ def test_run_enqueue_queues_and_two_workers_send_each_reader_one_copy(env):
     assert all(f"{who:<14} already" in again.output for who in ("alice", "bob", "carol"))
 
 
-def test_a_job_the_engine_runs_twice_sends_once(env):
+def test_a_job_the_engine_runs_twice_sends_once_and_needs_no_subscribers_file(env, tmp_path):
     handler = Scripted()
     with serving(handler) as controller:
-        settings = Settings.load(env=smtp(env, controller.port))
+        # a worker's machine has the database and the mail server, not subscribers.yaml
+        settings = Settings.load(
+            env={**smtp(env, controller.port), "DIGEST_SUBSCRIBERS": str(tmp_path / "none")}
+        )
         assert digest(smtp(env, controller.port), "run", "--enqueue", "--day", DAY).exit_code == 0
         first = send_batch(settings, date(2026, 11, 20), ["alice", "bob", "carol"])
         second = send_batch(settings, date(2026, 11, 20), ["alice", "bob", "carol"])
     assert {o.status for o in first.outcomes} == {"sent"}
     assert {o.status for o in second.outcomes} == {"already"}
     assert [handler.copies(a) for a in ADDRESSES] == [1, 1, 1]
+
+
+def test_a_reader_who_unsubscribes_after_the_run_is_not_sent_the_queued_digest(env):
+    handler = Scripted()
+    with serving(handler) as controller:
+        assert digest(smtp(env, controller.port), "run", "--enqueue", "--day", DAY).exit_code == 0
+        with opened(env["DIGEST_DB"]) as store:
+            store.unsubscribe("bob", "one-click")
+        report = send_batch(
+            Settings.load(env=smtp(env, controller.port)), date(2026, 11, 20), ["alice", "bob"]
+        )
+    assert {o.subscriber: o.status for o in report.outcomes} == {"alice": "sent", "bob": "unsubscribed"}
+    assert handler.copies("bob@example.org") == 0
 
 
 def test_a_worker_sends_the_papers_that_run_ranked_as_a_direct_send_would(env, tmp_path):

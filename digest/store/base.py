@@ -8,7 +8,7 @@ The ledger guarantee every backend keeps: `claim_delivery` lets exactly one call
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
@@ -110,8 +110,8 @@ class Store(Protocol):
     def votes(self, subscriber: str | None = None) -> list[Vote]: ...
 
     # --- ranked picks left for the workers (digest.queue)
-    def save_plans(self, day: date, plans: Mapping[str, Sequence[Mapping[str, Any]]]) -> None: ...
-    def plans(self, day: date, subscribers: Iterable[str]) -> dict[str, list[dict[str, Any]]]: ...
+    def save_plans(self, day: date, plans: Mapping[str, Mapping[str, Any]]) -> None: ...
+    def plans(self, day: date, subscribers: Iterable[str]) -> dict[str, dict[str, Any]]: ...
 
     # --- configured sources
     def source_states(self) -> dict[str, SourceState]: ...

@@ -357,20 +357,20 @@ class SQLStore:
 
     # --- plans: ranked picks waiting for the workers ------------------------------------
 
-    def save_plans(self, day: date, plans: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
-        """Each subscriber's ranked picks for `day` (JSON-able dicts); a new ranking replaces
-        an older one."""
+    def save_plans(self, day: date, plans: Mapping[str, Mapping[str, Any]]) -> None:
+        """Each subscriber's plan for `day` (a JSON-able dict: digest.queue); a new ranking
+        replaces an older one."""
         now = _now()
         with self.transaction() as conn:
             conn.executemany(
                 "INSERT INTO plans (subscriber, day, picks, made_at) VALUES (?,?,?,?)"
                 " ON CONFLICT (subscriber, day)"
                 " DO UPDATE SET picks = excluded.picks, made_at = excluded.made_at",
-                ((sid, _iso(day), json.dumps(list(picks)), now) for sid, picks in plans.items()),
+                ((sid, _iso(day), json.dumps(plan), now) for sid, plan in plans.items()),
             )
 
-    def plans(self, day: date, subscribers: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
-        """The saved picks of `day` for those of `subscribers` that have some."""
+    def plans(self, day: date, subscribers: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The saved plans of `day` for those of `subscribers` that have one."""
         ids, found = list(dict.fromkeys(subscribers)), {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]

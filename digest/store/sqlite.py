@@ -139,7 +139,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
     # 7: keyphrases are cached under "model/extractor version"; the old extractor's glued
     # phrases ("phones quantize") are dropped rather than shown again
     ("DELETE FROM keyphrases WHERE model NOT LIKE '%/%'",),
-    # 8: each reader's ranked picks for a day, left by `digest run --enqueue` for the workers
+    # 8: each reader's plan for a day (settings and ranked picks), left by `digest run --enqueue`
     (
         """CREATE TABLE plans (
             subscriber TEXT NOT NULL,
