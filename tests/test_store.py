@@ -114,3 +114,16 @@ def test_the_embedding_cache_is_bounded_oldest_first(store: Store):
     assert size <= 12 * 1536 and count == 20 - removed >= 10
     assert set(store.cached_vectors("m", [f"new{i}" for i in range(10)])) == {f"new{i}" for i in range(10)}
     assert store.prune_cache(max_bytes=10**9) == 0
+
+
+def test_a_batch_reads_only_its_own_ledger_rows_of_the_day(store: Store):
+    day = date(2026, 11, 20)
+    for who in ("alice", "bob", "carol"):
+        store.claim_delivery(who, day)
+    store.claim_delivery("alice", date(2026, 11, 19))
+    assert [d.subscriber_id for d in store.deliveries(day, subscribers=["carol", "alice", "dan"])] == [
+        "alice",
+        "carol",
+    ]
+    many = [f"r{i}" for i in range(1200)] + ["bob"]  # more than one query's worth of ids
+    assert [d.subscriber_id for d in store.deliveries(day, subscribers=many)] == ["bob"]

@@ -280,8 +280,18 @@ class SQLStore:
             sql, args = sql + " AND day < ?", [*args, _iso(before)]
         return {r[0] for r in self.conn.rows(sql, args)}
 
-    def deliveries(self, day: date | None = None) -> list[Delivery]:
-        """Ledger rows, of one day or all, by day and subscriber."""
+    def deliveries(self, day: date | None = None, subscribers: Sequence[str] | None = None) -> list[Delivery]:
+        """Ledger rows, of one day or all, by day and subscriber; only `subscribers`' if given
+        (a worker's batch reads its own rows, not the whole day's)."""
+        if subscribers is not None:
+            if day is None:
+                raise ValueError("deliveries of some subscribers are asked for one day")
+            rows: list[Delivery] = []
+            for start in range(0, len(subscribers), 500):
+                chunk = subscribers[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows += self._deliveries(f"day = ? AND subscriber IN ({marks})", (_iso(day), *chunk))
+            return sorted(rows, key=lambda d: d.subscriber_id)
         if day is None:
             return self._deliveries("1=1", ())
         return self._deliveries("day = ?", (_iso(day),))
