@@ -292,7 +292,7 @@ _DEFAULTABLE = _SUBSCRIBER_FIELDS - {"id", "email"}
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 MAX_PHRASE = 200  # characters in a keyword, exclude phrase or name
-MAX_SUBSCRIBERS_BYTES = 2**20  # a list of a few thousand subscribers fits in far less
+MAX_SUBSCRIBERS_BYTES = 32 * 2**20  # 20,000 subscribers take about 2 MB; 300,000 fit
 
 
 def _line_of(node: yaml.Node | None, *path: str | int) -> int | None:

@@ -118,6 +118,30 @@ class PaperFeatures:
         """Paper id -> its column."""
         return {p.id: i for i, p in enumerate(self.papers)}
 
+    @cached_property
+    def lexicon(self) -> Lexicon:
+        """The papers' words indexed once for the phrase match of every block of keywords."""
+        return Lexicon.of(self.token_lists)
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """Postings (word -> papers holding it), each paper's word set, and its words joined by
+    spaces (a phrase is then a substring test)."""
+
+    postings: dict[str, set[int]]
+    token_sets: list[set[str]]
+    joined: list[str]
+
+    @classmethod
+    def of(cls, token_lists: Sequence[Sequence[str]]) -> Lexicon:
+        postings: dict[str, set[int]] = {}
+        token_sets = [set(toks) for toks in token_lists]
+        for i, toks in enumerate(token_sets):
+            for t in toks:
+                postings.setdefault(t, set()).add(i)
+        return cls(postings, token_sets, [f" {' '.join(toks)} " for toks in token_lists])
+
 
 def featurize(
     papers: Sequence[Paper], embedder: Embedder, keyphrase_cache: dict[str, list[str]] | None = None
@@ -221,7 +245,7 @@ def score_matrix(
         owners, starts = np.unique(features.phrase_owner, return_index=True)
         best = np.maximum.reduceat(features.phrase_vectors @ keyword_vectors.T, starts, axis=0)
         phrase[:, owners] = best.T
-    lex = _lexical_matrix(features.token_lists, keywords).T
+    lex = _lexical_matrix(features.token_lists, keywords, features.lexicon).T
     # cosines below 0 mean "unrelated", not "less than unrelated": clipped, so s stays in 0..1
     evidence = W_DOC * np.clip(doc, 0, 1) + W_PHRASE * np.clip(phrase, 0, 1) + W_LEX * lex
     evidence = np.ascontiguousarray(evidence, dtype=np.float32)
@@ -301,16 +325,14 @@ def match_profile(
     )
 
 
-def _lexical_matrix(token_lists: Sequence[Sequence[str]], keywords: Sequence[str]) -> np.ndarray:
+def _lexical_matrix(
+    token_lists: Sequence[Sequence[str]], keywords: Sequence[str], lexicon: Lexicon | None = None
+) -> np.ndarray:
     """lexical(k, p) for all pairs, visiting only papers that contain some word of k: postings
     say which papers hold every word, and a substring test on the space-joined tokens says
-    whether they stand together as the phrase."""
-    postings: dict[str, set[int]] = {}
-    token_sets = [set(toks) for toks in token_lists]
-    for i, toks in enumerate(token_sets):
-        for t in toks:
-            postings.setdefault(t, set()).add(i)
-    joined = [f" {' '.join(toks)} " for toks in token_lists]
+    whether they stand together as the phrase. `lexicon`: the papers' index, if already built."""
+    lexicon = lexicon or Lexicon.of(token_lists)
+    postings, token_sets, joined = lexicon.postings, lexicon.token_sets, lexicon.joined
     out = np.zeros((len(token_lists), len(keywords)), dtype=np.float32)
     for j, keyword in enumerate(keywords):
         words = tokens(keyword)
@@ -557,7 +579,8 @@ def rank_subscribers(
     signals = signals or {}
     upvotes = trending(np.array([p.upvotes or 0 for p in features.papers], dtype=np.float32))
     ranked: dict[str, list[Ranked]] = {}
-    for block in _blocks(subscribers, profiles, len(features.papers)):
+    voting = {sid for sid, v in signals.items() if v.votes}
+    for block in _blocks(subscribers, profiles, len(features.papers), voting):
         keywords = sorted({k for s in block for k in _keywords_of(s, profiles.get(s.id))})
         vectors = embed_keywords.encode(keywords) if keywords else np.zeros((0, features.vectors.shape[1]))
         matrix = score_matrix(features, keywords, vectors)
@@ -583,8 +606,8 @@ def rank_subscribers(
 
 
 # (keyword, paper) cells scored at once: a block of subscribers holds at most this many in each
-# of its matrices (~16 MB in float32 at 4M), and at most as many (subscriber, paper) cells of
-# learned scores, so memory stays bounded whatever the number of subscribers.
+# of its matrices (~16 MB in float32 at 4M), and at most as many (voter, paper) cells of learned
+# scores, so memory stays bounded whatever the number of subscribers.
 BLOCK_CELLS = 4_000_000
 
 
@@ -593,20 +616,27 @@ def _keywords_of(subscriber: Subscriber, profile: Profile | None) -> set[str]:
 
 
 def _blocks(
-    subscribers: Sequence[Subscriber], profiles: dict[str, Profile], n_papers: int
+    subscribers: Sequence[Subscriber],
+    profiles: dict[str, Profile],
+    n_papers: int,
+    voting: Collection[str] = frozenset(),
 ) -> Iterator[list[Subscriber]]:
-    """Consecutive blocks of subscribers whose distinct keywords, and whose number, each stay
-    within BLOCK_CELLS // n_papers (a subscriber with more keywords than that is a block alone)."""
+    """Consecutive blocks of subscribers whose distinct keywords, and whose readers with votes,
+    each stay within BLOCK_CELLS // n_papers (a subscriber with more keywords than that is a
+    block alone)."""
     budget = max(1, BLOCK_CELLS // max(n_papers, 1))
     block: list[Subscriber] = []
     seen: set[str] = set()
+    voters = 0
     for s in subscribers:
         own = _keywords_of(s, profiles.get(s.id))
-        if block and (len(seen | own) > budget or len(block) >= budget):
+        votes = s.id in voting
+        if block and (len(seen) + len(own - seen) > budget or voters + votes > budget):
             yield block
-            block, seen = [], set()
+            block, seen, voters = [], set(), 0
         block.append(s)
         seen |= own
+        voters += votes
     if block:
         yield block
 

@@ -152,8 +152,8 @@ def test_ranking_in_small_blocks_gives_every_subscriber_the_same_picks(features,
     vote = Votes((liked.id,), (liked.title,), np.array([1.0], dtype=np.float32), features.vectors[[1]])
     signals = {"s3": rank.Signals(votes=vote), "s7": rank.Signals(sent_ids=frozenset({PAPERS[0].id}))}
     whole = rank.rank_subscribers(subs, features, HashingEmbedder(), signals=signals, limit=0)
-    monkeypatch.setattr(rank, "BLOCK_CELLS", 2 * len(PAPERS))  # two keywords, two readers a block
-    assert len(list(rank._blocks(subs, {}, len(PAPERS)))) >= 6
+    monkeypatch.setattr(rank, "BLOCK_CELLS", 2 * len(PAPERS))  # two keywords, two voters a block
+    assert len(list(rank._blocks(subs, {}, len(PAPERS), {"s3"}))) >= 6
     blocks = rank.rank_subscribers(subs, features, HashingEmbedder(), signals=signals, limit=0)
     assert blocks == whole
 

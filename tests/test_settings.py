@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from digest.config import Settings, check_address, load_subscribers, parse_subscribers
+from digest.config import MAX_SUBSCRIBERS_BYTES, Settings, check_address, load_subscribers, parse_subscribers
 from digest.errors import ConfigError
 
 ONE = """\
@@ -86,7 +86,7 @@ def test_a_timezone_that_is_a_folder_a_path_or_too_long_is_named_not_a_crash(zon
 
 def test_a_file_over_the_size_limit_is_refused_before_it_is_read(tmp_path: Path):
     path = tmp_path / "subscribers.yaml"
-    path.write_text(ONE + "# " + "x" * (2 * 2**20) + "\n")
+    path.write_text(ONE + "# " + "x" * MAX_SUBSCRIBERS_BYTES + "\n")
     with pytest.raises(ConfigError, match="MB"):
         load_subscribers(path)
 
