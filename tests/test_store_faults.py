@@ -260,3 +260,10 @@ def test_a_lost_postgresql_connection_is_a_store_error_and_loses_nothing(postgre
             store.papers()
     with PostgresStore.open(postgres_url) as again:
         assert [p.title for p in again.papers()] == ["Kept"]
+
+
+def test_status_names_the_postgresql_database_without_its_password(postgres_url: str):
+    with_password = postgres_url.replace("postgresql://digest@", "postgresql://digest:hunter2@")
+    result = _cli(with_password, "status")
+    assert result.exit_code == 0, result.output
+    assert "database: postgresql://digest@127.0.0.1:" in result.output and "hunter2" not in result.output
