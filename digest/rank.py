@@ -126,21 +126,22 @@ class PaperFeatures:
 
 @dataclass(frozen=True)
 class Lexicon:
-    """Postings (word -> papers holding it), each paper's word set, and its words joined by
-    spaces (a phrase is then a substring test)."""
+    """Postings (word -> the papers holding it, as an array of their indices) and each paper's
+    words joined by spaces (a phrase is then a substring test)."""
 
-    postings: dict[str, set[int]]
-    token_sets: list[set[str]]
+    postings: dict[str, np.ndarray]
     joined: list[str]
 
     @classmethod
     def of(cls, token_lists: Sequence[Sequence[str]]) -> Lexicon:
-        postings: dict[str, set[int]] = {}
-        token_sets = [set(toks) for toks in token_lists]
-        for i, toks in enumerate(token_sets):
-            for t in toks:
-                postings.setdefault(t, set()).add(i)
-        return cls(postings, token_sets, [f" {' '.join(toks)} " for toks in token_lists])
+        postings: dict[str, list[int]] = {}
+        for i, toks in enumerate(token_lists):
+            for t in set(toks):
+                postings.setdefault(t, []).append(i)
+        return cls(
+            {t: np.array(ids, dtype=np.int64) for t, ids in postings.items()},
+            [f" {' '.join(toks)} " for toks in token_lists],
+        )
 
 
 def featurize(
@@ -328,24 +329,31 @@ def match_profile(
 def _lexical_matrix(
     token_lists: Sequence[Sequence[str]], keywords: Sequence[str], lexicon: Lexicon | None = None
 ) -> np.ndarray:
-    """lexical(k, p) for all pairs, visiting only papers that contain some word of k: postings
-    say which papers hold every word, and a substring test on the space-joined tokens says
-    whether they stand together as the phrase. `lexicon`: the papers' index, if already built."""
+    """lexical(k, p) for all pairs, visiting only papers that contain some word of k: the
+    postings count each paper's words of k, and for the papers holding every word a substring
+    test on the space-joined tokens says whether they stand together as the phrase.
+    `lexicon`: the papers' index, if already built."""
     lexicon = lexicon or Lexicon.of(token_lists)
-    postings, token_sets, joined = lexicon.postings, lexicon.token_sets, lexicon.joined
     out = np.zeros((len(token_lists), len(keywords)), dtype=np.float32)
+    present = np.zeros(len(token_lists), dtype=np.int32)  # per paper: words of k it holds
     for j, keyword in enumerate(keywords):
         words = tokens(keyword)
-        if not words:
+        unique = [lexicon.postings.get(w) for w in dict.fromkeys(words)]
+        if not words or all(hits is None for hits in unique):
             continue
-        lists = [postings.get(w, set()) for w in set(words)]
-        with_all = set.intersection(*lists)
-        phrase = f" {' '.join(words)} "
-        for i in set().union(*lists):
-            if i in with_all and (len(words) == 1 or phrase in joined[i]):
-                out[i, j] = 1.0
-            else:
-                out[i, j] = 0.5 * sum(w in token_sets[i] for w in words) / len(words)
+        for w in words:  # a repeated word counts each time, as lexical() does
+            if (hits := lexicon.postings.get(w)) is not None:
+                present[hits] += 1
+        touched = np.unique(np.concatenate([h for h in unique if h is not None]))
+        out[touched, j] = 0.5 * present[touched] / len(words)
+        if all(hits is not None for hits in unique):
+            holding_all = touched
+            for hits in unique:
+                holding_all = np.intersect1d(holding_all, hits, assume_unique=True)
+            phrase = f" {' '.join(words)} "
+            whole = [i for i in holding_all if len(words) == 1 or phrase in lexicon.joined[i]]
+            out[whole, j] = 1.0
+        present[touched] = 0
     return out
 
 

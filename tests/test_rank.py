@@ -165,6 +165,12 @@ def test_fast_lexical_matrix_equals_the_reference_pair_by_pair():
     vocab = ["graph", "neural", "network", "diffusion", "model", "image", "generation", "x", "y"]
     token_lists = [tuple(rank.tokens(" ".join(rnd.choices(vocab, k=30)))) for _ in range(40)]
     keywords = ["graph neural networks", "diffusion models", "image", "neural graph", "model model", "zzz"]
+    keywords += [
+        "graph zzz",
+        "x y x",
+        "y",
+        *(" ".join(rnd.choices(vocab, k=rnd.randint(1, 3))) for _ in range(40)),
+    ]
     fast = rank._lexical_matrix(token_lists, keywords)
     for i, toks in enumerate(token_lists):
         for j, k in enumerate(keywords):
