@@ -610,7 +610,7 @@ def rank_subscribers(
                 learned=learned.get(s.id),
                 profile=profiles.get(s.id),
             )
-    return ranked
+    return {s.id: ranked[s.id] for s in subscribers}
 
 
 # (keyword, paper) cells scored at once: a block of subscribers holds at most this many in each
@@ -629,14 +629,14 @@ def _blocks(
     n_papers: int,
     voting: Collection[str] = frozenset(),
 ) -> Iterator[list[Subscriber]]:
-    """Consecutive blocks of subscribers whose distinct keywords, and whose readers with votes,
-    each stay within BLOCK_CELLS // n_papers (a subscriber with more keywords than that is a
-    block alone)."""
+    """Blocks of subscribers whose distinct keywords, and whose readers with votes, each stay
+    within BLOCK_CELLS // n_papers (a subscriber with more keywords than that is a block alone).
+    Subscribers with the same keywords go side by side, so that blocks share keywords' rows."""
     budget = max(1, BLOCK_CELLS // max(n_papers, 1))
     block: list[Subscriber] = []
     seen: set[str] = set()
     voters = 0
-    for s in subscribers:
+    for s in sorted(subscribers, key=lambda s: sorted(_keywords_of(s, profiles.get(s.id)))):
         own = _keywords_of(s, profiles.get(s.id))
         votes = s.id in voting
         if block and (len(seen) + len(own - seen) > budget or voters + votes > budget):
