@@ -68,6 +68,28 @@ def opened(database: str) -> Store:
     return open_store(Settings.load(env={}, db=database))
 
 
+def mail_env(tmp_path: Path, database: str, **extra: str) -> dict[str, str]:
+    """The environment of the sending tests: the sample subscribers and their papers (ingested)
+    in `database`, state in `tmp_path`, the hashing model, quick SMTP retries."""
+    from click.testing import CliRunner
+
+    from digest.cli import cli
+
+    env = {
+        "DIGEST_SUBSCRIBERS": str(ROOT / "subscribers.yaml"),
+        "DIGEST_DB": database,
+        "DIGEST_STATE": str(tmp_path),
+        "DIGEST_INBOX": str(SAMPLES),
+        "DIGEST_MODEL": "hashing",
+        "DIGEST_SMTP_SECURITY": "none",
+        "DIGEST_SMTP_BACKOFF": "0.01",
+        "DIGEST_SECRET": "a-test-secret-of-enough-length",
+        **extra,
+    }
+    assert CliRunner().invoke(cli, ["ingest"], env=env).exit_code == 0
+    return env
+
+
 def stored_text(database: str) -> list[str]:
     """All the store holds, as text: a SQLite file's bytes (freed pages too), or every row of
     every table of the PostgreSQL schema."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from click.testing import CliRunner
-from conftest import ROOT, SAMPLES, Scripted, digest_process, opened, serving
+from conftest import Scripted, digest_process, mail_env, opened, serving
 
 from digest.cli import cli
 
@@ -22,18 +22,7 @@ ADDRESSES = ("alice@example.org", "bob@example.org", "carol@example.org")
 
 @pytest.fixture
 def env(tmp_path: Path, database: str) -> dict[str, str]:
-    base = {
-        "DIGEST_SUBSCRIBERS": str(ROOT / "subscribers.yaml"),
-        "DIGEST_DB": database,
-        "DIGEST_STATE": str(tmp_path),
-        "DIGEST_INBOX": str(SAMPLES),
-        "DIGEST_MODEL": "hashing",
-        "DIGEST_SMTP_SECURITY": "none",
-        "DIGEST_SMTP_BACKOFF": "0.01",
-        "DIGEST_SECRET": "a-test-secret-of-enough-length",
-    }
-    assert CliRunner().invoke(cli, ["ingest"], env=base).exit_code == 0
-    return base
+    return mail_env(tmp_path, database)
 
 
 def smtp(env: dict[str, str], controller: Controller, **extra: str) -> dict[str, str]:

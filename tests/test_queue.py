@@ -9,7 +9,7 @@ from datetime import date
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, SAMPLES, Scripted, digest_process, opened, serving
+from conftest import ROOT, SAMPLES, Scripted, digest_process, mail_env, opened, serving
 
 from digest.cli import cli
 from digest.config import Settings
@@ -21,19 +21,7 @@ ADDRESSES = ("alice@example.org", "bob@example.org", "carol@example.org")
 
 @pytest.fixture
 def env(tmp_path, postgres_url: str) -> dict[str, str]:
-    base = {
-        "DIGEST_SUBSCRIBERS": str(ROOT / "subscribers.yaml"),
-        "DIGEST_DB": postgres_url,
-        "DIGEST_STATE": str(tmp_path),
-        "DIGEST_INBOX": str(SAMPLES),
-        "DIGEST_MODEL": "hashing",
-        "DIGEST_SMTP_SECURITY": "none",
-        "DIGEST_SMTP_BACKOFF": "0.01",
-        "DIGEST_SECRET": "a-test-secret-of-enough-length",
-        "DIGEST_NOW": "2026-11-20T12:00:00Z",
-    }
-    assert CliRunner().invoke(cli, ["ingest"], env=base).exit_code == 0
-    return base
+    return mail_env(tmp_path, postgres_url, DIGEST_NOW="2026-11-20T12:00:00Z")
 
 
 def smtp(env: dict[str, str], port: int, **extra: str) -> dict[str, str]:
