@@ -27,10 +27,10 @@ digest.learn). A paper is eligible when it is on topic for some interest and abo
 phrase (`excluded`); papers already sent never come back (`Signals`). Selection keeps a fair share
 per interest.
 
-Speed: s and r are matrices for the union of every subscriber's keywords, computed once per
-run (`score_matrix`); a subscriber is then the max over a few of its rows and a sort
-(`select`). Keyphrases cost one pass of the model per new paper plus a short list of its
-phrases (digest.keyphrases).
+Speed: s and r are matrices for the union of a block of subscribers' keywords (`score_matrix`;
+blocks of bounded size, so memory stays bounded however many subscribers there are); a
+subscriber is then the max over a few of its rows and a sort (`select`). Keyphrases cost one
+pass of the model per new paper plus a short list of its phrases (digest.keyphrases).
 """
 
 from __future__ import annotations
