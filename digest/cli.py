@@ -540,7 +540,14 @@ def status() -> None:
         fetched = store.source_states()
         cache = store.cache_size()
         days = store.days()
+        jobs = None
+        if settings.database_url:
+            from .queue import queue_counts
+
+            jobs = queue_counts(store)
     click.echo(f"database: {settings.database} ({len(days)} days of papers)")
+    if jobs is not None:
+        click.echo("send queue: " + (", ".join(f"{n} {s}" for s, n in sorted(jobs.items())) or "empty"))
     vectors, size = cache
     click.echo(
         f"embedding cache: {vectors:,} vectors, {size / 2**20:.1f} MB"

@@ -66,6 +66,20 @@ def _ensure_schema(app: Any, store: Store) -> None:
             app.schema_manager.apply_schema()
 
 
+def queue_counts(store: Store) -> dict[str, int] | None:
+    """The send jobs by procrastinate's status (todo, doing, failed...), for `digest status`;
+    None when this store has no queue (SQLite, or never used)."""
+    if not isinstance(getattr(store, "url", None), str):
+        return None
+    conn = store.conn  # type: ignore[attr-defined]
+    if conn.rows("SELECT to_regclass('procrastinate_jobs')")[0][0] is None:
+        return None
+    rows = conn.rows(
+        "SELECT status::text, COUNT(*) FROM procrastinate_jobs WHERE queue_name = ? GROUP BY status", (QUEUE,)
+    )
+    return {status: int(n) for status, n in rows}
+
+
 def plan_of(sub: Subscriber, ranked: Sequence[Ranked]) -> dict[str, Any]:
     """What a worker needs to send one digest: the subscriber as ranked, and their picks (each
     paper by id)."""

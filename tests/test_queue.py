@@ -53,6 +53,16 @@ def test_run_enqueue_queues_and_two_workers_send_each_reader_one_copy(env):
     assert all(f"{who:<14} already" in again.output for who in ("alice", "bob", "carol"))
 
 
+def test_status_shows_the_send_queue_until_the_workers_empty_it(env):
+    handler = Scripted()
+    with serving(handler) as controller:
+        assert digest(smtp(env, controller.port), "run", "--enqueue", "--day", DAY).exit_code == 0
+        assert "send queue: 1 todo" in digest(env, "status").output  # three readers: one batch
+        worker = digest_process(smtp(env, controller.port), "worker", "--until-done")
+        worker.communicate(timeout=120)
+    assert "send queue: empty" in digest(env, "status").output  # done jobs are deleted
+
+
 def test_a_job_the_engine_runs_twice_sends_once_and_needs_no_subscribers_file(env, tmp_path):
     handler = Scripted()
     with serving(handler) as controller:
