@@ -21,6 +21,7 @@ next slot from a row of the database (`PostgresStore.take_send_slot`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -170,9 +171,31 @@ def _pace(settings: Settings, store: Store) -> Callable[[], None] | None:
     return wait_turn
 
 
-def run_worker(settings: Settings, *, until_done: bool = False, concurrency: int = 1) -> None:
+STALLED_AFTER = 30.0  # seconds without a heartbeat after which a worker counts as dead
+
+
+async def _retry_stalled(app: Any, after: float) -> int:
+    """Send jobs left `doing` by a worker that died (no heartbeat for `after` seconds) go back
+    to the queue. Safe by the ledger: of their readers, those claimed come out `already` (or
+    stay `unknown`), never sent again; the others are sent."""
+    stalled = await app.job_manager.get_stalled_jobs(
+        queue=QUEUE, task_name=TASK, seconds_since_heartbeat=after
+    )
+    for job in stalled:
+        await app.job_manager.retry_job(job)
+    return len(stalled)
+
+
+def run_worker(
+    settings: Settings,
+    *,
+    until_done: bool = False,
+    concurrency: int = 1,
+    stalled_after: float = STALLED_AFTER,
+) -> None:
     """Process send jobs until stopped (SIGINT/SIGTERM finish the job at hand), or with
-    `until_done` until the queue is empty."""
+    `until_done` until the queue is empty. Jobs of dead workers are put back first, and every
+    five minutes while the worker runs."""
     app = _app(settings)
 
     @app.task(name=TASK, queue=QUEUE)
@@ -186,12 +209,32 @@ def run_worker(settings: Settings, *, until_done: bool = False, concurrency: int
             log.warning("%s %s: %s %s", day, o.subscriber, o.status, o.detail or "")
         return counts
 
+    if not until_done:
+
+        @app.periodic(cron="*/5 * * * *", periodic_id="retry-stalled")
+        @app.task(name="digest.retry_stalled", queue=QUEUE, pass_context=True)
+        async def _retry(context: Any, timestamp: int) -> None:
+            if put_back := await _retry_stalled(context.app, stalled_after):
+                log.warning(
+                    "%d send job(s) of a worker that stopped answering put back in the queue", put_back
+                )
+
     with open_store(settings) as store, app.open():
         _ensure_schema(app, store)
-    app.run_worker(
-        queues=[QUEUE],
-        wait=not until_done,
-        concurrency=concurrency,
-        delete_jobs="successful",
-        listen_notify=not until_done,
-    )
+
+    async def work() -> None:
+        async with app.open_async():
+            if put_back := await _retry_stalled(app, stalled_after):
+                log.warning(
+                    "%d send job(s) of a worker that stopped answering put back in the queue", put_back
+                )
+            await app.run_worker_async(
+                queues=[QUEUE],
+                wait=not until_done,
+                concurrency=concurrency,
+                delete_jobs="successful",
+                listen_notify=not until_done,
+                stalled_worker_timeout=stalled_after,
+            )
+
+    asyncio.run(work())

@@ -13,7 +13,7 @@ from conftest import ROOT, SAMPLES, Scripted, digest_process, mail_env, opened, 
 
 from digest.cli import cli
 from digest.config import Settings
-from digest.queue import send_batch
+from digest.queue import run_worker, send_batch
 
 DAY = "2026-11-20"
 ADDRESSES = ("alice@example.org", "bob@example.org", "carol@example.org")
@@ -130,6 +130,30 @@ def test_a_worker_killed_mid_send_leaves_one_unknown_and_the_next_run_hands_out_
     assert all(n <= 1 for n in copies.values()), copies
     assert all(copies[w] == 1 for w, s in ledger(env).items() if s == "sent")
     assert sorted(ledger(env).values()) == sorted(["sending"] + ["sent"] * 2)
+
+
+def test_the_job_of_a_dead_worker_is_put_back_and_its_unclaimed_readers_are_sent(env):
+    handler = Scripted(data_delay=1.0)
+    with serving(handler) as controller:
+        mail = smtp(env, controller.port)
+        assert digest(mail, "run", "--enqueue", "--day", DAY).exit_code == 0  # one job of three readers
+        dead = digest_process(mail, "worker", "--until-done")
+        deadline = time.monotonic() + 120
+        while not handler.received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        dead.send_signal(signal.SIGKILL)
+        dead.wait(timeout=30)
+        time.sleep(1.5)  # the server finishes what it accepted; the dead worker's heartbeat ages
+        assert "send queue: 1 doing" in digest(env, "status").output
+        before = ledger(env)
+        assert len(before) < 3  # a reader of the job was never claimed
+        run_worker(Settings.load(env=mail), until_done=True, stalled_after=1.0)
+        after = ledger(env)
+    assert "send queue: empty" in digest(env, "status").output
+    assert len(after) == 3 and set(after.values()) <= {"sent", "sending"}  # every reader handled
+    assert {w for w, s in before.items() if s == "sending"} == {w for w, s in after.items() if s == "sending"}
+    copies = [handler.copies(a) for a in ADDRESSES]
+    assert all(n <= 1 for n in copies) and sum(copies) >= list(after.values()).count("sent")
 
 
 def test_the_send_rate_is_one_for_all_workers(postgres_url: str):
