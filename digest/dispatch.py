@@ -2,7 +2,7 @@
 brake when the server keeps refusing.
 
     for each job (pulled lazily, so nothing is claimed that will not be tried):
-        wait for the rate limit
+        wait for the rate limit, then pull the job (its reader is claimed only then)
         a worker sends it; 4xx or a dropped connection -> retry after a jittered backoff
     yield each result as it finishes: sent | failed (5xx, for good) | pending (retry next run)
         | sending, i.e. unknown (the server may hold it: a lost reply after DATA, or an error
@@ -127,10 +127,8 @@ def dispatch(
         try:
             while True:
                 while not exhausted and stop_reason is None and len(pending) < policy.concurrency:
-                    outgoing = next(queue, None)
-                    if outgoing is None:
-                        exhausted = True
-                        break
+                    # the turn is waited for before the next job is pulled (and its reader
+                    # claimed), so a run killed while it waits leaves nobody "unknown"
                     if pace is not None:
                         pace()
                     if interval:
@@ -138,6 +136,10 @@ def dispatch(
                         if next_slot > now:
                             sleep(next_slot - now)
                         next_slot = max(now, next_slot) + interval
+                    outgoing = next(queue, None)
+                    if outgoing is None:
+                        exhausted = True
+                        break
                     pending.add(pool.submit(work, outgoing))
                 if not pending:
                     break

@@ -76,7 +76,9 @@ def queue_counts(store: Store) -> dict[str, int] | None:
     if conn.rows("SELECT to_regclass('procrastinate_jobs')")[0][0] is None:
         return None
     rows = conn.rows(
-        "SELECT status::text, COUNT(*) FROM procrastinate_jobs WHERE queue_name = ? GROUP BY status", (QUEUE,)
+        "SELECT status::text, COUNT(*) FROM procrastinate_jobs WHERE queue_name = ? AND task_name = ?"
+        " GROUP BY status",
+        (QUEUE, TASK),
     )
     return {status: int(n) for status, n in rows}
 
@@ -183,6 +185,8 @@ async def _retry_stalled(app: Any, after: float) -> int:
     )
     for job in stalled:
         await app.job_manager.retry_job(job)
+    if stalled:
+        log.warning("%d send job(s) of a worker that stopped answering put back in the queue", len(stalled))
     return len(stalled)
 
 
@@ -209,25 +213,20 @@ def run_worker(
             log.warning("%s %s: %s %s", day, o.subscriber, o.status, o.detail or "")
         return counts
 
-    if not until_done:
+    async def _retry(context: Any, timestamp: int) -> None:
+        await _retry_stalled(context.app, stalled_after)
 
-        @app.periodic(cron="*/5 * * * *", periodic_id="retry-stalled")
-        @app.task(name="digest.retry_stalled", queue=QUEUE, pass_context=True)
-        async def _retry(context: Any, timestamp: int) -> None:
-            if put_back := await _retry_stalled(context.app, stalled_after):
-                log.warning(
-                    "%d send job(s) of a worker that stopped answering put back in the queue", put_back
-                )
+    # every worker can run the clean-up job; long-running ones also defer it every five minutes
+    retry = app.task(name="digest.retry_stalled", queue=QUEUE, pass_context=True)(_retry)
+    if not until_done:
+        app.periodic(cron="*/5 * * * *", periodic_id="retry-stalled")(retry)
 
     with open_store(settings) as store, app.open():
         _ensure_schema(app, store)
 
     async def work() -> None:
         async with app.open_async():
-            if put_back := await _retry_stalled(app, stalled_after):
-                log.warning(
-                    "%d send job(s) of a worker that stopped answering put back in the queue", put_back
-                )
+            await _retry_stalled(app, stalled_after)
             await app.run_worker_async(
                 queues=[QUEUE],
                 wait=not until_done,

@@ -127,3 +127,9 @@ def test_a_batch_reads_only_its_own_ledger_rows_of_the_day(store: Store):
     ]
     many = [f"r{i}" for i in range(1200)] + ["bob"]  # more than one query's worth of ids
     assert [d.subscriber_id for d in store.deliveries(day, subscribers=many)] == ["bob"]
+
+
+def test_counts_beyond_32_bits_are_stored_as_given(store: Store):
+    store.add_papers([_paper("Viral", upvotes=99_999_999_999, authors_count=3_000_000_000)])
+    (paper,) = store.papers()
+    assert (paper.upvotes, paper.authors_count) == (99_999_999_999, 3_000_000_000)

@@ -267,3 +267,44 @@ def test_status_names_the_postgresql_database_without_its_password(postgres_url:
     result = _cli(with_password, "status")
     assert result.exit_code == 0, result.output
     assert "database: postgresql://digest@127.0.0.1:" in result.output and "hunter2" not in result.output
+
+
+def test_a_write_lock_wait_that_times_out_is_one_line_and_the_connection_stays_usable(postgres_url: str):
+    import psycopg
+
+    from digest.store.postgres import WRITE_LOCK, PostgresStore
+
+    with PostgresStore.open(postgres_url) as store, psycopg.connect(postgres_url) as other:
+        other.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))  # held until other commits
+        store.conn.execute("SET lock_timeout = '200ms'")
+        paper = Paper(id="arxiv:1", title="Waited", abstract="a", day=date(2026, 11, 20))
+        with pytest.raises(StoreError, match="too busy .*run again"):
+            store.add_papers([paper])
+        other.commit()
+        assert store.add_papers([paper]).new == 1  # not stuck in an aborted transaction
+        assert [p.title for p in store.papers()] == ["Waited"]
+
+
+def test_an_up_to_date_postgresql_schema_opens_without_the_write_lock(postgres_url: str):
+    import psycopg
+
+    from digest.store.postgres import WRITE_LOCK, PostgresStore
+
+    PostgresStore.open(postgres_url).close()
+    impatient = postgres_url + "%20-clock_timeout%3D200"  # any wait for a lock fails at once
+    with psycopg.connect(postgres_url) as other:
+        other.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))  # an ingest in progress
+        with PostgresStore.open(impatient) as store:  # web requests and workers open like this
+            assert store.papers() == []
+
+
+def test_a_full_sqlite_disk_is_named_not_hidden_by_a_failed_rollback(tmp_path: Path):
+    with SQLiteStore.open(tmp_path / "digest.db") as store:
+        pages = store.conn.execute("PRAGMA page_count").fetchone()[0]
+        store.conn.execute(f"PRAGMA max_page_count = {pages + 2}")
+        papers = [
+            Paper(id=f"p{i}", title=f"T{i}", abstract="x" * 2000, day=date(2026, 11, 20)) for i in range(50)
+        ]
+        with pytest.raises(StoreError, match="full") as caught:
+            store.add_papers(papers)
+    assert "rollback" not in str(caught.value)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
@@ -37,9 +37,9 @@ MIGRATIONS: list[tuple[str, ...]] = [
             title {_T} NOT NULL,
             abstract {_T} NOT NULL,
             authors {_T} NOT NULL DEFAULT '[]',
-            authors_count INTEGER,
+            authors_count BIGINT,
             published {_T},
-            upvotes INTEGER,
+            upvotes BIGINT,
             organization {_T},
             url {_T},
             day {_T} NOT NULL,
@@ -156,6 +156,8 @@ def _store_error(url: str, exc: BaseException) -> StoreError:
             f"{where}: this user may not change the database ({detail}); grant it the rights, or set "
             "DIGEST_DB to another database"
         )
+    if state in ("55P03", "57014", "40P01", "40001"):  # lock or statement timeout, deadlock, conflict
+        return StoreError(f"{where} was too busy ({detail}); run again")
     if state in ("53100", "53200"):
         return StoreError(f"{where} is out of disk or memory ({detail}); free some and run again")
     if state.startswith("57P") or isinstance(exc, psycopg.OperationalError):
@@ -234,10 +236,17 @@ class _Connection:
             return self._conn.execute(_placeholders(sql), tuple(args)).fetchall()
 
     def begin(self, immediate: bool) -> None:
-        """`immediate`: the store's write lock, held to the end of the transaction."""
+        """`immediate`: the store's write lock, held to the end of the transaction. If waiting
+        for it fails (a timeout, a cancel), the transaction is rolled back here: the connection
+        must not stay in an aborted transaction."""
         self.execute("BEGIN")
         if immediate:
-            self.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
+            try:
+                self.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
+            except BaseException:
+                with suppress(StoreError):
+                    self.execute("ROLLBACK")
+                raise
 
     def close(self) -> None:
         self._conn.close()
@@ -282,9 +291,18 @@ class PostgresStore(SQLStore):
         )
         return float(rows[0][0])
 
+    def _version(self) -> int:
+        if self.conn.rows("SELECT to_regclass('digest_schema')")[0][0] is None:
+            return 0
+        found = self.conn.rows("SELECT version FROM digest_schema")
+        return int(found[0][0]) if found else 0
+
     def _migrate(self) -> None:
-        """Bring the schema up to date under the write lock, reading the version there: of two
-        first runs at once, the second finds the work done."""
+        """Bring the schema up to date under the write lock, re-reading the version there: of
+        two first runs at once, the second finds the work done. An up-to-date schema is only
+        read: no lock, no DDL (a user with rights on the tables alone can use it)."""
+        if self._version() == len(MIGRATIONS):
+            return
         with self.transaction(immediate=True) as conn:
             conn.execute("CREATE TABLE IF NOT EXISTS digest_schema (version INTEGER NOT NULL)")
             found = conn.rows("SELECT version FROM digest_schema")

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 import numpy as np
 
+from ..errors import StoreError
 from ..models import Delivery, Paper, Status
 from .base import AddResult, IngestedFile, SourceState, Unsubscribe, Vote
 
@@ -87,7 +88,10 @@ class SQLStore:
         try:
             yield self.conn
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            # the error that got here is the one to report: SQLite may already have rolled
+            # back by itself (a full disk), and then ROLLBACK fails with "no transaction"
+            with suppress(StoreError):
+                self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
 
