@@ -90,6 +90,12 @@ def mail_env(tmp_path: Path, database: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def ledger(env: dict[str, str]) -> dict[str, str]:
+    """Each subscriber's delivery status in the store DIGEST_DB names."""
+    with opened(env["DIGEST_DB"]) as store:
+        return {d.subscriber_id: d.status for d in store.deliveries()}
+
+
 def stored_text(database: str) -> list[str]:
     """All the store holds, as text: a SQLite file's bytes (freed pages too), or every row of
     every table of the PostgreSQL schema."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from click.testing import CliRunner
-from conftest import Scripted, digest_process, mail_env, opened, serving
+from conftest import Scripted, digest_process, ledger, mail_env, opened, serving
 
 from digest.cli import cli
 
@@ -31,11 +31,6 @@ def smtp(env: dict[str, str], controller: Controller, **extra: str) -> dict[str,
 
 def send(env: dict[str, str], *args: str):
     return CliRunner().invoke(cli, ["send", *args], env=env)
-
-
-def ledger(env: dict[str, str]) -> dict[str, str]:
-    with opened(env["DIGEST_DB"]) as store:
-        return {d.subscriber_id: d.status for d in store.deliveries()}
 
 
 def test_a_normal_run_sends_each_subscriber_one_copy_over_one_connection(env):

@@ -9,7 +9,7 @@ from datetime import date
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, SAMPLES, Scripted, digest_process, mail_env, opened, serving
+from conftest import ROOT, SAMPLES, Scripted, digest_process, ledger, mail_env, opened, serving
 
 from digest.cli import cli
 from digest.config import Settings
@@ -30,11 +30,6 @@ def smtp(env: dict[str, str], port: int, **extra: str) -> dict[str, str]:
 
 def digest(env: dict[str, str], *args: str):
     return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
-
-
-def ledger(env: dict[str, str]) -> dict[str, str]:
-    with opened(env["DIGEST_DB"]) as store:
-        return {d.subscriber_id: d.status for d in store.deliveries()}
 
 
 def test_run_enqueue_queues_and_two_workers_send_each_reader_one_copy(env):
