@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -237,3 +239,15 @@ def digest_process(env: dict[str, str], *args: str) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def kill_mid_send(proc: subprocess.Popen, handler: Scripted, *, settle: float = 1.2) -> None:
+    """SIGKILL `proc` while a slow server (data_delay) holds its second message in DATA, then
+    give the server `settle` seconds to finish what it had accepted."""
+    deadline = time.monotonic() + 120
+    while not handler.received and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # the next message is now in the server's slow DATA
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    time.sleep(settle)

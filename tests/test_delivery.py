@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import signal
 import ssl
 import time
 from email import message_from_bytes
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from click.testing import CliRunner
-from conftest import Scripted, digest_process, ledger, mail_env, opened, serving
+from conftest import Scripted, digest_process, kill_mid_send, ledger, mail_env, opened, serving
 
 from digest.cli import cli
 
@@ -129,14 +128,7 @@ def test_two_sends_started_at_once_deliver_one_copy_each(env):
 def test_a_send_killed_mid_run_leaves_unknowns_that_are_reported_not_resent(env):
     handler = Scripted(data_delay=1.0)
     with serving(handler) as controller:
-        proc = digest_process(smtp(env, controller), "send")
-        deadline = time.monotonic() + 120
-        while not handler.received and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)  # the next message is now in the server's slow DATA
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-        time.sleep(1.2)  # let the server finish what it had accepted
+        kill_mid_send(digest_process(smtp(env, controller), "send"), handler)
         rerun = send(smtp(env, controller))
         states = ledger(env)
         copies = {a.split("@")[0]: handler.copies(a) for a in ADDRESSES}

@@ -3,13 +3,12 @@ a real PostgreSQL and a real SMTP server. The ledger's claim keeps every reader 
 
 from __future__ import annotations
 
-import signal
 import time
 from datetime import date
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, SAMPLES, Scripted, digest_process, ledger, mail_env, opened, serving
+from conftest import ROOT, SAMPLES, Scripted, digest_process, kill_mid_send, ledger, mail_env, opened, serving
 
 from digest.cli import cli
 from digest.config import Settings
@@ -106,14 +105,7 @@ def test_a_worker_killed_mid_send_leaves_one_unknown_and_the_next_run_hands_out_
     handler = Scripted(data_delay=1.0)
     with serving(handler) as controller:
         assert digest(smtp(env, controller.port), "run", "--enqueue", "--day", DAY).exit_code == 0
-        worker = digest_process(smtp(env, controller.port), "worker", "--until-done")
-        deadline = time.monotonic() + 120
-        while not handler.received and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)  # the next message is now in the server's slow DATA
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(timeout=30)
-        time.sleep(1.2)  # let the server finish what it had accepted
+        kill_mid_send(digest_process(smtp(env, controller.port), "worker", "--until-done"), handler)
         states = ledger(env)
         unknown = [w for w, s in states.items() if s == "sending"]
         assert len(unknown) == 1, states  # the one in flight; the rest were never claimed
@@ -132,13 +124,8 @@ def test_the_job_of_a_dead_worker_is_put_back_and_its_unclaimed_readers_are_sent
     with serving(handler) as controller:
         mail = smtp(env, controller.port)
         assert digest(mail, "run", "--enqueue", "--day", DAY).exit_code == 0  # one job of three readers
-        dead = digest_process(mail, "worker", "--until-done")
-        deadline = time.monotonic() + 120
-        while not handler.received and time.monotonic() < deadline:
-            time.sleep(0.05)
-        dead.send_signal(signal.SIGKILL)
-        dead.wait(timeout=30)
-        time.sleep(1.5)  # the server finishes what it accepted; the dead worker's heartbeat ages
+        # then the server finishes what it accepted, and the dead worker's heartbeat ages
+        kill_mid_send(digest_process(mail, "worker", "--until-done"), handler, settle=1.5)
         assert "send queue: 1 doing" in digest(env, "status").output
         before = ledger(env)
         assert len(before) < 3  # a reader of the job was never claimed
