@@ -588,11 +588,11 @@ def rank_subscribers(
     upvotes = trending(np.array([p.upvotes or 0 for p in features.papers], dtype=np.float32))
     ranked: dict[str, list[Ranked]] = {}
     voting = {sid for sid, v in signals.items() if v.votes}
-    for block in _blocks(subscribers, profiles, len(features.papers), voting):
-        keywords = sorted({k for s in block for k in _keywords_of(s, profiles.get(s.id))})
+    for block, block_keywords in _blocks(subscribers, profiles, len(features.papers), voting):
+        keywords = sorted(block_keywords)
         vectors = embed_keywords.encode(keywords) if keywords else np.zeros((0, features.vectors.shape[1]))
         matrix = score_matrix(features, keywords, vectors)
-        voters = [s.id for s in block if (v := signals.get(s.id)) is not None and v.votes]
+        voters = [s.id for s in block if s.id in voting]
         learned: dict[str, Learned] = {}
         if voters and len(features.papers):
             votes = [signals[sid].votes for sid in voters]
@@ -628,25 +628,28 @@ def _blocks(
     profiles: dict[str, Profile],
     n_papers: int,
     voting: Collection[str] = frozenset(),
-) -> Iterator[list[Subscriber]]:
-    """Blocks of subscribers whose distinct keywords, and whose readers with votes, each stay
-    within BLOCK_CELLS // n_papers (a subscriber with more keywords than that is a block alone).
-    Subscribers with the same keywords go side by side, so that blocks share keywords' rows."""
+) -> Iterator[tuple[list[Subscriber], set[str]]]:
+    """Blocks of subscribers, each with its distinct keywords: those keywords, and the block's
+    readers with votes, each stay within BLOCK_CELLS // n_papers (a subscriber with more keywords
+    than that is a block alone). Subscribers with the same keywords go side by side, so that
+    blocks share keywords' rows."""
     budget = max(1, BLOCK_CELLS // max(n_papers, 1))
+    keyed = sorted(
+        ((sorted(_keywords_of(s, profiles.get(s.id))), s) for s in subscribers), key=lambda p: p[0]
+    )
     block: list[Subscriber] = []
     seen: set[str] = set()
     voters = 0
-    for s in sorted(subscribers, key=lambda s: sorted(_keywords_of(s, profiles.get(s.id)))):
-        own = _keywords_of(s, profiles.get(s.id))
+    for own, s in keyed:
         votes = s.id in voting
-        if block and (len(seen) + len(own - seen) > budget or voters + votes > budget):
-            yield block
+        if block and (len(seen.union(own)) > budget or voters + votes > budget):
+            yield block, seen
             block, seen, voters = [], set(), 0
         block.append(s)
-        seen |= own
+        seen.update(own)
         voters += votes
     if block:
-        yield block
+        yield block, seen
 
 
 # --- profiles from a researcher's own papers ------------------------------------------------
