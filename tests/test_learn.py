@@ -14,7 +14,7 @@ from conftest import ROOT
 
 from digest import learn, rank
 from digest.cli import cli
-from digest.embed import HashingEmbedder
+from digest.embed import HashingEmbedder, normalize
 from digest.models import Paper, Subscriber, paper_identity
 
 EMB = HashingEmbedder()
@@ -81,6 +81,30 @@ def test_a_down_vote_sinks_similar_papers_and_the_voted_paper_never_comes_back()
     assert before.index(audio) == 0 and after.index(audio) > 0
     voted_down_today = _votes((TODAY[0], -1))
     assert TODAY[0].id not in [r.paper.id for r in _rank(voted_down_today, limit=0)]
+
+
+def test_one_up_vote_among_nine_down_votes_still_lifts_the_papers_like_it():
+    # a broad keyword: most of the first digest is voted down, and the one paper liked is what
+    # the reader wants; the day's paper like it must come first, not drown in the "not this"
+    rng = np.random.default_rng(0)
+    d = 64
+    liked, topic = normalize(rng.normal(size=(2, d)))
+    noise = lambda n, scale: scale * rng.normal(size=(n, d)) / np.sqrt(d)  # noqa: E731
+    downs = normalize(topic + 0.5 * liked + noise(9, 2.4))  # the broad topic, a little like it
+    votes = learn.Votes(
+        tuple(f"v{i}" for i in range(10)),
+        ("t",) * 10,
+        np.array([1.0] + [-1.0] * 9, dtype=np.float32),
+        np.vstack([liked, downs]).astype(np.float32),
+    )
+    like_it = normalize(liked + noise(1, 1.2))
+    day = np.vstack([like_it, normalize(topic + noise(1, 1.2)), normalize(rng.normal(size=(20, d)))])
+    day = day.astype(np.float32)
+    (learned,) = learn.apply(
+        learn.fit([votes], learn.background(day)), [votes], day, [f"p{i}" for i in range(22)]
+    )
+    assert learned.score.argmax() == 0 and learned.score[0] - np.sort(learned.score)[-2] > 0.2
+    assert learned.score[1] < np.median(learned.score)  # the topic voted down sinks
 
 
 def test_the_share_of_votes_grows_with_their_number_and_never_passes_half():
