@@ -302,7 +302,9 @@ def speed(vectors: np.ndarray, papers: list[Paper], embedder) -> None:  # noqa: 
         )
 
 
-def whole_day(papers: list[Paper], categories: list[set[str]], rounds: int = 5) -> tuple[float, float, int]:
+def whole_day(
+    papers: list[Paper], categories: list[set[str]], model: str, rounds: int = 5
+) -> tuple[float, float, int]:
     """Median whole-process seconds of `digest rank --json` (every subscriber's digest) on one day
     of PER_DAY papers for 100 subscribers, without votes and with 20 each on the day before's
     papers (cast by the readers' hidden interests). One database, the votes put in and taken out
@@ -332,6 +334,7 @@ def whole_day(papers: list[Paper], categories: list[set[str]], rounds: int = 5) 
             "DIGEST_DB": str(folder / "day.db"),
             "DIGEST_SUBSCRIBERS": str(folder / "subscribers.yaml"),
             "DIGEST_STATE": str(folder / "state"),
+            "DIGEST_MODEL": model,
         }
         digest = [sys.executable, "-m", "digest"]
         quiet = {"env": env, "check": True, "stdout": subprocess.DEVNULL}
@@ -403,7 +406,7 @@ def main() -> int:
         )
         report(runs)
         speed(first[1], first[0], embedder)
-        without, with_votes, changed = whole_day(*first_day)
+        without, with_votes, changed = whole_day(*first_day, model=args.model)
         print(
             f"   `digest rank --json` on a day of {PER_DAY} papers for 100 subscribers, whole process,"
             f" median of 5 alternated: without votes {without:.2f} s, with 20 votes each {with_votes:.2f} s"
