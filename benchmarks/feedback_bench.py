@@ -303,7 +303,7 @@ def speed(vectors: np.ndarray, papers: list[Paper], embedder) -> None:  # noqa: 
 
 
 def whole_day(
-    papers: list[Paper], categories: list[set[str]], model: str, rounds: int = 5
+    papers: list[Paper], categories: list[set[str]], model: str, rounds: int = 7
 ) -> tuple[float, float, int]:
     """Median whole-process seconds of `digest rank --json` (every subscriber's digest) on one day
     of PER_DAY papers for 100 subscribers, without votes and with 20 each on the day before's
@@ -409,7 +409,7 @@ def main() -> int:
         without, with_votes, changed = whole_day(*first_day, model=args.model)
         print(
             f"   `digest rank --json` on a day of {PER_DAY} papers for 100 subscribers, whole process,"
-            f" median of 5 alternated: without votes {without:.2f} s, with 20 votes each {with_votes:.2f} s"
+            f" median of 7 alternated: without votes {without:.2f} s, with 20 votes each {with_votes:.2f} s"
             f" ({with_votes / without:.2f}x; the votes changed {changed} of the 100 digests)"
         )
     return 0
