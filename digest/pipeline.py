@@ -363,6 +363,14 @@ def still_due(
     return report, due
 
 
+def skipped(sub: Subscriber, papers: Sequence[Ranked], *, no_empty: bool = False) -> Outcome | None:
+    """The outcome of a digest not worth sending: nothing matched and the reader did not ask for
+    empty digests, or `no_empty` (every source failed: "nothing new" would be a lie)."""
+    if not papers and (no_empty or not sub.send_empty):
+        return Outcome(sub.id, Status.SKIPPED, 0, detail="nothing new matched")
+    return None
+
+
 def send_ranked(
     store: Store,
     settings: Settings,
@@ -388,8 +396,8 @@ def send_ranked(
     def jobs() -> Iterator[Outgoing]:
         for sub in _progress(due, "sending"):
             papers = ranked[sub.id]
-            if not papers and (no_empty or not sub.send_empty):  # no_empty: every source failed
-                report.outcomes.append(Outcome(sub.id, Status.SKIPPED, 0, detail="nothing new matched"))
+            if (skip := skipped(sub, papers, no_empty=no_empty)) is not None:
+                report.outcomes.append(skip)
                 continue
             if dry_run:
                 titles = "; ".join(r.paper.title for r in papers[:3])

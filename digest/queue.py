@@ -32,7 +32,7 @@ from typing import Any
 from .config import Settings
 from .errors import ConfigError
 from .models import Ranked, Status, Subscriber
-from .pipeline import DeliveryReport, Outcome, Ranker, send_ranked, still_due
+from .pipeline import DeliveryReport, Outcome, Ranker, send_ranked, skipped, still_due
 from .store import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -124,8 +124,8 @@ def enqueue(
     ranked = ranker.rank_all(due, day)
     handed: list[Subscriber] = []
     for sub in due:
-        if not ranked[sub.id] and (no_empty or not sub.send_empty):
-            report.outcomes.append(Outcome(sub.id, Status.SKIPPED, 0, detail="nothing new matched"))
+        if (skip := skipped(sub, ranked[sub.id], no_empty=no_empty)) is not None:
+            report.outcomes.append(skip)
         else:
             handed.append(sub)
     if not handed:
