@@ -588,6 +588,8 @@ def rank_subscribers(
     upvotes = trending(np.array([p.upvotes or 0 for p in features.papers], dtype=np.float32))
     ranked: dict[str, list[Ranked]] = {}
     voting = {sid for sid, v in signals.items() if v.votes}
+    if voting and len(features.papers):  # the same for every block: worked out once
+        negatives, ids = background(features.vectors), [p.id for p in features.papers]
     for block, block_keywords in _blocks(subscribers, profiles, len(features.papers), voting):
         keywords = sorted(block_keywords)
         vectors = embed_keywords.encode(keywords) if keywords else np.zeros((0, features.vectors.shape[1]))
@@ -596,8 +598,7 @@ def rank_subscribers(
         learned: dict[str, Learned] = {}
         if voters and len(features.papers):
             votes = [signals[sid].votes for sid in voters]
-            weights = fit(votes, background(features.vectors))  # one batched solve for the block
-            ids = [p.id for p in features.papers]
+            weights = fit(votes, negatives)  # one batched solve for the block
             learned = dict(zip(voters, apply(weights, votes, features.vectors, ids), strict=True))
         for s in block:
             ranked[s.id] = select(
