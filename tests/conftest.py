@@ -29,6 +29,44 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SHARED = ROOT.parent / "shared"
+# The tests' own subscriber list. The checkout's subscribers.yaml is the operator's to edit (the
+# README says so): loopback sources or a relative profile_papers path there must not break a test.
+SUBSCRIBERS = FIXTURES / "subscribers.yaml"
+
+
+# --- what an operator edits is never read by a test -------------------------------------------
+# The README tells a user to edit subscribers.yaml, drop files into ./inbox, keep profile papers
+# beside the list and export DIGEST_* settings. A test that read any of them would pass or fail
+# by what this machine's operator did: the settings are cleared for the session, and opening
+# those files from the test process fails at once, naming the file.
+
+OPERATOR_FILES = (ROOT / "subscribers.yaml", ROOT / "inbox", ROOT / "papers")
+_guard = {"on": False}
+
+
+def _refuse_operator_files(event: str, args: tuple) -> None:
+    if event != "open" or not _guard["on"] or not isinstance(args[0], str | Path):
+        return
+    path = os.path.abspath(args[0])
+    for edited in OPERATOR_FILES:
+        if path == str(edited) or path.startswith(f"{edited}{os.sep}"):
+            raise PermissionError(
+                f"a test opened {path}, which the README tells the operator to edit; use the "
+                "tests' own files (conftest.SUBSCRIBERS, a tmp_path) instead"
+            )
+
+
+sys.addaudithook(_refuse_operator_files)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name in [n for n in os.environ if n.startswith("DIGEST_")]:
+        del os.environ[name]
+    _guard["on"] = True
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _guard["on"] = False
 
 
 # --- the store's two backends --------------------------------------------------------------
@@ -78,7 +116,7 @@ def mail_env(tmp_path: Path, database: str, **extra: str) -> dict[str, str]:
     from digest.cli import cli
 
     env = {
-        "DIGEST_SUBSCRIBERS": str(ROOT / "subscribers.yaml"),
+        "DIGEST_SUBSCRIBERS": str(SUBSCRIBERS),
         "DIGEST_DB": database,
         "DIGEST_STATE": str(tmp_path),
         "DIGEST_INBOX": str(SAMPLES),
@@ -126,7 +164,7 @@ def embedder() -> HashingEmbedder:
 def settings(tmp_path: Path, database: str) -> Settings:
     return Settings.load(
         env={},
-        subscribers=ROOT / "subscribers.yaml",
+        subscribers=SUBSCRIBERS,
         db=database,
         state=tmp_path / "var",
         inbox=tmp_path / "inbox",
@@ -137,7 +175,7 @@ def settings(tmp_path: Path, database: str) -> Settings:
 
 @pytest.fixture
 def subscribers():
-    return parse_subscribers((ROOT / "subscribers.yaml").read_text())
+    return parse_subscribers((SUBSCRIBERS).read_text())
 
 
 @contextmanager

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, SAMPLES, opened, stored_text
+from conftest import ROOT, SAMPLES, SUBSCRIBERS, opened, stored_text
 
 from digest.cli import cli
 from digest.keyphrases import occurs_verbatim
@@ -34,7 +34,7 @@ def env(tmp_path: Path, database: str) -> dict[str, str]:
     inbox = tmp_path / "inbox"
     shutil.copytree(SAMPLES, inbox)
     return {
-        "DIGEST_SUBSCRIBERS": str(ROOT / "subscribers.yaml"),
+        "DIGEST_SUBSCRIBERS": str(SUBSCRIBERS),
         "DIGEST_DB": database,
         "DIGEST_STATE": str(tmp_path / "var"),
         "DIGEST_INBOX": str(inbox),

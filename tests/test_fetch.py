@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import FIXTURES, ROOT, SHARED, http_server, opened
+from conftest import FIXTURES, ROOT, SHARED, SUBSCRIBERS, http_server, opened
 
 from digest.cli import cli
 from digest.config import Settings
@@ -103,7 +103,7 @@ def settings(tmp_path: Path, database: str) -> Settings:
             "DIGEST_FROM": "Paper Digest <ops@example.org>",
         },
         db=database,
-        subscribers=ROOT / "subscribers.yaml",
+        subscribers=SUBSCRIBERS,
         model="hashing",
     )
 
@@ -223,7 +223,7 @@ def test_retry_after_reads_seconds_and_http_dates():
 def _env(tmp_path: Path, base: str, sources: list[str], database: str) -> dict[str, str]:
     subscribers = tmp_path / "subscribers.yaml"
     text = (
-        (ROOT / "subscribers.yaml")
+        (SUBSCRIBERS)
         .read_text()
         .replace("trending_weight: 0.1", "trending_weight: 0.1\n    send_empty: true")
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, SAMPLES, SHARED
+from conftest import ROOT, SAMPLES, SHARED, SUBSCRIBERS
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +69,7 @@ def test_run_mails_each_subscriber_one_digest_of_their_interests_and_never_twice
     env = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
-        "DIGEST_SUBSCRIBERS": str(ROOT / "subscribers.yaml"),
+        "DIGEST_SUBSCRIBERS": str(SUBSCRIBERS),
         "DIGEST_DB": database,
         "DIGEST_STATE": str(tmp_path / "var"),
         "DIGEST_INBOX": str(tmp_path / "inbox"),

@@ -12,7 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SAMPLES
+from conftest import ROOT, SAMPLES, SUBSCRIBERS
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_an_installed_wheel_delivers_a_digest_without_the_source_tree(wheel: Pat
     work = tmp_path / "elsewhere"
     (work / "inbox").mkdir(parents=True)
     shutil.copy(SAMPLES / "2026-11-20.txt", work / "inbox" / "2026-11-20.txt")
-    shutil.copy(ROOT / "subscribers.yaml", work / "subscribers.yaml")
+    shutil.copy(SUBSCRIBERS, work / "subscribers.yaml")
     env = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": str(tmp_path),

@@ -8,7 +8,17 @@ from datetime import date
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, SAMPLES, Scripted, digest_process, kill_mid_send, ledger, mail_env, opened, serving
+from conftest import (
+    SAMPLES,
+    SUBSCRIBERS,
+    Scripted,
+    digest_process,
+    kill_mid_send,
+    ledger,
+    mail_env,
+    opened,
+    serving,
+)
 
 from digest.cli import cli
 from digest.config import Settings
@@ -152,7 +162,7 @@ def test_the_send_rate_is_one_for_all_workers(postgres_url: str):
 
 def test_enqueue_on_sqlite_is_refused_before_anything_runs(tmp_path):
     env = {
-        "DIGEST_SUBSCRIBERS": str(ROOT / "subscribers.yaml"),
+        "DIGEST_SUBSCRIBERS": str(SUBSCRIBERS),
         "DIGEST_DB": str(tmp_path / "d.db"),
         "DIGEST_INBOX": str(SAMPLES),
         "DIGEST_MODEL": "hashing",

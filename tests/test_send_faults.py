@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, SAMPLES, opened
+from conftest import ROOT, SAMPLES, SUBSCRIBERS, opened
 from test_delivery import Scripted, serving
 
 from digest import links, pipeline, render
@@ -33,7 +33,7 @@ ESC_TITLE = "Diffusion models \x1b[31mred\x1b[0m for image generation \u202eevil
 @pytest.fixture
 def env(tmp_path: Path, database: str) -> dict[str, str]:
     base = {
-        "DIGEST_SUBSCRIBERS": str(ROOT / "subscribers.yaml"),
+        "DIGEST_SUBSCRIBERS": str(SUBSCRIBERS),
         "DIGEST_DB": database,
         "DIGEST_STATE": str(tmp_path / "var"),
         "DIGEST_INBOX": str(SAMPLES),
@@ -78,7 +78,7 @@ def add_stored_paper(env: dict[str, str], **fields: object) -> Paper:
 
 def write_subscribers(tmp_path: Path, extra: str) -> str:
     path = tmp_path / "subscribers.yaml"
-    path.write_text((ROOT / "subscribers.yaml").read_text() + extra, encoding="utf-8")
+    path.write_text((SUBSCRIBERS).read_text() + extra, encoding="utf-8")
     return str(path)
 
 

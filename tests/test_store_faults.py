@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT
+from conftest import ROOT, SUBSCRIBERS
 
 from digest.cli import cli
 from digest.errors import StoreError
@@ -25,7 +25,7 @@ from digest.store import MIGRATIONS, SQLiteStore
 def _cli(db: Path | str, *args: str):
     env = {
         "DIGEST_DB": str(db),
-        "DIGEST_SUBSCRIBERS": str(ROOT / "subscribers.yaml"),
+        "DIGEST_SUBSCRIBERS": str(SUBSCRIBERS),
         "DIGEST_MODEL": "hashing",
     }
     return CliRunner().invoke(cli, list(args), env=env)
