@@ -18,11 +18,12 @@ import click
 
 from . import pipeline
 from .config import Settings, check_address, load_subscribers
-from .errors import DigestError, NotFoundError
+from .errors import ConfigError, DigestError, NotFoundError
 from .learn import share
 from .models import Status
 from .schedule import next_send
 from .store import Store, open_store
+from .store.copy import TABLES, copy_store, terminal_progress
 from .text import mask_query, one_line, printable, readable
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -524,6 +525,33 @@ def subscribers_check() -> None:
                 f"{', '.join(distilled[s.id])}"
             )
     click.echo(f"{settings.subscribers}: {len(subs)} subscribers, no problems")
+
+
+@cli.group()
+def db() -> None:
+    """The store itself: copy it to another database (SQLite to PostgreSQL, or back)."""
+
+
+@db.command("copy")
+@click.argument("target")
+@click.option(
+    "--no-cache", is_flag=True, help="Leave the embedding and keyphrase caches behind (rebuilt as needed)."
+)
+@handles_errors
+def db_copy(target: str, no_cache: bool) -> None:
+    """Copy the whole store (DIGEST_DB / --db) into TARGET, a new SQLite file or an empty
+    postgresql:// database: papers, the delivery ledger, unsubscribes, votes, fetch state, plans
+    and the caches. All or nothing; a target that holds data is refused."""
+    settings = _settings()
+    if not settings.database_url and not settings.db.exists():  # opening it would make an empty one
+        raise ConfigError(f"{settings.db} does not exist; point DIGEST_DB or --db at the store to copy")
+    into = Settings.load(env={}, db=target)  # the same reading of a file or URL as DIGEST_DB's
+    with _store(settings) as source, _store(into) as destination, terminal_progress() as progress:
+        copied = copy_store(source, destination, cache=not no_cache, progress=progress)
+    for table in TABLES:
+        rows = f"{copied[table.name]:>10}" if table.name in copied else f"{'-':>10}  (--no-cache)"
+        click.echo(f"{table.name:<13} {rows}")
+    click.echo(f"copied {settings.database} to {into.database}")
 
 
 @cli.command()

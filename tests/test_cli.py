@@ -23,6 +23,8 @@ COMMANDS = [
     ["subscribers"],
     ["subscribers", "check"],
     ["subscribers", "resubscribe"],
+    ["db"],
+    ["db", "copy"],
     ["status"],
     ["serve"],
     ["feedback"],

@@ -2,6 +2,8 @@
 
     open_store(settings) -> Store        the backend DIGEST_DB names: a SQLite file (the
                                          default), or a postgresql:// URL
+    copy_store(source, target)           the whole store into an empty one, either backend
+                                         to either (digest.store.copy; `digest db copy`)
 
 Callers are typed against `Store` (digest.store.base); backends live beside it.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .base import AddResult, IngestedFile, SourceState, Store, Unsubscribe, Vote
+from .copy import copy_store
 from .sqlite import MIGRATIONS, SQLiteStore
 
 if TYPE_CHECKING:
@@ -35,5 +38,6 @@ __all__ = [
     "Store",
     "Unsubscribe",
     "Vote",
+    "copy_store",
     "open_store",
 ]
