@@ -2,7 +2,8 @@
 
     start:  load subscribers.yaml (refuse to start if broken); send anything already due
     every poll:  ingest new inbox files; if subscribers.yaml changed, reload it and move the
-                 send jobs, or log why not and keep the last good version
+                 send jobs, or log why not and keep the last good version (subscribers and
+                 sources alike: a half-saved edit never stops a send)
     at each subscriber's local send time (CronTrigger in their zone):  send their digest
     SIGTERM/SIGINT:  finish the job in hand, exit 0
 
@@ -12,14 +13,14 @@ between threads at once; each job opens its own Store.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 from . import pipeline, schedule
-from .config import Settings, load_subscribers
+from .config import Settings
 from .embed import embedder_for
 from .errors import DigestError
 from .models import Subscriber
+from .roster import SubscriberFile
 from .store import Store, open_store
 
 log = logging.getLogger("digest")
@@ -28,16 +29,14 @@ log = logging.getLogger("digest")
 class Daemon:
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.subscribers: list[Subscriber] = load_subscribers(settings.subscribers)
-        self._signature = self._file_signature()
+        self.file = SubscriberFile(settings.subscribers)  # refuses to start on a broken file
         self.embedder = embedder_for(settings.model)  # loaded once, on first use
         self.scheduler = None
 
-    def _file_signature(self) -> str | None:
-        try:
-            return hashlib.sha256(self.settings.subscribers.read_bytes()).hexdigest()
-        except OSError:
-            return None
+    @property
+    def subscribers(self) -> list[Subscriber]:
+        """The last good version's subscribers."""
+        return self.file.subscribers
 
     def _ranker(self, store: Store) -> pipeline.Ranker:
         return pipeline.Ranker.for_settings(store, self.settings, self.embedder)
@@ -54,10 +53,11 @@ class Daemon:
 
     def send_due(self, only: str | None = None) -> None:
         """Send what is due now, for one subscriber (a trigger fired) or for all (start-up)."""
-        subs = [s for s in self.subscribers if only is None or s.id == only]
+        roster = self.file.roster  # the last good version, whatever the file holds now
+        subs = [s for s in roster.subscribers if only is None or s.id == only]
         try:
             with open_store(self.settings) as store:
-                fetched = pipeline.fetch_configured(store, self.settings)
+                fetched = pipeline.fetch_configured(store, self.settings, sources=roster.sources)
                 for o in fetched:
                     (log.info if o.ok else log.error)(
                         "source %s: %s%s", o.source, o.status, f" ({o.detail})" if o.detail else ""
@@ -89,24 +89,10 @@ class Daemon:
 
     def reload(self) -> bool:
         """Re-read subscribers.yaml if it changed; a broken edit keeps the last good version."""
-        signature = self._file_signature()
-        if signature == self._signature:
+        if not self.file.refresh():
             return False
-        self._signature = signature
-        try:
-            subscribers = load_subscribers(self.settings.subscribers)
-        except DigestError as exc:
-            first, *more = str(exc).splitlines()
-            log.error(
-                "not reloaded, still using the last good version: %s%s",
-                first,
-                f" (and {len(more)} more problems)" if more else "",
-            )
-            return False
-        self.subscribers = subscribers
         if self.scheduler is not None:
-            schedule.schedule_subscribers(self.scheduler, subscribers, self.send_due)
-        log.info("reloaded %s: %d subscribers", self.settings.subscribers, len(subscribers))
+            schedule.schedule_subscribers(self.scheduler, self.subscribers, self.send_due)
         return True
 
     def run(self) -> None:

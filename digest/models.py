@@ -120,6 +120,17 @@ class Source:
 
 
 @dataclass(frozen=True)
+class Roster:
+    """subscribers.yaml as read: its subscribers and the sources the morning job fetches."""
+
+    subscribers: tuple[Subscriber, ...]
+    sources: tuple[Source, ...] = ()
+
+    def by_id(self) -> dict[str, Subscriber]:
+        return {s.id: s for s in self.subscribers}
+
+
+@dataclass(frozen=True)
 class Subscriber:
     id: str
     email: str

@@ -31,7 +31,7 @@ from .errors import ConfigError, DigestError, InputError, NotFoundError, StoreEr
 from .fetch import FetchOutcome, fetch_sources
 from .learn import Votes
 from .mail import Mailer, Outgoing, atomic_write, build_message, mailer_factory, sender_address, serialize
-from .models import Digest, Links, Ranked, Status, Subscriber
+from .models import Digest, Links, Ranked, Source, Status, Subscriber
 from .store import Store
 from .text import mask_query, one_line
 
@@ -519,9 +519,11 @@ def send(
     return reports
 
 
-def fetch_configured(store: Store, settings: Settings, *, day: date | None = None) -> list[FetchOutcome]:
-    """Fetch the sources listed in subscribers.yaml (none listed: nothing to do)."""
-    configured = load_sources(settings.subscribers)
+def fetch_configured(
+    store: Store, settings: Settings, *, day: date | None = None, sources: Sequence[Source] | None = None
+) -> list[FetchOutcome]:
+    """Fetch `sources`, by default those listed in subscribers.yaml (none: nothing to do)."""
+    configured = load_sources(settings.subscribers) if sources is None else sources
     if not configured:
         return []
     return fetch_sources(store, settings, configured, day=day or settings.clock().date())

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, SAMPLES, SUBSCRIBERS, opened, stored_text
+from conftest import SAMPLES, SUBSCRIBERS, opened, stored_text
 
 from digest.cli import cli
 from digest.keyphrases import occurs_verbatim

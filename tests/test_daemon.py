@@ -7,12 +7,14 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import SAMPLES, Inbox, free_port
+from conftest import SAMPLES, Inbox, free_port, http_server
 
 from digest.config import Settings
 from digest.daemon import Daemon
@@ -53,6 +55,49 @@ def test_a_broken_edit_keeps_the_last_good_version_and_says_why(settings: Settin
     assert [s.id for s in daemon.subscribers] == ["alice"]
     assert "not reloaded, still using the last good version" in caplog.text
     assert "subscriber 'bob', field 'send_time'" in caplog.text
+
+
+def test_a_syntax_error_saved_between_two_sends_stops_neither_the_send_nor_the_sources(
+    settings: Settings, caplog
+):
+    """The last good version carries on whole, its `sources:` too: alice's send at 07:00 and
+    bob's at 08:00 both go out, with a half-saved file on disk in between."""
+    body = (SAMPLES / "2026-11-20.txt").read_bytes()
+
+    class Feed(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's hook name
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    with http_server(Feed) as url:
+        good = f"sources:\n  - {{name: feed, url: '{url}/today.txt'}}\n" + ALICE % "07:00" + BOB % "08:00"
+        settings.subscribers.write_text(good)
+        daemon = Daemon(replace(settings, ingest_allow_private=True, fetch_retries=0, now=_at("07:30")))
+        daemon.send_due("alice")
+        assert _outbox(settings) == ["alice"]
+
+        settings.subscribers.write_text(good[: good.index("keywords: [pref") + 14])  # half-saved
+        with caplog.at_level(logging.INFO, logger="digest"):
+            assert daemon.reload() is False
+            daemon.settings = replace(daemon.settings, now=_at("08:30"))
+            daemon.send_due("bob")
+    assert "not reloaded, still using the last good version" in caplog.text
+    assert "is not valid YAML" in caplog.text
+    assert "source feed: unchanged" in caplog.text  # fetched again, from the last good sources
+    assert _outbox(settings) == ["alice", "bob"]
+
+
+def _at(hhmm: str) -> datetime:
+    return datetime.fromisoformat(f"2026-11-20T{hhmm}:00+00:00")
+
+
+def _outbox(settings: Settings) -> list[str]:
+    return sorted(p.stem for p in settings.outbox.glob("*/*.eml"))
 
 
 def _hhmm(when: datetime) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import FIXTURES, ROOT, SHARED, SUBSCRIBERS, http_server, opened
+from conftest import FIXTURES, SHARED, SUBSCRIBERS, http_server, opened
 
 from digest.cli import cli
 from digest.config import Settings

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, SAMPLES, SHARED, SUBSCRIBERS
+from conftest import SAMPLES, SHARED, SUBSCRIBERS
 
 pytestmark = pytest.mark.integration
 

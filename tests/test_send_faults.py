@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, SAMPLES, SUBSCRIBERS, opened
+from conftest import SAMPLES, SUBSCRIBERS, opened
 from test_delivery import Scripted, serving
 
 from digest import links, pipeline, render

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, SUBSCRIBERS
+from conftest import SUBSCRIBERS
 
 from digest.cli import cli
 from digest.errors import StoreError
