@@ -10,6 +10,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from email import message_from_bytes, policy
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -18,7 +20,7 @@ import httpx
 import pytest
 import uvicorn
 from click.testing import CliRunner
-from conftest import BACKENDS, ROOT, SAMPLES, free_port, opened
+from conftest import BACKENDS, ROOT, SAMPLES, SUBSCRIBERS, free_port, opened
 from pgserver import fresh_schema
 
 from digest import links
@@ -26,7 +28,7 @@ from digest.cli import cli
 from digest.config import Settings
 from digest.models import Subscriber
 from digest.store import Store
-from digest.web import create_app
+from digest.web import server_config
 
 SECRET = "a-serve-test-secret-of-enough-length"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -44,7 +46,7 @@ def site(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[dict]:
         database = str(tmp / "var" / "digest.db")
     port = free_port()
     subscribers = tmp / "subscribers.yaml"
-    shutil.copy(ROOT / "subscribers.yaml", subscribers)
+    shutil.copy(SUBSCRIBERS, subscribers)
     env = {
         "DIGEST_SUBSCRIBERS": str(subscribers),
         "DIGEST_DB": database,
@@ -59,9 +61,15 @@ def site(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[dict]:
     }
     sent = CliRunner().invoke(cli, ["run", "--day", "2026-11-20"], env=env)
     assert sent.exit_code == 0, sent.output
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(Settings.load(env=env)), host="127.0.0.1", port=port, log_level="warning")
-    )
+    with serving(Settings.load(env=env), port):
+        yield {"env": env, "base": env["DIGEST_BASE_URL"], "outbox": tmp / "var" / "outbox" / "2026-11-20"}
+
+
+@contextmanager
+def serving(settings: Settings, port: int, **config: float) -> Iterator[str]:
+    """`digest serve`'s uvicorn (digest.web.server_config) on 127.0.0.1:`port` in a thread."""
+    quiet = replace(settings, log_level="WARNING")
+    server = uvicorn.Server(server_config(quiet, "127.0.0.1", port, **config))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -69,7 +77,7 @@ def site(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[dict]:
         time.sleep(0.05)
     assert server.started
     try:
-        yield {"env": env, "base": env["DIGEST_BASE_URL"], "outbox": tmp / "var" / "outbox" / "2026-11-20"}
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -328,3 +336,63 @@ def test_one_click_still_works_while_an_edit_has_broken_subscribers_yaml(site: d
             assert "alice" in s.unsubscribed()
     finally:
         subscribers.write_text(good)
+
+
+# --- only a POST with its expected form changes anything --------------------------------------
+
+ONE_CLICK = {
+    "content": b"List-Unsubscribe=One-Click",
+    "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+}
+
+
+def _routes(site: dict) -> dict[str, str]:
+    """Every route, with a valid link of alice's where it takes one."""
+    unsubscribe = one_click_url(site, "alice")
+    archive = archive_url(site, "alice")
+    return {
+        "healthz": f"{site['base']}/healthz",
+        "unsubscribe": unsubscribe,
+        "resubscribe": unsubscribe.replace("/unsubscribe?", "/resubscribe?"),
+        "feedback-up": feedback_urls(site, "alice")[0],
+        "feedback-down": feedback_urls(site, "alice")[1],
+        "archive-day": archive,
+        "archive-list": archive.replace("/archive/2026-11-20/alice?", "/archive/alice?"),
+    }
+
+
+def _state(site: dict) -> tuple:
+    with store(site) as s:
+        return sorted(s.unsubscribed()), [(v.subscriber_id, v.paper_id, v.vote) for v in s.votes()]
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize(
+    "route",
+    ["healthz", "unsubscribe", "resubscribe", "feedback-up", "feedback-down", "archive-day", "archive-list"],
+)
+def test_get_and_head_change_nothing_on_any_route_whatever_they_carry(site: dict, route: str, method: str):
+    """A mail scanner fetches every link, with GET or HEAD, sometimes with the one-click body:
+    no route may take that for a click."""
+    url = _routes(site)[route]
+    with store(site) as s:
+        s.unsubscribe("bob", "cli")  # so that a resubscribe, too, would show
+    before = _state(site)
+    for body in ({}, ONE_CLICK, {"data": {"vote": "confirm", "List-Unsubscribe": "One-Click"}}):
+        response = httpx.request(method, url, **body)
+        assert response.status_code in (200, 404, 405), (route, method, response.status_code)
+    assert _state(site) == before
+    with store(site) as s:
+        s.resubscribe("bob")
+
+
+def test_a_vote_post_without_its_confirm_field_records_nothing(site: dict):
+    more = feedback_urls(site, "alice")[0]
+    for body in ({}, {"data": {"vote": "yes"}}, ONE_CLICK):
+        response = httpx.post(more, **body)
+        assert response.status_code == 400 and "Nothing was changed" in response.text
+    assert _state(site) == ([], [])
+    assert httpx.post(more, data={"vote": "confirm"}).status_code == 200
+    with store(site) as s:
+        assert len(s.votes("alice")) == 1
+        s.record_vote("alice", s.votes("alice")[0].paper_id, 0)

@@ -20,13 +20,16 @@ if TYPE_CHECKING:
     from ..config import Settings
 
 
-def open_store(settings: Settings) -> Store:
-    """The store the settings name, opened and migrated; StoreError if it cannot be used."""
+def open_store(settings: Settings, *, wait: float | None = None) -> Store:
+    """The store the settings name, opened and migrated; StoreError if it cannot be used.
+    `wait`: the most seconds any step may wait for the database (to connect, for a lock, for a
+    statement) before it is a StoreError; by default the backends' own, which suit a batch job
+    better than a reader waiting for a page."""
     if settings.database_url:
         from .postgres import PostgresStore  # psycopg is imported only by those who use it
 
-        return PostgresStore.open(settings.database_url)
-    return SQLiteStore.open(settings.db)
+        return PostgresStore.open(settings.database_url, wait=wait)
+    return SQLiteStore.open(settings.db, busy_timeout=30.0 if wait is None else wait)
 
 
 __all__ = [

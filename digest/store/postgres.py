@@ -261,17 +261,25 @@ class PostgresStore(SQLStore):
         self.url = url
 
     @classmethod
-    def open(cls, url: str, *, connect_timeout: float = 10.0) -> PostgresStore:
+    def open(cls, url: str, *, connect_timeout: float = 10.0, wait: float | None = None) -> PostgresStore:
         """Connect and upgrade the schema; StoreError saying what to do if the database cannot
-        be used: unreachable, refused, missing, or written by a newer digest."""
+        be used: unreachable, refused, missing, or written by a newer digest. `wait`: connecting,
+        waiting for a lock and any one statement each give up after that many seconds (a web
+        request); by default a lock is waited for as long as it is held (a batch job)."""
+        if wait is not None:
+            connect_timeout = min(connect_timeout, wait)
         try:
             raw = psycopg.connect(
-                url, autocommit=True, row_factory=_row_factory, connect_timeout=max(1, int(connect_timeout))
+                url, autocommit=True, row_factory=_row_factory, connect_timeout=max(1, round(connect_timeout))
             )
         except psycopg.Error as exc:
             raise _store_error(url, exc) from exc
         store = cls(_Connection(raw, url), url)
         try:
+            if wait is not None:
+                ms = max(1, int(wait * 1000))
+                store.conn.execute(f"SET lock_timeout = {ms}")
+                store.conn.execute(f"SET statement_timeout = {ms}")
             store._migrate()
         except BaseException:
             raw.close()
