@@ -47,9 +47,15 @@ class NotFoundError(DigestError):
 
 
 class StoreError(DigestError):
-    """The database cannot be used as it is; the message says what to do. Nothing was changed."""
+    """The database cannot be used as it is; the message says what to do. Nothing was changed.
+    ``lasting``: trying again cannot help until someone acts (a refused login, a database that
+    does not exist, one written by a newer digest); otherwise it may pass (a restart, a lock)."""
 
     exit_code = 2
+
+    def __init__(self, message: str, *, lasting: bool = False):
+        self.lasting = lasting
+        super().__init__(message)
 
 
 class SendError(DigestError):

@@ -22,7 +22,9 @@ next slot from a row of the database (`PostgresStore.take_send_slot`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -30,7 +32,7 @@ from datetime import date
 from typing import Any
 
 from .config import Settings
-from .errors import ConfigError
+from .errors import ConfigError, StoreError
 from .models import Ranked, Status, Subscriber
 from .pipeline import DeliveryReport, Outcome, Ranker, send_ranked, skipped, still_due
 from .store import Store, open_store
@@ -190,6 +192,11 @@ async def _retry_stalled(app: Any, after: float) -> int:
     return len(stalled)
 
 
+RECONNECT_FIRST = 1.0  # seconds before reconnecting to a database that went away
+RECONNECT_MOST = 30.0  # the wait doubles up to this, and starts again after a good hour
+RETRY = {"max_attempts": 10, "exponential_wait": 2}  # a batch that failed on the database: again
+
+
 def run_worker(
     settings: Settings,
     *,
@@ -199,10 +206,16 @@ def run_worker(
 ) -> None:
     """Process send jobs until stopped (SIGINT/SIGTERM finish the job at hand), or with
     `until_done` until the queue is empty. Jobs of dead workers are put back first, and every
-    five minutes while the worker runs."""
+    five minutes while the worker runs.
+
+    A database that goes away (a restart, a failover, the network) does not end the worker: it
+    reconnects with backoff and goes on, and the jobs it was running are put back at once (the
+    ledger keeps their readers to one copy; a batch that failed on the database is retried).
+    Only a database that can never work as configured (a refused login, a database that does
+    not exist) ends it, with StoreError: exit status 2."""
     app = _app(settings)
 
-    @app.task(name=TASK, queue=QUEUE)
+    @app.task(name=TASK, queue=QUEUE, retry=procrastinate_retry(StoreError))
     def _send(day: str, subscribers: list[str]) -> dict[str, int]:
         report = send_batch(settings, date.fromisoformat(day), subscribers)
         counts: dict[str, int] = {}
@@ -220,20 +233,134 @@ def run_worker(
     retry = app.task(name="digest.retry_stalled", queue=QUEUE, pass_context=True)(_retry)
     if not until_done:
         app.periodic(cron="*/5 * * * *", periodic_id="retry-stalled")(retry)
+    options = {
+        "queues": [QUEUE],
+        "wait": not until_done,
+        "concurrency": concurrency,
+        "delete_jobs": "successful",
+        "listen_notify": not until_done,
+        "stalled_worker_timeout": stalled_after,
+        "install_signal_handlers": False,  # ours: a stop must not read as a lost database
+    }
+    asyncio.run(_supervise(app, settings, options, until_done=until_done, stalled_after=stalled_after))
 
+
+def procrastinate_retry(*exceptions: type[BaseException]) -> Any:
+    import procrastinate
+
+    return procrastinate.RetryStrategy(**RETRY, retry_exceptions=set(exceptions))
+
+
+async def _supervise(
+    app: Any, settings: Settings, options: dict[str, Any], *, until_done: bool, stalled_after: float
+) -> None:
+    """Run procrastinate's worker, and run it again whenever it stops without being asked to:
+    procrastinate stops a worker whose heartbeat or listener loses the database, and a query
+    that fails on a dead connection ends it with an error."""
+    from procrastinate.worker import Worker
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    current: list[Any] = []
+
+    def on_signal() -> None:
+        stop.set()
+        for worker in current:
+            worker.stop()  # finishes the job in hand
+
+    signals = [s for s in (signal.SIGINT, signal.SIGTERM) if _can_handle(loop, s, on_signal)]
+    wait, schema_ready, gone = RECONNECT_FIRST, False, None
+    try:
+        while not stop.is_set():
+            began = time.monotonic()
+            worker = None
+            try:
+                if not schema_ready:
+                    await asyncio.to_thread(_prepare, app, settings)
+                    schema_ready = True
+                async with app.open_async():
+                    if stop.is_set():
+                        return
+                    if gone is not None:  # the jobs of our last run never finished: back at once
+                        await app.job_manager.unregister_worker(gone)
+                        gone = None
+                    await _retry_stalled(app, stalled_after)
+                    worker = Worker(app=app, **options)
+                    current[:] = [worker]
+                    await worker.run()
+                    if stop.is_set() or (until_done and not await _jobs_left(app)):
+                        return
+                cause = "the worker stopped by itself (most likely it lost the database)"
+            except Exception as exc:  # noqa: BLE001 - sorted below: give up, or reconnect
+                lasting = _lasting(exc, settings)
+                if lasting is not None:
+                    raise lasting from exc
+                cause = _cause(exc, settings)
+            finally:
+                current.clear()
+            if worker is not None and worker.worker_id is not None:
+                gone = worker.worker_id  # its unregistering failed with the database
+            if time.monotonic() - began > 3600:
+                wait = RECONNECT_FIRST
+            log.warning("%s; connecting again in %g s", cause, wait)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait)
+            wait = min(wait * 2, RECONNECT_MOST)
+    finally:
+        for s in signals:
+            loop.remove_signal_handler(s)
+
+
+def _can_handle(loop: asyncio.AbstractEventLoop, sig: signal.Signals, handler: Callable[[], None]) -> bool:
+    try:
+        loop.add_signal_handler(sig, handler)
+    except (RuntimeError, ValueError):  # not the main thread (a test's thread)
+        return False
+    return True
+
+
+def _prepare(app: Any, settings: Settings) -> None:
+    """The store's and procrastinate's tables, once per worker."""
     with open_store(settings) as store, app.open():
         _ensure_schema(app, store)
 
-    async def work() -> None:
-        async with app.open_async():
-            await _retry_stalled(app, stalled_after)
-            await app.run_worker_async(
-                queues=[QUEUE],
-                wait=not until_done,
-                concurrency=concurrency,
-                delete_jobs="successful",
-                listen_notify=not until_done,
-                stalled_worker_timeout=stalled_after,
-            )
 
-    asyncio.run(work())
+async def _jobs_left(app: Any) -> bool:
+    """Send jobs still to do: waiting, or left running by a worker that is gone (a worker that
+    ended with `until_done` because it lost the database has not emptied the queue; jobs that
+    other live workers are running are theirs to finish)."""
+    rows = await app.connector.execute_query_all_async(
+        "SELECT 1 FROM procrastinate_jobs WHERE queue_name = %(queue)s"
+        " AND (status = 'todo' OR (status = 'doing' AND worker_id IS NULL)) LIMIT 1",
+        queue=QUEUE,
+    )
+    return bool(rows)
+
+
+def _database_error(exc: BaseException, settings: Settings) -> StoreError | None:
+    """The database's own error behind `exc` (procrastinate wraps psycopg's), as our StoreError
+    that says what it means; None if `exc` is not the database's."""
+    import psycopg
+
+    from .store.postgres import store_error
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, StoreError):
+            return seen
+        if isinstance(seen, psycopg.Error):
+            return store_error(settings.database_url or "", seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _lasting(exc: BaseException, settings: Settings) -> StoreError | None:
+    """The StoreError to end the worker with, if `exc` says the database can never work as
+    configured; None for what reconnecting may cure (or what is not the database's)."""
+    found = _database_error(exc, settings)
+    return found if found is not None and found.lasting else None
+
+
+def _cause(exc: BaseException, settings: Settings) -> str:
+    found = _database_error(exc, settings)
+    return f"lost the database ({found})" if found else f"the worker failed ({type(exc).__name__}: {exc})"

@@ -88,6 +88,10 @@ class PostgresServer:
             command = ["runuser", "-u", self.as_user, "--", *command]
         subprocess.run(command, cwd=self.folder, check=True, capture_output=True, timeout=120)
 
+    def restart(self) -> None:
+        """`pg_ctl restart -m fast`, as an operator's routine restart: every connection is cut."""
+        self._run("pg_ctl", "-D", "data", "-l", "log", "-m", "fast", "-w", "-t", "60", "restart")
+
     def stop(self) -> None:
         try:
             if (self.folder / "data" / "postmaster.pid").exists():

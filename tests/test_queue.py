@@ -3,9 +3,16 @@ a real PostgreSQL and a real SMTP server. The ledger's claim keeps every reader 
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 from conftest import (
@@ -19,6 +26,7 @@ from conftest import (
     opened,
     serving,
 )
+from pgserver import PostgresServer, fresh_schema
 
 from digest.cli import cli
 from digest.config import Settings
@@ -172,3 +180,116 @@ def test_enqueue_on_sqlite_is_refused_before_anything_runs(tmp_path):
     assert not (tmp_path / "d.db").exists()
     worker = CliRunner().invoke(cli, ["worker", "--until-done"], env=env)
     assert worker.exit_code == 2 and "needs DIGEST_DB=postgresql://" in worker.output
+
+
+# --- a database restart under sending workers ---------------------------------------------
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of this test's own, to restart without disturbing the others."""
+    server = PostgresServer.start()
+    if isinstance(server, str):
+        pytest.skip(server)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+READERS = 150
+
+
+def _readers_file(path: Path) -> list[str]:
+    lines = ["subscribers:\n"]
+    for i in range(READERS):
+        reader = f"id: r{i:03d}, email: r{i:03d}@example.org"
+        lines.append(f"  - {{{reader}, keywords: [diffusion models], send_empty: true}}\n")
+    path.write_text("".join(lines))
+    return [f"r{i:03d}@example.org" for i in range(READERS)]
+
+
+def _settled(database: str, day: str) -> dict[str, str] | None:
+    """Every reader's ledger status for `day` once no send job is left, else None (also while
+    the database is restarting)."""
+    try:
+        with psycopg.connect(database, connect_timeout=2) as conn:
+            left = conn.execute(
+                "SELECT COUNT(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing')"
+                " AND queue_name = 'digest-send'"
+            ).fetchone()[0]
+            rows = dict(conn.execute("SELECT subscriber, status FROM deliveries WHERE day = %s", (day,)))
+    except psycopg.Error:
+        return None
+    return rows if not left and len(rows) == READERS else None
+
+
+def _until(condition, seconds: float, what: str, logs: list[Path]):  # noqa: ANN001, ANN202
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if found := condition():
+            return found
+        time.sleep(0.2)
+    told = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs)
+    raise AssertionError(f"{what}: not within {seconds} s\n{told}")
+
+
+def test_two_workers_ride_out_a_postgresql_restart_and_every_reader_gets_one_copy(own_postgres, tmp_path):
+    """`pg_ctl restart -m fast` mid-send: both workers reconnect and go on; each reader gets
+    exactly one copy, or is reported unknown (the message in flight when the link was cut); and
+    the workers still send the next day's digests."""
+    addresses = _readers_file(tmp_path / "subscribers.yaml")
+    env = {
+        "DIGEST_SUBSCRIBERS": str(tmp_path / "subscribers.yaml"),
+        "DIGEST_DB": fresh_schema(own_postgres.url),
+        "DIGEST_STATE": str(tmp_path),
+        "DIGEST_INBOX": str(SAMPLES),
+        "DIGEST_MODEL": "hashing",
+        "DIGEST_SMTP_SECURITY": "none",
+        "DIGEST_SMTP_BACKOFF": "0.01",
+        "DIGEST_SECRET": "a-test-secret-of-enough-length",
+        "DIGEST_LOG_LEVEL": "INFO",
+    }
+    assert digest(env, "ingest").exit_code == 0
+    handler = Scripted(data_delay=0.04)
+    with serving(handler) as controller:
+        mail = smtp(env, controller.port)
+        assert digest(mail, "run", "--enqueue", "--day", DAY).exit_code == 0
+        logs = [tmp_path / f"worker{i}.log" for i in (1, 2)]
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-m", "digest", "worker"],
+                env={**os.environ, **mail},
+                stdout=log.open("w"),
+                stderr=subprocess.STDOUT,
+            )
+            for log in logs
+        ]
+        try:
+            _until(lambda: len(handler.received) >= 15, 120, "the first messages", logs)
+            own_postgres.restart()
+            restarted = time.monotonic()
+            first = _until(lambda: _settled(env["DIGEST_DB"], DAY), 240, "the first day sent", logs)
+            time.sleep(max(0.0, restarted + 20 - time.monotonic()))  # past procrastinate's heartbeat
+            assert [w.poll() for w in workers] == [None, None], [p.read_text()[-2000:] for p in logs]
+            before = len(handler.received)
+            assert digest(mail, "run", "--enqueue", "--day", "2026-11-19").exit_code == 0
+            second = _until(lambda: _settled(env["DIGEST_DB"], "2026-11-19"), 240, "the next day sent", logs)
+        finally:
+            for w in workers:
+                w.send_signal(signal.SIGTERM)
+            codes = [w.wait(timeout=60) for w in workers]
+    assert codes == [0, 0], [p.read_text()[-2000:] for p in logs]
+    assert any("connecting again" in p.read_text() for p in logs)  # they did lose the database
+    assert set(second.values()) == {"sent"} and len(handler.received) - before == READERS
+    copies = {a: sum(a in rcpts for rcpts, _ in handler.received[:before]) for a in addresses}
+    assert set(first.values()) <= {"sent", "sending"}  # nothing left unsent without a word
+    assert all(copies[f"{r}@example.org"] == 1 for r, s in first.items() if s == "sent"), first
+    assert all(n <= 1 for n in copies.values())
+
+
+def test_a_worker_that_can_never_reach_its_database_exits_2_saying_why(postgres_server: str):
+    missing = postgres_server.rsplit("/", 1)[0] + "/no_such_database"
+    result = CliRunner().invoke(cli, ["worker"], env={"DIGEST_DB": missing})
+    assert result.exit_code == 2
+    assert "does not exist" in result.output and "create it" in result.output

@@ -139,22 +139,29 @@ def shown(url: str) -> str:
     return f"postgresql://{user}{parts.get('host', '')}{port}/{parts.get('dbname', '')}"
 
 
-def _store_error(url: str, exc: BaseException) -> StoreError:
+def store_error(url: str, exc: BaseException) -> StoreError:
     """One line that says what is wrong with the database and what to do."""
     where = shown(url)
     state = getattr(exc, "sqlstate", None) or ""
     detail = _reason(exc)
     if isinstance(exc, psycopg.ProgrammingError) and not state:
-        return StoreError(f"DIGEST_DB={where} is not a valid PostgreSQL URL ({detail}); see the README")
+        return StoreError(
+            f"DIGEST_DB={where} is not a valid PostgreSQL URL ({detail}); see the README", lasting=True
+        )
     # a failed connection carries no SQLSTATE: libpq's message says which refusal it was
     if state.startswith("28") or "password authentication failed" in detail or "pg_hba.conf" in detail:
-        return StoreError(f"{where} refused the login ({detail}); check the user and password in DIGEST_DB")
+        return StoreError(
+            f"{where} refused the login ({detail}); check the user and password in DIGEST_DB", lasting=True
+        )
     if state == "3D000" or ("database" in detail and "does not exist" in detail):
-        return StoreError(f"{where} does not exist ({detail}); create it (createdb) or fix DIGEST_DB")
+        return StoreError(
+            f"{where} does not exist ({detail}); create it (createdb) or fix DIGEST_DB", lasting=True
+        )
     if state == "42501":
         return StoreError(
             f"{where}: this user may not change the database ({detail}); grant it the rights, or set "
-            "DIGEST_DB to another database"
+            "DIGEST_DB to another database",
+            lasting=True,
         )
     if state in ("55P03", "57014", "40P01", "40001"):  # lock or statement timeout, deadlock, conflict
         return StoreError(f"{where} was too busy ({detail}); run again")
@@ -219,7 +226,7 @@ class _Connection:
         try:
             yield
         except psycopg.Error as exc:
-            raise _store_error(self._url, exc) from exc
+            raise store_error(self._url, exc) from exc
 
     def execute(self, sql: str, args: Iterable[Any] = ()) -> psycopg.Cursor[Any]:
         with self.errors():
@@ -273,7 +280,7 @@ class PostgresStore(SQLStore):
                 url, autocommit=True, row_factory=_row_factory, connect_timeout=max(1, round(connect_timeout))
             )
         except psycopg.Error as exc:
-            raise _store_error(url, exc) from exc
+            raise store_error(url, exc) from exc
         store = cls(_Connection(raw, url), url)
         try:
             if wait is not None:
@@ -318,7 +325,8 @@ class PostgresStore(SQLStore):
             if version > len(MIGRATIONS):
                 raise StoreError(
                     f"{shown(self.url)} was written by a newer digest (schema {version}; this one knows "
-                    f"{len(MIGRATIONS)}); upgrade digest, or point DIGEST_DB at another database"
+                    f"{len(MIGRATIONS)}); upgrade digest, or point DIGEST_DB at another database",
+                    lasting=True,
                 )
             for statements in MIGRATIONS[version:]:
                 for statement in statements:
