@@ -23,11 +23,16 @@ class DigestError(Exception):
 
 
 class InputError(DigestError):
-    """An input file could not be read; the message names the file and line."""
+    """An input file could not be read; the message names the file and line. ``permanent``: a
+    fetch that asking again cannot mend (an address refused by policy, a body over the limit, a
+    URL that is not http(s)); the others (a dropped connection, a timeout) may pass."""
 
-    def __init__(self, message: str, *, path: str | None = None, line: int | None = None):
+    def __init__(
+        self, message: str, *, path: str | None = None, line: int | None = None, permanent: bool = False
+    ):
         self.path = path
         self.line = line
+        self.permanent = permanent
         where = ""
         if path is not None:
             where = f"{path}:{line}: " if line is not None else f"{path}: "

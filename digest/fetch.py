@@ -6,7 +6,9 @@
             a descriptive User-Agent with DIGEST_FROM as the contact, a per-read timeout and a
             deadline for the source as a whole, and at least FETCH_INTERVAL seconds between two
             requests to one host (arXiv asks for 3)
-        429 / 5xx / network fault: retry with backoff, honouring Retry-After
+        408 / 429 / 5xx / network fault: retry with backoff, honouring Retry-After; any other
+            4xx, an address refused by policy or a body over the limit: failed at once (asking
+            again would only get the same answer, or download the same 50 MB again)
         304: not modified; 200: parse (any format digest reads) and store, a paper seen in
             several sources stored once with the richest metadata; an empty feed is "nothing
             published" (weekends, holidays), never an error; anything else: failed, with why
@@ -36,6 +38,7 @@ from .store import SourceState, Store
 from .text import mask_query, one_line
 
 OUTCOMES = ("new", "unchanged", "not-modified", "nothing-published", "failed")
+RETRIED = (408, 429)  # the 4xx that say "not now" (request timeout, too many requests), not "no"
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,8 @@ def _fetch_one(
             )
         except InputError as exc:
             problem = str(exc)
+            if exc.permanent:
+                break
             wait = settings.fetch_backoff * 2**attempt * rng.uniform(0.5, 1.0)
         else:
             if response.status == 304:
@@ -160,7 +165,7 @@ def _fetch_one(
             if response.status < 300:
                 return _store_body(store, source, state, now, url, day, response)
             problem = f"{mask_query(url)}: the server answered {response.status} {response.reason}"
-            if response.status != 429 and response.status < 500:
+            if response.status not in RETRIED and response.status < 500:
                 break  # 404, 403...: asking again will not help
             asked = retry_after(response.headers.get("retry-after"), settings.clock())
             wait = asked if asked is not None else settings.fetch_backoff * 2**attempt * rng.uniform(0.5, 1.0)

@@ -144,6 +144,41 @@ def test_503_then_200_is_retried_with_backoff(base: str, settings: Settings):
     assert outcome.status == "new" and len([w for w in waits if w > 0]) == 2
 
 
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 410, 451])
+def test_a_4xx_that_means_no_is_asked_once(base: str, settings: Settings, status: int):
+    Server.script["/gone"] = [(status, {}, b"no")]
+    waits: list[float] = []
+    (outcome,), _, _ = run_fetch(settings, [Source("gone", f"{base}/gone")], sleep=waits.append)
+    assert outcome.status == "failed" and f"answered {status}" in outcome.detail
+    assert [path for path, _ in Server.seen] == ["/gone"] and waits == []
+
+
+def test_408_then_200_is_retried_as_429_and_5xx_are(base: str, settings: Settings):
+    Server.script["/rss"] = [(408, {}, b"timeout"), (200, {}, RSS)]
+    (outcome,), _, _ = run_fetch(settings, [Source("arxiv", f"{base}/rss")], sleep=lambda s: None)
+    assert outcome.status == "new" and len(Server.seen) == 2
+
+
+def test_a_refused_address_or_an_oversized_body_is_not_fetched_again(
+    base: str, settings: Settings, monkeypatch
+):
+    """Asking again would be refused again, or download the same too-large body again."""
+    from dataclasses import replace
+
+    from digest import sources
+
+    waits: list[float] = []
+    refused = replace(settings, ingest_allow_private=False)
+    (loopback,), _, _ = run_fetch(refused, [Source("local", f"{base}/rss")], sleep=waits.append)
+    assert loopback.status == "failed" and "DIGEST_INGEST_ALLOW_PRIVATE" in loopback.detail
+    assert Server.seen == [] and waits == []
+    monkeypatch.setattr(sources, "MAX_BYTES", 1000)
+    Server.script["/big"] = [(200, {}, b"x" * 5000)]
+    (big,), _, _ = run_fetch(settings, [Source("big", f"{base}/big")], sleep=waits.append)
+    assert big.status == "failed" and "limit" in big.detail
+    assert len(Server.seen) == 1 and waits == []
+
+
 def test_a_slow_source_fails_at_its_deadline_and_the_next_one_is_still_fetched(base: str, settings: Settings):
     Server.script["/slow"] = [(200, {"slow": "1"}, b"")]
     Server.script["/rss"] = [(200, {}, RSS)]

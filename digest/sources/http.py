@@ -6,7 +6,9 @@
         the address actually connected to (so a DNS name pointing inside is refused too)
     the body read in chunks and refused as soon as it passes max_bytes
 
-Every failure is an InputError naming the URL, its query string masked."""
+Every failure is an InputError naming the URL, its query string masked; `permanent` when asking
+again cannot change the answer (a refused address or scheme, too many redirects, a body over
+the limit)."""
 
 from __future__ import annotations
 
@@ -153,7 +155,7 @@ def get(
     Network faults, refusals and the deadline are InputError naming the URL."""
     shown = mask_query(url)
     if urlsplit(url).scheme not in ("http", "https"):
-        raise InputError("only http:// and https:// URLs can be fetched", path=shown)
+        raise InputError("only http:// and https:// URLs can be fetched", path=shown, permanent=True)
     clock = _Deadline(deadline, timeout)
     current = url
     sent = {"User-Agent": user_agent, "Accept-Encoding": "identity", **(headers or {})}
@@ -169,7 +171,9 @@ def get(
                 if response.status in (301, 302, 303, 307, 308):
                     location = response.getheader("Location")
                     if not location:
-                        raise InputError(f"the server redirected ({response.status}) to nowhere", path=shown)
+                        raise InputError(
+                            f"the server redirected ({response.status}) to nowhere", path=shown, permanent=True
+                        )
                     current = urljoin(current, location)
                     continue
                 found = {k.lower(): v for k, v in response.getheaders()}
@@ -177,9 +181,9 @@ def get(
                 return Response(response.status, response.reason, found, body)
             finally:
                 conn.close()
-        raise InputError(f"more than {MAX_REDIRECTS} redirects; check the URL", path=shown)
+        raise InputError(f"more than {MAX_REDIRECTS} redirects; check the URL", path=shown, permanent=True)
     except _Refused as exc:
-        raise InputError(f"refused: {exc}", path=shown) from exc
+        raise InputError(f"refused: {exc}", path=shown, permanent=True) from exc
     except (OSError, http.client.HTTPException) as exc:  # TimeoutError is an OSError
         if isinstance(exc, TimeoutError) or clock.passed():  # or the watch cut the connection
             raise InputError(
@@ -232,5 +236,7 @@ def _read(
             return b"".join(chunks)
         size += len(chunk)
         if size > max_bytes:
-            raise InputError(f"larger than the {max_bytes:,}-byte limit; not a daily feed?", path=shown)
+            raise InputError(
+                f"larger than the {max_bytes:,}-byte limit; not a daily feed?", path=shown, permanent=True
+            )
         chunks.append(chunk)
