@@ -171,9 +171,8 @@ def get(
                 if response.status in (301, 302, 303, 307, 308):
                     location = response.getheader("Location")
                     if not location:
-                        raise InputError(
-                            f"the server redirected ({response.status}) to nowhere", path=shown, permanent=True
-                        )
+                        why = f"the server redirected ({response.status}) to nowhere"
+                        raise InputError(why, path=shown, permanent=True)
                     current = urljoin(current, location)
                     continue
                 found = {k.lower(): v for k, v in response.getheaders()}
