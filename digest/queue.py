@@ -28,7 +28,7 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from .config import Settings
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 TASK = "digest.send_batch"
 QUEUE = "digest-send"
 BATCH = 50  # readers per job: enough to reuse a connection, few enough to spread over workers
+PLANS_KEPT = 7  # days a plan not yet settled is kept (an unknown send, a queue that stood still)
 
 
 def require_postgres(settings: Settings) -> None:
@@ -120,6 +121,7 @@ def enqueue(
     batch: int = BATCH,
 ) -> DeliveryReport:
     """Rank `day`'s due digests, save the picks and defer them to the workers in batches."""
+    store.prune_plans(before=day - timedelta(days=PLANS_KEPT))
     report, due = still_due(store, subscribers, day)
     if not due:
         return report
@@ -156,9 +158,11 @@ def send_batch(settings: Settings, day: date, subscriber_ids: Sequence[str], **k
             if sid not in plans
         ]
         ranked = {sub.id: made[sub.id][1] for sub in due}
-        return send_ranked(
+        report = send_ranked(
             store, settings, day, due, ranked, report=report, pace=_pace(settings, store), **kw
         )
+        store.forget_plans(day, list(plans))  # those settled now (about 2.7 KB a reader a day)
+        return report
 
 
 def _pace(settings: Settings, store: Store) -> Callable[[], None] | None:

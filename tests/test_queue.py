@@ -293,3 +293,32 @@ def test_a_worker_that_can_never_reach_its_database_exits_2_saying_why(postgres_
     result = CliRunner().invoke(cli, ["worker"], env={"DIGEST_DB": missing})
     assert result.exit_code == 2
     assert "does not exist" in result.output and "create it" in result.output
+
+
+def _plans(env: dict[str, str]) -> list[tuple[str, str]]:
+    with opened(env["DIGEST_DB"]) as store:
+        rows = store.conn.rows("SELECT subscriber, day FROM plans ORDER BY day, subscriber")  # type: ignore[attr-defined]
+        return [(r[0], r[1]) for r in rows]
+
+
+def test_plans_are_deleted_once_their_digests_have_settled_and_old_ones_at_the_next_run(env):
+    """A plan is about 2.7 KB a reader a day: kept while its digest may still be sent, no longer."""
+    handler = Scripted({"carol@example.org": ["550 5.1.1 no such user"]})
+    with serving(handler) as controller:
+        mail = smtp(env, controller.port)
+        assert digest(mail, "run", "--enqueue", "--day", DAY).exit_code == 0
+        assert len(_plans(env)) == 3
+        with opened(env["DIGEST_DB"]) as store:
+            store.save_plans(date(2026, 11, 1), {"alice": {"old": True}})  # a day no run sends again
+            store.save_plans(date(2026, 11, 19), {"bob": {"unknown": True}})
+            store.claim_delivery("bob", date(2026, 11, 19))  # left `sending`: not settled
+        report = send_batch(Settings.load(env=mail), date(2026, 11, 20), ["alice", "bob", "carol"])
+        assert {o.subscriber: o.status for o in report.outcomes} == {
+            "alice": "sent",
+            "bob": "sent",
+            "carol": "failed",
+        }
+        assert _plans(env) == [("alice", "2026-11-01"), ("bob", "2026-11-19")]  # sent and failed: gone
+        again = digest(mail, "run", "--enqueue", "--day", DAY)
+        assert f"{'carol':<14} failed" in again.output  # (exit status 1 for her)
+    assert _plans(env) == [("bob", "2026-11-19")]  # the old day's went; the unknown one stays a week

@@ -27,6 +27,11 @@ _PAPER_COLUMNS = (
     " categories, added_at, updated_at"
 )
 _SOURCE_COLUMNS = "name, url, etag, last_modified, last_attempt, last_ok, status, detail"
+# a plan whose digest is settled: its ledger row says sent, or failed for good
+_SETTLED = (
+    "EXISTS (SELECT 1 FROM deliveries d WHERE d.subscriber = plans.subscriber AND d.day = plans.day"
+    " AND d.status IN ('sent', 'failed'))"
+)
 
 
 class Row(Protocol):
@@ -395,6 +400,26 @@ class SQLStore:
             ):
                 found[row[0]] = json.loads(row[1])
         return found
+
+    def forget_plans(self, day: date, subscribers: Sequence[str]) -> int:
+        """Delete the plans of `day` for those of `subscribers` whose digest has settled (sent, or
+        failed for good): nothing will read them again. How many went."""
+        gone = 0
+        for start in range(0, len(subscribers), 500):
+            chunk = subscribers[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            with self.transaction() as conn:
+                gone += conn.execute(
+                    f"DELETE FROM plans WHERE day = ? AND subscriber IN ({marks}) AND {_SETTLED}",
+                    (_iso(day), *chunk),
+                ).rowcount
+        return gone
+
+    def prune_plans(self, before: date) -> int:
+        """Delete every settled plan, and every plan of a day before `before` (no run sends an
+        old day's plan: a new ranking would replace it). How many went."""
+        with self.transaction() as conn:
+            return conn.execute(f"DELETE FROM plans WHERE day < ? OR {_SETTLED}", (_iso(before),)).rowcount
 
     # --- configured sources ----------------------------------------------------------
 
