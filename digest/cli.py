@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from . import pipeline
-from .config import Settings, check_address, load_subscribers
+from .config import Settings, check_address, load_roster, load_subscribers
 from .errors import ConfigError, DigestError, NotFoundError
 from .learn import share
 from .models import Status
@@ -355,9 +355,10 @@ def run(day: date | None, enqueue: bool) -> None:
         from .queue import require_postgres
 
         require_postgres(settings)
-    subs = load_subscribers(settings.subscribers)  # refuse a broken file before doing anything
+    roster = load_roster(settings.subscribers)  # refuse a broken file before doing anything
+    subs = list(roster.subscribers)
     with _store(settings) as store:
-        fetched = pipeline.fetch_configured(store, settings, day=day)
+        fetched = pipeline.fetch_configured(store, settings, day=day, sources=roster.sources)
         ok = _print_fetch(fetched, quiet=not sys.stdout.isatty())
         outcomes = pipeline.ingest_inbox(store, settings, today=day)
         ok = _print_ingest(outcomes, show_skipped=sys.stdout.isatty()) and ok  # cron: only what changed
