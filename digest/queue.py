@@ -152,17 +152,32 @@ def send_batch(settings: Settings, day: date, subscriber_ids: Sequence[str], **k
         plans = store.plans(day, subscriber_ids)
         made = {sid: from_plan(plan, store) for sid, plan in plans.items()}
         report, due = still_due(store, [sub for sub, _ in made.values()], day)
-        report.outcomes += [
-            Outcome(sid, Status.NOT_TRIED, detail="no saved plan for this day: the next run makes one")
-            for sid in subscriber_ids
-            if sid not in plans
-        ]
+        report.outcomes += _without_plan(store, day, [sid for sid in subscriber_ids if sid not in plans])
         ranked = {sub.id: made[sub.id][1] for sub in due}
         report = send_ranked(
             store, settings, day, due, ranked, report=report, pace=_pace(settings, store), **kw
         )
         store.forget_plans(day, list(plans))  # those settled now (about 2.7 KB a reader a day)
         return report
+
+
+def _without_plan(store: Store, day: date, subscriber_ids: Sequence[str]) -> list[Outcome]:
+    """Readers of a job with no plan left: settled (a plan goes once its digest is sent or has
+    failed: the job runs a second time), or never planned (the next run makes one)."""
+    if not subscriber_ids:
+        return []
+    rows = {d.subscriber_id: d for d in store.deliveries(day, subscribers=subscriber_ids)}
+    outcomes = []
+    for sid in subscriber_ids:
+        row = rows.get(sid)
+        if row is not None and row.status in (Status.SENT, Status.FAILED):
+            status = Status.ALREADY if row.status == Status.SENT else row.status
+            outcomes.append(Outcome(sid, status, len(row.paper_ids), row.location, row.reply))
+        else:
+            outcomes.append(
+                Outcome(sid, Status.NOT_TRIED, detail="no saved plan for this day: the next run makes one")
+            )
+    return outcomes
 
 
 def _pace(settings: Settings, store: Store) -> Callable[[], None] | None:
