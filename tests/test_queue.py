@@ -239,18 +239,12 @@ def test_two_workers_ride_out_a_postgresql_restart_and_every_reader_gets_one_cop
     exactly one copy, or is reported unknown (the message in flight when the link was cut); and
     the workers still send the next day's digests."""
     addresses = _readers_file(tmp_path / "subscribers.yaml")
-    env = {
-        "DIGEST_SUBSCRIBERS": str(tmp_path / "subscribers.yaml"),
-        "DIGEST_DB": fresh_schema(own_postgres.url),
-        "DIGEST_STATE": str(tmp_path),
-        "DIGEST_INBOX": str(SAMPLES),
-        "DIGEST_MODEL": "hashing",
-        "DIGEST_SMTP_SECURITY": "none",
-        "DIGEST_SMTP_BACKOFF": "0.01",
-        "DIGEST_SECRET": "a-test-secret-of-enough-length",
-        "DIGEST_LOG_LEVEL": "INFO",
-    }
-    assert digest(env, "ingest").exit_code == 0
+    env = mail_env(
+        tmp_path,
+        fresh_schema(own_postgres.url),
+        DIGEST_SUBSCRIBERS=str(tmp_path / "subscribers.yaml"),
+        DIGEST_LOG_LEVEL="INFO",
+    )
     handler = Scripted(data_delay=0.04)
     with serving(handler) as controller:
         mail = smtp(env, controller.port)
