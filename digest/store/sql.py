@@ -57,6 +57,14 @@ class Connection(Protocol):
     def close(self) -> None: ...
 
 
+def _chunks(values: Sequence[str], size: int = 500) -> Iterator[tuple[Sequence[str], str]]:
+    """`values` `size` at a time, each with its `?,?,...` for an IN list: a query asks for at
+    most 500 at once (SQLite's limit on variables in one statement)."""
+    for start in range(0, len(values), size):
+        chunk = values[start : start + size]
+        yield chunk, ",".join("?" * len(chunk))
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -158,10 +166,8 @@ class SQLStore:
     # --- caches ---------------------------------------------------------------------
 
     def _cached(self, table: str, column: str, model: str, hashes: list[str]) -> Iterator[Row]:
-        """Rows of a cache table for `hashes`, asked 500 at a time (SQLite's variable limit)."""
-        for start in range(0, len(hashes), 500):
-            chunk = hashes[start : start + 500]
-            marks = ",".join("?" * len(chunk))
+        """Rows of a cache table for `hashes`."""
+        for chunk, marks in _chunks(hashes):
             yield from self.conn.rows(
                 f"SELECT text_hash, {column} FROM {table} WHERE model = ? AND text_hash IN ({marks})",
                 (model, *chunk),
@@ -296,9 +302,7 @@ class SQLStore:
             if day is None:
                 raise ValueError("deliveries of some subscribers are asked for one day")
             rows: list[Delivery] = []
-            for start in range(0, len(subscribers), 500):
-                chunk = subscribers[start : start + 500]
-                marks = ",".join("?" * len(chunk))
+            for chunk, marks in _chunks(subscribers):
                 rows += self._deliveries(f"day = ? AND subscriber IN ({marks})", (_iso(day), *chunk))
             return sorted(rows, key=lambda d: d.subscriber_id)
         if day is None:
@@ -391,9 +395,7 @@ class SQLStore:
     def plans(self, day: date, subscribers: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The saved plans of `day` for those of `subscribers` that have one."""
         ids, found = list(dict.fromkeys(subscribers)), {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in _chunks(ids):
             for row in self.conn.rows(
                 f"SELECT subscriber, picks FROM plans WHERE day = ? AND subscriber IN ({marks})",
                 (_iso(day), *chunk),
@@ -405,9 +407,7 @@ class SQLStore:
         """Delete the plans of `day` for those of `subscribers` whose digest has settled (sent, or
         failed for good): nothing will read them again. How many went."""
         gone = 0
-        for start in range(0, len(subscribers), 500):
-            chunk = subscribers[start : start + 500]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in _chunks(subscribers):
             with self.transaction() as conn:
                 gone += conn.execute(
                     f"DELETE FROM plans WHERE day = ? AND subscriber IN ({marks}) AND {_SETTLED}",
