@@ -12,15 +12,22 @@
    printed before it had 30 readers and 10 orders) and over all orders, and the gain per reader.
    Keyphrases are left out of the paper features here (all arms alike): only embeddings,
    TF-IDF and the phrase match, which keeps the run to the embedding of the papers.
-2. Speed: fitting 10,000 readers with 50 votes each (one batched solve) and applying their
-   models to 2,000 papers; and ranking 100 subscribers on one day with and without votes, as
-   digests (votes let more papers in, so there is more to build) and with every paper scored
-   (the same papers either way: the cost of learning alone); alternated rounds, medians. Then
-   the day as the product ranks it: `digest rank --json`, a whole process on a database, for
-   100 subscribers without votes and with 20 votes each.
+2. Speed: fitting 10,000 readers with 50 votes each (solved in groups of similar history) and
+   applying their models to 2,000 papers; and ranking 100 subscribers on one day with and without
+   votes, as digests (votes let more papers in, so there is more to build) and with every paper
+   scored (the same papers either way: the cost of learning alone); alternated rounds, medians.
+   Then the day as the product ranks it: `digest rank --json`, a whole process on a database, for
+   100 subscribers without votes and with 20 votes each. Then memory: 10,000 readers with 50
+   votes, with and without 10 keen readers with 5,000 each, each case fitted in a fresh process
+   (its peak RSS, VmHWM, is that fit's alone), as shipped, learning from every vote, and by
+   learn.FIT_CELLS.
+3. How many votes to learn from (learn.MAX_VOTES): the simulation again for as many days as the
+   data holds (27 of 200 papers), readers voting on 20 papers a day so that their histories pass
+   the caps compared; per cap, nDCG@10 on the days it binds beside learning from every vote
+   (paired by paper order: the difference and its standard error).
 
 Embeddings are cached in var/bench-cache.db (the first run embeds the papers once).
-Run: .venv/bin/python benchmarks/feedback_bench.py [--model minilm|hashing] [--orders N]
+Run: .venv/bin/python benchmarks/feedback_bench.py [--model minilm|hashing] [--orders N] [--cap-days N]
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import gc
 import json
 import math
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -122,33 +130,49 @@ def ndcg_at_10(order: list[int], relevant: set[int]) -> float:
 
 
 @contextmanager
-def up_label(value: float) -> Iterator[None]:
-    """learn.UP_LABEL set to `value` for the arm that shows the change."""
-    kept = learn.UP_LABEL
-    learn.UP_LABEL = value
+def learn_set(**values: float) -> Iterator[None]:
+    """learn's constants (UP_LABEL, MAX_VOTES) set to `values` for the arm that shows a change."""
+    kept = {name: getattr(learn, name) for name in values}
+    for name, value in values.items():
+        setattr(learn, name, value)
     try:
         yield
     finally:
-        learn.UP_LABEL = kept
+        for name, value in kept.items():
+            setattr(learn, name, value)
 
 
-def simulate(papers: list[Paper], vectors: np.ndarray, categories: list[set[str]], embedder) -> dict:  # noqa: ANN001
+# the main simulation's arms: learning as shipped, and with up-votes labeled +1
+ARMS = {"learned": {}, "plus_one": {"UP_LABEL": 1.0}}
+
+
+def simulate(  # noqa: ANN001
+    papers: list[Paper],
+    vectors: np.ndarray,
+    categories: list[set[str]],
+    embedder,
+    arms: dict[str, dict[str, float]] = ARMS,
+    days: int = DAYS,
+    voted: int = DIGEST,
+) -> dict:
     """One paper order: every reader ranked each day in one call, as the product ranks its
-    subscribers. -> {arm: (readers, DAYS) nDCG@10}, and the votes cast before each day."""
+    subscribers, for each arm (learn's constants as it says), and voting on the `voted` best of
+    the day. -> {arm: (readers, days) nDCG@10} ("plain": without learning), and the votes cast
+    before each day."""
     subs = [
         Subscriber(id=f"r{r}", email="r@example.org", keywords=(keyword,), max_papers=DIGEST)
         for r, (_, keyword) in enumerate(READERS)
     ]
-    arms = {"learned": learn.UP_LABEL, "plus_one": 1.0}
+    first = next(iter(arms))
     history = {arm: [([], []) for _ in READERS] for arm in arms}  # (paper indices, labels)
-    ndcg = {arm: np.zeros((len(READERS), DAYS)) for arm in (*arms, "plain")}
-    votes_before = np.zeros(DAYS, dtype=int)
-    for d in range(DAYS):
+    ndcg = {arm: np.zeros((len(READERS), days)) for arm in (*arms, "plain")}
+    votes_before = np.zeros(days, dtype=int)
+    for d in range(days):
         batch = list(range(d * PER_DAY, (d + 1) * PER_DAY))
         feats = features_of([papers[i] for i in batch], vectors[batch])
         position = {p.id: j for j, p in enumerate(feats.papers)}
         relevant = [{j for j, i in enumerate(batch) if hidden in categories[i]} for hidden, _ in READERS]
-        votes_before[d] = len(history["learned"][0][0])
+        votes_before[d] = len(history[first][0][0])
 
         def order_of(ranked: list[rank.Ranked], position: dict[str, int] = position) -> list[int]:
             order = [position[x.paper.id] for x in ranked]
@@ -157,7 +181,7 @@ def simulate(papers: list[Paper], vectors: np.ndarray, categories: list[set[str]
         plain = rank.rank_subscribers(subs, feats, embedder, limit=0)
         for r, s in enumerate(subs):
             ndcg["plain"][r, d] = ndcg_at_10(order_of(plain[s.id]), relevant[r])
-        for arm, label in arms.items():
+        for arm, settings in arms.items():
             signals = {
                 s.id: rank.Signals(
                     votes=learn.Votes(
@@ -171,14 +195,14 @@ def simulate(papers: list[Paper], vectors: np.ndarray, categories: list[set[str]
                 )
                 for s, (ids, labels) in zip(subs, history[arm], strict=True)
             }
-            with up_label(label):
+            with learn_set(**settings):
                 ranked = rank.rank_subscribers(subs, feats, embedder, limit=0, signals=signals)
             for r, s in enumerate(subs):
                 ndcg[arm][r, d] = ndcg_at_10(order_of(ranked[s.id]), relevant[r])
-                # the reader gets the day's 10 best-scored papers (a broad profile's digest would
-                # often hold fewer: the eligibility floor) and votes on each
+                # the reader gets the day's `voted` best-scored papers (10: the digest; a broad
+                # profile's digest would often hold fewer: the eligibility floor) and votes on each
                 ids, labels = history[arm][r]
-                for x in ranked[s.id][:DIGEST]:
+                for x in ranked[s.id][:voted]:
                     i = batch[position[x.paper.id]]
                     ids.append(i)
                     labels.append(1.0 if READERS[r][0] in categories[i] else -1.0)
@@ -240,6 +264,90 @@ def report(runs: list[dict]) -> None:
     print(line.rstrip(", "))
 
 
+def random_votes(rng: np.random.Generator, pool: np.ndarray, n: int) -> learn.Votes:
+    """`n` votes, about as many up as down, on distinct papers of `pool` (ids name its rows);
+    the vectors are the reader's own copy, as Ranker.votes gives each subscriber theirs."""
+    rows = rng.choice(len(pool), n, replace=False)
+    return learn.Votes(
+        tuple(f"p{j}" for j in rows),
+        ("t",) * n,
+        np.where(rng.random(n) > 0.5, 1.0, -1.0).astype(np.float32),
+        pool[rows],
+    )
+
+
+# learn.MAX_VOTES candidates, against learning from every vote ("none"), for keen readers who
+# vote on the best KEEN_DAILY papers of each day (twice the digest), so that in the days the data
+# holds their histories pass the largest cap
+CAPS = (50, 100, 200, 300, 400)
+NO_CAP = 10**9
+KEEN_DAILY = 2 * DIGEST
+
+
+def order_of_papers(rows: list[dict], seed: int, days: int) -> tuple[list[Paper], list[set[str]]]:
+    shuffled = [rows[i] for i in np.random.default_rng(seed).permutation(len(rows))[: days * PER_DAY]]
+    papers = [Paper(id=r["arxiv_id"], title=r["title"], abstract=r["abstract"]) for r in shuffled]
+    return papers, [set(r.get("categories") or ()) for r in shuffled]
+
+
+def simulate_caps(rows: list[dict], embedder, orders: tuple[int, ...], days: int) -> list[dict]:  # noqa: ANN001
+    """The simulation again, long enough for histories to pass the caps (`days` of PER_DAY
+    papers, as many as the data holds, KEEN_DAILY votes a day), learning from each reader's
+    newest n votes."""
+    arms = {str(n): {"MAX_VOTES": n} for n in CAPS} | {"none": {"MAX_VOTES": NO_CAP}}
+    runs = []
+    for seed in orders:
+        papers, categories = order_of_papers(rows, seed, days)
+        vectors = embedder.encode([p.text for p in papers])
+        runs.append(simulate(papers, vectors, categories, embedder, arms, days, KEEN_DAILY))
+    return runs
+
+
+def report_caps(runs: list[dict]) -> None:
+    """Per cap: nDCG@10 on the days it binds (the reader has more votes than it), against
+    learning from every vote on the same days (paired by paper order: the difference and its
+    standard error over orders), and on the last days, where every cap binds."""
+    ndcg = {arm: np.stack([run["ndcg"][arm] for run in runs]).mean(axis=1) for arm in runs[0]["ndcg"]}
+    votes = runs[0]["votes"]  # before each day; ndcg: (orders, days), means over the readers
+    days = len(votes)
+    binding = [cap for cap in CAPS if (votes > cap).any()]
+    late = votes > max(binding, default=votes[-1])
+    print(
+        f"\n3. how many votes to learn from (learn.MAX_VOTES): the simulation for {days} days (every paper"
+        f" of the data), {KEEN_DAILY} votes a day, histories up to {votes[-1]} votes, {len(runs)} paper"
+        " orders; nDCG@10, means"
+    )
+    if not binding:
+        print("   no cap binds within these days")
+        return
+    window = f"days {late.argmax() + 1}-{days}"
+    print(
+        f"   {'cap':>6} {'binds from':>11} {'on those days':>14} {'no cap':>7} {'difference':>17}"
+        f" {window:>11} {'difference':>17}"
+    )
+
+    def versus(arm: str, on: np.ndarray) -> tuple[float, float, str]:
+        diff = (ndcg[arm] - ndcg["none"])[:, on].mean(axis=1)  # one per paper order
+        se = diff.std(ddof=1) / math.sqrt(len(diff)) if len(diff) > 1 else float("nan")
+        return ndcg[arm][:, on].mean(), ndcg["none"][:, on].mean(), f"{diff.mean():+.4f} ± {se:.4f}"
+
+    for cap in CAPS:
+        binds = votes > cap
+        if not binds.any():
+            print(f"   {cap:>6} {'never':>11}")
+            continue
+        capped, full, diff = versus(str(cap), binds)
+        late_capped, _, late_diff = versus(str(cap), late)
+        print(
+            f"   {cap:>6} {f'day {binds.argmax() + 1}':>11} {capped:>14.3f} {full:>7.3f} {diff:>17}"
+            f" {late_capped:>11.3f} {late_diff:>17}"
+        )
+    print(
+        f"   {'none':>6} {'':>11} {'':>14} {'':>7} {'':>17} {ndcg['none'][:, late].mean():>11.3f}"
+        f" {'':>17}  (without learning: {ndcg['plain'][:, late].mean():.3f})"
+    )
+
+
 def speed(vectors: np.ndarray, papers: list[Paper], embedder) -> None:  # noqa: ANN001
     # the simulation's objects are kept out of the collector's walks, which would otherwise land
     # on whichever timed run happened to allocate past a threshold
@@ -248,15 +356,7 @@ def speed(vectors: np.ndarray, papers: list[Paper], embedder) -> None:  # noqa: 
     rng = np.random.default_rng(0)
     d = vectors.shape[1]
     pool = normalize(rng.normal(size=(2000, d)))
-    many = [
-        learn.Votes(
-            tuple(f"p{j}" for j in range(50)),
-            ("t",) * 50,
-            np.where(rng.random(50) > 0.5, 1.0, -1.0).astype(np.float32),
-            pool[rng.choice(2000, 50, replace=False)],
-        )
-        for _ in range(10_000)
-    ]
+    many = [random_votes(rng, pool, 50) for _ in range(10_000)]
     started = time.perf_counter()
     weights = learn.fit(many, learn.background(pool))
     fit_s = time.perf_counter() - started
@@ -264,7 +364,7 @@ def speed(vectors: np.ndarray, papers: list[Paper], embedder) -> None:  # noqa: 
     learn.apply(weights[:1000], many[:1000], pool, [f"q{j}" for j in range(2000)])
     apply_s = (time.perf_counter() - started) * 10
     print("\n2. speed")
-    print(f"   fit 10,000 readers x 50 votes (one batched solve): {fit_s:.2f} s")
+    print(f"   fit 10,000 readers x 50 votes (solved in groups of similar history): {fit_s:.2f} s")
     print(f"   apply to 2,000 papers (timed on 1,000 readers, x10): {apply_s:.2f} s")
     day = papers[: PER_DAY * 2]
     feats = features_of(day, vectors[: len(day)])
@@ -300,6 +400,103 @@ def speed(vectors: np.ndarray, papers: list[Paper], embedder) -> None:  # noqa: 
             f" {timings['without'] * 1000:.0f} ms ({picks['without']} papers), with 20 votes each"
             f" {timings['with'] * 1000:.0f} ms ({picks['with']} papers; {ratio:.2f}x)"
         )
+
+
+# the issue's case: 10,000 readers with 50 votes, and 10 keen ones with 5,000 each (as a caller
+# that did not cap them would pass them: learn.fit keeps their newest learn.MAX_VOTES)
+READERS_50, KEEN, KEEN_VOTES, POOL = 10_000, 10, 5_000, 20_000
+FIT_CELLS_TRIED = (250_000, 1_000_000, 4_000_000, 16_000_000, 64_000_000)
+
+
+def fit_in_child(keen: int, d: int, budget: int = 0, cap: int = 0) -> dict:
+    """fit_memory() in a fresh interpreter, so its peak RSS is this fit's alone (0: learn's own
+    FIT_CELLS and MAX_VOTES)."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--fit-child", str(keen), str(d), str(budget), str(cap)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set: VmHWM, which exec starts afresh (ru_maxrss does not:
+    a child started by this benchmark would report the parent's peak as its own)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def fit_memory(keen: int, d: int, budget: int, cap: int) -> dict:
+    """READERS_50 readers with 50 votes and `keen` with KEEN_VOTES, in random order, on papers
+    from a pool of POOL, fitted once: the seconds, and the process's peak RSS (MB) before the fit
+    (interpreter and votes) and after it."""
+    rng = np.random.default_rng(0)
+    pool = normalize(rng.standard_normal((POOL, d), dtype=np.float32))
+    many = [random_votes(rng, pool, 50) for _ in range(READERS_50)]
+    many += [random_votes(rng, pool, KEEN_VOTES) for _ in range(keen)]
+    many = [many[i] for i in rng.permutation(len(many))]
+    negatives = learn.background(pool[:PER_DAY])
+    gc.collect()
+    before = peak_rss_mb()
+    with learn_set(MAX_VOTES=cap or learn.MAX_VOTES):
+        started = time.perf_counter()
+        learn.fit(many, negatives, budget=budget or learn.FIT_CELLS)
+        seconds = time.perf_counter() - started
+    return {"seconds": seconds, "before_mb": before, "peak_mb": peak_rss_mb()}
+
+
+def alternated(cases: dict[str, tuple[int, int, int]], d: int, rounds: int) -> dict[str, dict]:
+    """Each case's (keen, budget, cap) fitted in fresh processes, the cases alternating `rounds`
+    times (a noisy machine slows them alike): the median seconds and the highest peaks."""
+    runs: dict[str, list[dict]] = {case: [] for case in cases}
+    for _ in range(rounds):
+        for case, (keen, budget, cap) in cases.items():
+            runs[case].append(fit_in_child(keen, d, budget, cap))
+    return {
+        case: {
+            "seconds": statistics.median(r["seconds"] for r in done),
+            "before_mb": max(r["before_mb"] for r in done),
+            "fit_mb": max(r["peak_mb"] - r["before_mb"] for r in done),
+        }
+        for case, done in runs.items()
+    }
+
+
+def keen_voters(d: int, rounds: int = 5) -> None:
+    """The fit with and without the keen voters, each case in fresh processes (the same run):
+    as shipped, learning from every vote, and by the size of the groups solved together."""
+    shipped = f"MAX_VOTES={learn.MAX_VOTES}, FIT_CELLS={learn.FIT_CELLS:,}"
+    named = {
+        f"without the keen readers ({shipped})": (0, 0, 0),
+        f"with the keen readers ({shipped})": (KEEN, 0, 0),
+        "with them, learned from every vote": (KEEN, 0, NO_CAP),
+    }
+    budgets = {f"FIT_CELLS={b:,}": (KEEN, b, 0) for b in FIT_CELLS_TRIED}
+    fits = alternated(named | budgets, d, rounds)
+    print(
+        f"   fit {READERS_50:,} readers x 50 votes and {KEEN} keen readers x {KEEN_VOTES:,} votes (d={d}),"
+        f" each case in a fresh process, {rounds} alternated rounds (median time, highest peak):"
+    )
+    for case in named:
+        seconds, before, more = fits[case]["seconds"], fits[case]["before_mb"], fits[case]["fit_mb"]
+        print(
+            f"     {case:<60} fit {seconds:5.2f} s, peak RSS {before + more:5.0f} MB ({before:.0f} MB"
+            f" before the fit: interpreter and votes; the fit {more:+.0f} MB)"
+        )
+    plain, keen = (fits[case] for case in list(named)[:2])
+    print(
+        f"     the keen readers cost the fit {keen['seconds'] / plain['seconds']:.2f}x the time and"
+        f" {keen['fit_mb'] - plain['fit_mb']:+.0f} MB"
+    )
+    each = []
+    for case, (_, budget, _) in budgets.items():
+        each.append(f"{budget:,} {fits[case]['seconds']:.2f} s {fits[case]['fit_mb']:+.0f} MB")
+    print(f"     with them, by FIT_CELLS: {', '.join(each)}")
 
 
 def whole_day(
@@ -379,7 +576,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="minilm", choices=["minilm", "hashing"])
     parser.add_argument("--orders", type=int, default=len(ORDERS), help="paper orders to simulate (first N)")
+    parser.add_argument(
+        "--cap-days",
+        type=int,
+        default=None,
+        help="days of the simulation of caps (default: all the data; 0: skip)",
+    )
+    parser.add_argument("--fit-child", nargs=4, type=int, help=argparse.SUPPRESS)  # fit_memory's
     args = parser.parse_args()
+    if args.fit_child:
+        print(json.dumps(fit_memory(*args.fit_child)))
+        return 0
     if not DATA.is_dir() and not DATA.exists():
         print(f"skipped: {DATA} not present")
         return 0
@@ -393,9 +600,7 @@ def main() -> int:
         )
         runs, started = [], time.perf_counter()
         for seed in ORDERS[: args.orders]:
-            shuffled = [rows[i] for i in np.random.default_rng(seed).permutation(len(rows))[: DAYS * PER_DAY]]
-            papers = [Paper(id=r["arxiv_id"], title=r["title"], abstract=r["abstract"]) for r in shuffled]
-            categories = [set(r.get("categories") or ()) for r in shuffled]
+            papers, categories = order_of_papers(rows, seed, DAYS)
             vectors = embedder.encode([p.text for p in papers])
             runs.append(simulate(papers, vectors, categories, embedder))
             if seed == ORDERS[0]:
@@ -412,6 +617,13 @@ def main() -> int:
             f" median of 7 alternated: without votes {without:.2f} s, with 20 votes each {with_votes:.2f} s"
             f" ({with_votes / without:.2f}x; the votes changed {changed} of the 100 digests)"
         )
+        keen_voters(first[1].shape[1])
+        days = len(rows) // PER_DAY if args.cap_days is None else min(args.cap_days, len(rows) // PER_DAY)
+        if days:
+            started = time.perf_counter()
+            caps = simulate_caps(rows, embedder, ORDERS[: args.orders], days)
+            print(f"\nsimulated caps on {len(caps)} paper orders in {time.perf_counter() - started:.1f} s")
+            report_caps(caps)
     return 0
 
 

@@ -9,8 +9,11 @@ keyword votes most of their first digests down, and the one paper they liked mus
 by the "not this" of the rest (a class weight, as for any imbalanced classifier).
 
 Solved in its dual form, (X Xᵀ + λI) a = y, w = Xᵀ a: the systems are as small as the number of
-votes, whatever the embedding size, and their Gram matrices come from one product over the pool
-of papers anyone voted on.
+votes, whatever the embedding size. Memory stays bounded whatever the readers do: the model
+learns from each reader's newest MAX_VOTES votes only (every vote still keeps its paper out of
+their digests), and readers are solved in groups of similar history length whose systems hold at
+most FIT_CELLS numbers, so one keen voter neither pads everyone else's systems nor grows a group
+past the budget.
 
 How much it counts grows with the votes and never takes over (the rule the README states)::
 
@@ -39,19 +42,55 @@ BACKGROUND_LABEL = -0.3  # unlabelled, most likely uninteresting, but not a "no"
 # others; over all ten, the gain after 20 votes is +0.114 against +0.090 with +1.
 UP_LABEL = 4.0
 LIKE_FLOOR = 0.5  # cosine to a liked paper from which "like 'Title' you marked" is said
+# The model learns from a reader's newest MAX_VOTES votes; older ones still keep their papers out
+# of the digest and still count in share(). A keen reader's years of clicks must not blow up the
+# morning run, nor the embeddings read for them (Ranker.votes reads the newest only). 400 is the
+# smallest of 50, 100, 200, 300 and 400 that loses nothing measurable in section 3 of
+# benchmarks/feedback_bench.py (readers voting on 20 papers a day for 27 days, up to 520 votes):
+# nDCG@10 -0.0006 ± 0.0014 against learning from every vote on the days it binds, where 300 lost
+# -0.0071 ± 0.0013 and 200 -0.0154 ± 0.0024. Those readers never change their mind; real ones
+# drift, which the simulation cannot show and which would favour the newest votes.
+MAX_VOTES = 400
+# Numbers a group of readers solved together may hold: readers x n x (n + d), their padded systems
+# (n x n) and their gathered paper vectors (n x d), n the group's longest history plus the weak
+# negatives; 4 MB in float32. In benchmarks/feedback_bench.py, 10,000 readers with 50 votes and 10
+# with 5,000 fit in 1.89 s and 26 MB more at this budget: no slower than from 250,000 to 64,000,000
+# (1.89 to 2.70 s; the same case measured twice in that run took 1.37 and 1.89 s), and with less
+# memory than from 4,000,000 up (47 MB; 337 MB at 64,000,000).
+FIT_CELLS = 1_000_000
 
 
 @dataclass(frozen=True)
 class Votes:
-    """One subscriber's votes, with the embeddings of the papers voted on."""
+    """One subscriber's votes, oldest first, with the embeddings of the papers voted on: those
+    the model learns from, and the ids of any older ones left out of it (`earlier`)."""
 
     paper_ids: tuple[str, ...]
     titles: tuple[str, ...]
     labels: np.ndarray  # (n,) +1 / -1
     vectors: np.ndarray  # (n, d), unit rows
+    earlier: frozenset[str] = frozenset()  # voted on before these: not learned from, still seen
 
     def __len__(self) -> int:
         return len(self.paper_ids)
+
+    @property
+    def cast(self) -> int:
+        """Every vote the reader cast, learned from or not."""
+        return len(self.seen)
+
+    def newest(self, n: int) -> Votes:
+        """The newest `n` votes to learn from; the older ones' papers stay seen."""
+        if len(self) <= n:
+            return self
+        old = len(self) - n
+        return Votes(
+            self.paper_ids[old:],
+            self.titles[old:],
+            self.labels[old:],
+            self.vectors[old:],
+            self.earlier.union(self.paper_ids[:old]),
+        )
 
     @property
     def down(self) -> frozenset[str]:
@@ -59,8 +98,8 @@ class Votes:
 
     @property
     def seen(self) -> frozenset[str]:
-        """Papers voted on, either way: the reader has them already."""
-        return frozenset(self.paper_ids)
+        """Papers voted on, either way and however long ago: the reader has them already."""
+        return self.earlier.union(self.paper_ids)
 
 
 @dataclass(frozen=True)
@@ -84,6 +123,9 @@ class Learned:
 
 
 def share(n_votes: int) -> float:
+    """The weight of the votes: n_votes counts every vote cast (Votes.cast), not only the newest
+    MAX_VOTES the model learns from, so the cap bounds memory without changing the weight (which
+    is within 0.03 of MAX_SHARE from a hundred votes on anyway)."""
     return MAX_SHARE * n_votes / (n_votes + HALF_AT)
 
 
@@ -96,53 +138,68 @@ def background(paper_vectors: np.ndarray, seed: int = 0) -> np.ndarray:
     return paper_vectors[np.sort(take)]
 
 
-def fit(all_votes: Sequence[Votes], negatives: np.ndarray) -> np.ndarray:
-    """(m, d) weights, one row per reader, from one batched dual ridge solve.
+def fit(all_votes: Sequence[Votes], negatives: np.ndarray, budget: int = FIT_CELLS) -> np.ndarray:
+    """(m, d) weights, one row per reader: each from their newest MAX_VOTES votes and the day's
+    weak negatives, solved a group of readers at a time (`groups`)."""
+    d = negatives.shape[1] if negatives.ndim == 2 else 0
+    weights = np.zeros((len(all_votes), d), dtype=np.float32)
+    kept = [votes.newest(MAX_VOTES) for votes in all_votes]
+    for group in groups([len(votes) for votes in kept], len(negatives), d, budget):
+        weights[group] = _solve([kept[i] for i in group], negatives)
+    return weights
 
-    Readers vote on papers from one shared pool, so the Gram matrices are gathered from the
-    pool's own Gram (one matrix product), not built reader by reader."""
-    if not all_votes:
-        return np.zeros((0, negatives.shape[1] if negatives.ndim == 2 else 0), dtype=np.float32)
-    rows: dict[str, int] = {}
-    pool: list[np.ndarray] = []
-    for votes in all_votes:
-        for pid, vector in zip(votes.paper_ids, votes.vectors, strict=True):
-            if pid not in rows:
-                rows[pid] = len(pool)
-                pool.append(vector)
-    negative_rows = list(range(len(pool), len(pool) + len(negatives)))
-    vectors = np.vstack([np.asarray(pool, dtype=np.float32).reshape(len(pool), -1), negatives]).astype(
-        np.float32
-    )
-    n = max(len(v) for v in all_votes) + len(negatives)
-    # padding points at an all-zero row, so it adds nothing but λ on its diagonal
-    vectors = np.vstack([vectors, np.zeros((1, vectors.shape[1]), dtype=np.float32)])
-    pad = len(vectors) - 1
-    index = np.full((len(all_votes), n), pad, dtype=np.int64)
-    y = np.zeros((len(all_votes), n), dtype=np.float32)
-    for i, votes in enumerate(all_votes):
+
+def groups(lengths: Sequence[int], extra: int, d: int, budget: int = FIT_CELLS) -> list[np.ndarray]:
+    """Readers (their indices) to solve together: sorted by history length, so that few are
+    padded much, and cut so that each group's readers x n x (n + d) stays within `budget`, n its
+    longest history plus `extra` weak negatives (a reader over the budget alone is a group alone,
+    and MAX_VOTES bounds that)."""
+    order = np.argsort(np.asarray(lengths, dtype=np.int64), kind="stable")
+    cut: list[np.ndarray] = []
+    start = 0
+    for end in range(1, len(order)):
+        n = lengths[order[end]] + extra  # the longest so far: sorted
+        if (end - start + 1) * n * (n + d) > budget:
+            cut.append(order[start:end])
+            start = end
+    if len(order):
+        cut.append(order[start:])
+    return cut
+
+
+def _solve(group: Sequence[Votes], negatives: np.ndarray) -> np.ndarray:
+    """(m, d) weights of one group from one batched dual ridge solve: each reader's votes, then
+    the weak negatives, padded with zero rows to the group's longest history (a zero row adds
+    nothing but λ on its diagonal, so padding leaves each reader's solution as it was)."""
+    n = max(len(votes) for votes in group) + len(negatives)
+    x = np.zeros((len(group), n, negatives.shape[1]), dtype=np.float32)
+    y = np.zeros((len(group), n), dtype=np.float32)
+    for i, votes in enumerate(group):
         k = len(votes)
-        index[i, :k] = [rows[p] for p in votes.paper_ids]
+        x[i, :k] = votes.vectors
+        x[i, k : k + len(negatives)] = negatives
         y[i, :k] = np.where(votes.labels > 0, UP_LABEL, votes.labels)
-        index[i, k : k + len(negatives)] = negative_rows
         y[i, k : k + len(negatives)] = BACKGROUND_LABEL
-    shared = vectors @ vectors.T  # the pool's Gram matrix, once
-    gram = shared[index[:, :, None], index[:, None, :]] + RIDGE * np.eye(n, dtype=np.float32)
+    gram = x @ x.transpose(0, 2, 1)  # each reader's X Xᵀ
+    gram[:, np.arange(n), np.arange(n)] += RIDGE
     alpha = np.linalg.solve(gram, y[..., None])[..., 0]
-    return np.einsum("mn,mnd->md", alpha, vectors[index], optimize=True)
+    return np.einsum("mn,mnd->md", alpha, x)
 
 
 def apply(
     weights: np.ndarray, all_votes: Sequence[Votes], paper_vectors: np.ndarray, paper_ids: Sequence[str]
 ) -> list[Learned]:
-    """Each reader's model on the day's papers: one matrix product for every reader."""
+    """Each reader's model on the day's papers: one matrix product for every reader. Their
+    Learned keeps the newest MAX_VOTES votes (the ones `like` looks through); the share counts
+    them all."""
+    all_votes = [votes.newest(MAX_VOTES) for votes in all_votes]
     raw = weights @ paper_vectors.T  # (m, P)
     position = {pid: i for i, pid in enumerate(paper_ids)}
     # stretched over the day's papers the reader has not voted on: their favourite of the day is
     # 1, the least liked 0, so the share is the most votes can move a paper on any day
     span = raw.copy()
     for row, votes in enumerate(all_votes):
-        voted = [position[p] for p in votes.paper_ids if p in position]
+        voted = [position[p] for p in votes.seen if p in position]
         if len(voted) < raw.shape[1]:  # a reader who voted on every paper: stretched over all
             span[row, voted] = np.nan
     if raw.shape[1]:
@@ -151,6 +208,6 @@ def apply(
     else:
         scores = raw.astype(np.float32)
     return [
-        Learned(share(len(votes)), score, votes, paper_vectors)
+        Learned(share(votes.cast), score, votes, paper_vectors)
         for votes, score in zip(all_votes, scores, strict=True)
     ]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import links, rank, render, schedule, sources
+from . import learn, links, rank, render, schedule, sources
 from .config import Settings, load_sources
 from .dispatch import Policy, Stopped, dispatch
 from .embed import CachedEmbedder, Embedder, embedder_for, text_hash
@@ -209,10 +209,12 @@ class Ranker:
         return rank.Signals(sent_ids=sent, votes=self.votes(subscriber))
 
     def votes(self, subscriber: Subscriber) -> Votes | None:
-        """The subscriber's votes with the embeddings of the papers voted on (cached)."""
-        cast = {v.paper_id: v.vote for v in self.store.votes(subscriber.id)}
-        papers = self.store.papers_by_id(cast)
-        ids = [pid for pid in cast if pid in papers]
+        """The subscriber's votes with the embeddings of the papers voted on (cached): only the
+        newest learn.MAX_VOTES are read and embedded, the older ones kept as ids (never sent)."""
+        cast = {v.paper_id: v.vote for v in self.store.votes(subscriber.id)}  # oldest first
+        newest = list(cast)[-learn.MAX_VOTES :]
+        papers = self.store.papers_by_id(newest)
+        ids = [pid for pid in newest if pid in papers]
         if not ids:
             return None
         return Votes(
@@ -220,6 +222,7 @@ class Ranker:
             titles=tuple(papers[pid].title for pid in ids),
             labels=np.array([cast[pid] for pid in ids], dtype=np.float32),
             vectors=self.embedder.encode([papers[pid].text for pid in ids]),
+            earlier=frozenset(cast).difference(newest),
         )
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT
+from conftest import SUBSCRIBERS
 
-from digest import learn, rank
+from digest import learn, pipeline, rank
 from digest.cli import cli
 from digest.embed import HashingEmbedder, normalize
 from digest.models import Paper, Subscriber, paper_identity
@@ -139,7 +139,7 @@ def test_learning_is_one_batched_solve_for_many_readers():
 
 def test_a_vote_changes_the_next_days_order_and_the_mail_says_why(tmp_path: Path, database: str):
     env = {
-        "DIGEST_SUBSCRIBERS": str(ROOT / "subscribers.yaml"),
+        "DIGEST_SUBSCRIBERS": str(SUBSCRIBERS),
         "DIGEST_DB": database,
         "DIGEST_STATE": str(tmp_path),
         "DIGEST_INBOX": str(tmp_path / "inbox"),
@@ -180,3 +180,93 @@ def test_a_vote_changes_the_next_days_order_and_the_mail_says_why(tmp_path: Path
     assert f"It is like “{robot['liked_like']}”, which you marked." in text
     check = runner.invoke(cli, ["subscribers", "check"], env=env).output
     assert "2 votes shape their ranking (2 more, 0 less like this" in check
+
+
+def _random_votes(rng: np.random.Generator, n: int, d: int, name: str = "v") -> learn.Votes:
+    return learn.Votes(
+        paper_ids=tuple(f"{name}{j}" for j in range(n)),
+        titles=("t",) * n,
+        labels=np.where(rng.random(n) > 0.6, 1.0, -1.0).astype(np.float32),
+        vectors=normalize(rng.normal(size=(n, d))).astype(np.float32),
+    )
+
+
+def _dual_ridge(votes: learn.Votes, negatives: np.ndarray) -> np.ndarray:
+    """One reader's weights the plain way, in float64: (X Xᵀ + λI) a = y, w = Xᵀ a."""
+    x = np.vstack([votes.vectors, negatives]).astype(np.float64)
+    y = np.concatenate(
+        [np.where(votes.labels > 0, learn.UP_LABEL, votes.labels), [learn.BACKGROUND_LABEL] * len(negatives)]
+    )
+    return x.T @ np.linalg.solve(x @ x.T + learn.RIDGE * np.eye(len(x)), y)
+
+
+def test_the_model_learns_from_the_newest_votes_and_their_weight_counts_them_all(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setattr(learn, "MAX_VOTES", 5)
+    rng = np.random.default_rng(2)
+    votes, day = _random_votes(rng, 12, 16), normalize(rng.normal(size=(30, 16))).astype(np.float32)
+    newest = votes.newest(5)
+    assert newest.paper_ids == votes.paper_ids[-5:] and newest.earlier == set(votes.paper_ids[:-5])
+    assert newest.seen == votes.seen and newest.cast == 12
+    negatives = learn.background(day)
+    (weights,) = learn.fit([votes], negatives)
+    assert np.allclose(weights, _dual_ridge(newest, negatives), atol=1e-4)
+    assert not np.allclose(weights, _dual_ridge(votes, negatives), atol=1e-2)
+    (learned,) = learn.apply(weights[None], [votes], day, [f"p{i}" for i in range(30)])
+    assert len(learned.votes) == 5 and learned.share == learn.share(12)
+
+
+def test_a_paper_voted_on_before_the_newest_votes_is_never_embedded_nor_sent_again(
+    store, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(learn, "MAX_VOTES", 2)
+    store.add_papers([*TODAY, LIKED, DISLIKED])
+    for paper, vote in ((TODAY[0], -1), (LIKED, 1), (DISLIKED, -1)):  # oldest first
+        store.record_vote(ALICE.id, paper.id, vote)
+    ranker = pipeline.Ranker(store, EMB)
+    votes = ranker.votes(ALICE)
+    assert votes is not None and votes.paper_ids == (LIKED.id, DISLIKED.id)
+    assert ranker.embedder.computed == 2  # the old vote's paper is not embedded
+    assert TODAY[0].id in votes.seen and votes.cast == 3
+    ranked = ranker.rank_all([ALICE], DAY, limit=0)[ALICE.id]
+    assert ranked and TODAY[0].id not in [r.paper.id for r in ranked]
+
+
+def test_the_blocked_fit_equals_a_plain_dual_ridge_solve_per_reader(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(learn, "MAX_VOTES", 1000)  # the very long history is learned from whole
+    rng = np.random.default_rng(3)
+    d = 24
+    lengths = [1, 3, 50, 7, 20, 2, 700, 12, 5, 33, 1, 90]
+    many = [_random_votes(rng, n, d, name=f"r{i}-") for i, n in enumerate(lengths)]
+    negatives = learn.background(normalize(rng.normal(size=(60, d))).astype(np.float32))
+    plain = np.stack([_dual_ridge(votes, negatives) for votes in many])
+    for budget in (10**9, 20_000):  # everyone at once, padded to the longest; many small groups
+        assert np.allclose(learn.fit(many, negatives, budget=budget), plain, atol=1e-4)
+
+
+def test_a_reader_with_a_huge_history_changes_no_one_elses_weights_and_groups_stay_in_budget(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    rng = np.random.default_rng(4)
+    d = 16
+    others = [_random_votes(rng, int(n), d, name=f"r{i}-") for i, n in enumerate(rng.integers(1, 60, 40))]
+    keen = _random_votes(rng, 20 * learn.MAX_VOTES, d, name="keen-")
+    negatives = learn.background(normalize(rng.normal(size=(60, d))).astype(np.float32))
+    longest = learn.MAX_VOTES + len(negatives)
+    budget = longest * (longest + d)  # room for one reader at the cap: the others come in groups
+    solved: list[tuple[int, int]] = []  # (readers, n) of each group solved together
+
+    def spy(group, negatives):  # noqa: ANN001, ANN202
+        solved.append((len(group), max(map(len, group)) + len(negatives)))
+        return solve(group, negatives)
+
+    solve = learn._solve  # noqa: SLF001
+    monkeypatch.setattr(learn, "_solve", spy)
+    alone = learn.fit(others, negatives, budget=budget)
+    assert max(m * n * (n + d) for m, n in solved) <= budget
+    solved.clear()
+    beside = learn.fit([*others, keen], negatives, budget=budget)
+    assert np.allclose(beside[:-1], alone, atol=1e-5)
+    assert max(m * n * (n + d) for m, n in solved) <= budget  # the keen reader padded no one
+    assert max(n for _, n in solved) == learn.MAX_VOTES + len(negatives)  # and was cut to the newest
