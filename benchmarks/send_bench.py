@@ -20,10 +20,10 @@ from datetime import date
 from aiosmtpd.controller import Controller
 
 from digest import render
-from digest.config import Settings
 from digest.dispatch import Policy, dispatch
 from digest.mail import SMTPMailer, build_message, serialize
 from digest.models import Links, Paper, Ranked, Subscriber
+from digest.settings import Settings
 
 
 class Sink:
@@ -68,7 +68,7 @@ def messages(n: int, settings: Settings) -> list:
             papers,
             Links("mailto:digest@localhost"),
         )
-        out.append(serialize(build_message(digest, settings), settings, key=f"k{i}"))
+        out.append(serialize(build_message(digest, settings.smtp), settings.smtp, key=f"k{i}"))
     return out
 
 
@@ -97,7 +97,9 @@ def main() -> int:
             def run() -> None:
                 results = list(
                     dispatch(
-                        outgoing, lambda: SMTPMailer(settings), replace(Policy(), concurrency=concurrency)
+                        outgoing,
+                        lambda: SMTPMailer(settings.smtp),
+                        replace(Policy(), concurrency=concurrency),
                     )
                 )
                 assert all(r.status == "sent" for r in results)

@@ -1,4 +1,4 @@
-"""Reading a big subscribers.yaml: the whole check (`config.load_roster`), as `digest run`, the
+"""Reading a big subscribers.yaml: the whole check (`roster.load_roster`), as `digest run`, the
 scheduler and `digest serve` do it, on a file of N synthetic subscribers (default 20,000).
 
 Printed, each beside the baseline run in this process: seconds (median of 3; the baseline's, one
@@ -23,7 +23,7 @@ import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
-from digest import config
+from digest import roster, yamlfile
 
 ZONES = ["Europe/Berlin", "America/New_York", "Asia/Kolkata", "UTC", "America/Los_Angeles", "Asia/Tokyo"]
 TOPICS = [
@@ -73,14 +73,14 @@ def as_before(path: Path, *, parser: bool) -> Callable[[], object]:
     place of libyaml's: what digest did before."""
 
     def load() -> object:
-        kept = config._FastLoader, config._collector_paused  # noqa: SLF001 - the baseline's swaps
-        config._collector_paused = contextlib.nullcontext  # noqa: SLF001
+        kept = yamlfile._FastLoader, yamlfile.collector_paused, roster.yamlfile  # noqa: SLF001
+        yamlfile.collector_paused = contextlib.nullcontext  # the baseline's swaps
         if parser:
-            config._FastLoader = config._Loader  # noqa: SLF001
+            yamlfile._FastLoader = yamlfile._Loader  # noqa: SLF001
         try:
-            return config.load_roster(path)
+            return roster.load_roster(path)
         finally:
-            config._FastLoader, config._collector_paused = kept  # noqa: SLF001
+            yamlfile._FastLoader, yamlfile.collector_paused, _ = kept  # noqa: SLF001
 
     return load
 
@@ -92,11 +92,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "subscribers.yaml"
         write(path, args.subscribers)
-        roster = config.load_roster(path)
-        assert len(roster.subscribers) == args.subscribers
+        assert len(roster.load_roster(path).subscribers) == args.subscribers
         size = path.stat().st_size / 2**20
         print(f"subscribers.yaml: {args.subscribers:,} subscribers, {size:.1f} MB")
-        fast, fast_peak = measure(lambda: config.load_roster(path))
+        fast, fast_peak = measure(lambda: roster.load_roster(path))
         middle, middle_peak = measure(as_before(path, parser=False), rounds=1)
         slow, slow_peak = measure(as_before(path, parser=True), rounds=1)
     rows = [

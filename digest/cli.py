@@ -17,11 +17,12 @@ from typing import Any, TypeVar
 import click
 
 from . import pipeline
-from .config import Settings, check_address, load_roster, load_subscribers
 from .errors import ConfigError, DigestError, NotFoundError
 from .learn import share
 from .models import Status
+from .roster import load_roster, load_subscribers
 from .schedule import next_send
+from .settings import Settings, check_address
 from .store import Store, open_store
 from .store.copy import TABLES, copy_store, terminal_progress
 from .text import mask_query, one_line, printable, readable
@@ -147,7 +148,7 @@ def ingest(paths: tuple[str, ...], day: date | None, force: bool) -> None:
             day=day,
             today=settings.clock().date(),
             force=force,
-            allow_private=settings.ingest_allow_private,
+            allow_private=settings.fetch.allow_private,
         )
     if not _print_ingest(outcomes):
         sys.exit(1)
@@ -271,7 +272,7 @@ def preview(user: str, day: date | None, fmt: str, out: Path | None, open_browse
     click.echo(f"{sub.id} <{sub.email}> — {day}: {digest.subject}")
     _print_ranked(ranked)
     ext = "html" if fmt == "html" else "txt"
-    out = out or settings.state_dir / "preview" / day.isoformat() / f"{sub.id}.{ext}"
+    out = out or settings.store.state_dir / "preview" / day.isoformat() / f"{sub.id}.{ext}"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(digest.html if fmt == "html" else digest.text, encoding="utf-8")
     click.echo(f"wrote {out}")
@@ -296,8 +297,8 @@ def _print_report(report: pipeline.DeliveryReport, settings: Settings) -> None:
             html = o.location[: -len(".eml")] + ".html"
         elif o.status in (Status.SENT, Status.ALREADY):
             html = str(pipeline.archive_path(settings, report.day, o.subscriber))
-        shown = STATUS_LABELS.get(o.status, o.status)
-        line = f"  {o.subscriber:<14} {shown:<11} {o.papers:>6}  {o.location or '-':<40} {html or '-'}"
+        label = STATUS_LABELS.get(o.status, o.status)
+        line = f"  {o.subscriber:<14} {label:<11} {o.papers:>6}  {o.location or '-':<40} {html or '-'}"
         click.echo(line)
         if o.detail and (o.status not in (Status.SENT, Status.ALREADY) or "archive" in o.detail):
             click.echo(f"      {one_line(o.detail)}", err=o.status in pipeline.PROBLEMS)
@@ -451,7 +452,7 @@ def serve(host: str, port: int) -> None:
     """Serve the links in the mail: one-click unsubscribe, the archive, "more / less like this".
     Put it behind a reverse proxy that terminates TLS; DIGEST_BASE_URL is the public origin."""
     settings = _settings()
-    if not settings.base_url:
+    if not settings.web.base_url:
         click.echo("digest: DIGEST_BASE_URL is not set, so mails carry no links to this server", err=True)
     from .web import serve as run_server
 
@@ -544,15 +545,15 @@ def db_copy(target: str, no_cache: bool) -> None:
     postgresql:// database: papers, the delivery ledger, unsubscribes, votes, fetch state, plans
     and the caches. All or nothing; a target that holds data is refused."""
     settings = _settings()
-    if not settings.database_url and not settings.db.exists():  # opening it would make an empty one
-        raise ConfigError(f"{settings.db} does not exist; point DIGEST_DB or --db at the store to copy")
+    if not settings.store.url and not settings.store.db.exists():  # opening it would make an empty one
+        raise ConfigError(f"{settings.store.db} does not exist; point DIGEST_DB or --db at the store to copy")
     into = Settings.load(env={}, db=target)  # the same reading of a file or URL as DIGEST_DB's
     with _store(settings) as source, _store(into) as destination, terminal_progress() as progress:
         copied = copy_store(source, destination, cache=not no_cache, progress=progress)
     for table in TABLES:
         rows = f"{copied[table.name]:>10}" if table.name in copied else f"{'-':>10}  (--no-cache)"
         click.echo(f"{table.name:<13} {rows}")
-    click.echo(f"copied {settings.database} to {into.database}")
+    click.echo(f"copied {settings.store.description} to {into.store.description}")
 
 
 @cli.command()
@@ -570,17 +571,17 @@ def status() -> None:
         cache = store.cache_size()
         days = store.days()
         jobs = None
-        if settings.database_url:
+        if settings.store.url:
             from .queue import queue_counts
 
             jobs = queue_counts(store)
-    click.echo(f"database: {settings.database} ({len(days)} days of papers)")
+    click.echo(f"database: {settings.store.description} ({len(days)} days of papers)")
     if jobs is not None:
         click.echo("send queue: " + (", ".join(f"{n} {s}" for s, n in sorted(jobs.items())) or "empty"))
     vectors, size = cache
     click.echo(
         f"embedding cache: {vectors:,} vectors, {size / 2**20:.1f} MB"
-        f" (bound {settings.cache_mb:g} MB, DIGEST_CACHE_MB)"
+        f" (bound {settings.store.cache_mb:g} MB, DIGEST_CACHE_MB)"
     )
     for f in files:
         click.echo(f"  ingested {f.ingested_at}  {f.papers:>4} papers  {_shown_source(f.path)}")

@@ -16,11 +16,11 @@ from __future__ import annotations
 import logging
 
 from . import pipeline, schedule
-from .config import Settings
 from .embed import embedder_for
 from .errors import DigestError
 from .models import Subscriber
 from .roster import SubscriberFile
+from .settings import Settings
 from .store import Store, open_store
 
 log = logging.getLogger("digest")
@@ -30,7 +30,7 @@ class Daemon:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.file = SubscriberFile(settings.subscribers)  # refuses to start on a broken file
-        self.embedder = embedder_for(settings.model)  # loaded once, on first use
+        self.embedder = embedder_for(settings.ranking.model)  # loaded once, on first use
         self.scheduler = None
 
     @property

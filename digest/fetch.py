@@ -30,10 +30,9 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 from . import sources
-from .config import Settings
 from .errors import InputError
-from .mail import sender_address
 from .models import Source
+from .settings import Settings
 from .store import SourceState, Store
 from .text import mask_query, one_line
 
@@ -72,7 +71,7 @@ class _Polite:
 
 def user_agent(settings: Settings) -> str:
     """Who we are and how to reach the operator, as feed owners ask of robots."""
-    contact = sender_address(settings).addr_spec
+    contact = settings.smtp.from_address.addr_spec
     return f"digest/0.1 (personal research-paper newsletter; mailto:{contact})"
 
 
@@ -102,7 +101,7 @@ def fetch_sources(
     clock: Callable[[], float] = time.monotonic,
 ) -> list[FetchOutcome]:
     """Fetch every configured source for `day`; one outcome each, in order."""
-    polite = _Polite(settings.fetch_interval, sleep, clock)
+    polite = _Polite(settings.fetch.interval, sleep, clock)
     states = store.source_states()
     agent = user_agent(settings)
     outcomes = []
@@ -135,21 +134,21 @@ def _fetch_one(
         headers["If-None-Match"] = state.etag
     if state.last_modified:
         headers["If-Modified-Since"] = state.last_modified
-    end = clock() + settings.fetch_deadline
+    end = clock() + settings.fetch.deadline
     problem = "no attempt"
     rng = random.Random()
-    for attempt in range(settings.fetch_retries + 1):
+    for attempt in range(settings.fetch.retries + 1):
         left = end - clock()
         if left <= 0:
-            problem = f"gave up after {settings.fetch_deadline:g} s ({problem})"
+            problem = f"gave up after {settings.fetch.deadline:g} s ({problem})"
             break
         polite.wait(url)
         try:
             response = sources.http.get(
                 url,
                 headers=headers,
-                allow_private=settings.ingest_allow_private,
-                timeout=min(settings.fetch_timeout, left),
+                allow_private=settings.fetch.allow_private,
+                timeout=min(settings.fetch.timeout, left),
                 deadline=max(0.1, end - clock()),
                 max_bytes=sources.MAX_BYTES,
                 user_agent=agent,
@@ -158,7 +157,7 @@ def _fetch_one(
             problem = str(exc)
             if exc.permanent:
                 break
-            wait = settings.fetch_backoff * 2**attempt * rng.uniform(0.5, 1.0)
+            wait = settings.fetch.backoff * 2**attempt * rng.uniform(0.5, 1.0)
         else:
             if response.status == 304:
                 return _done(source, state, now, "not-modified")
@@ -168,11 +167,11 @@ def _fetch_one(
             if response.status not in RETRIED and response.status < 500:
                 break  # 404, 403...: asking again will not help
             asked = retry_after(response.headers.get("retry-after"), settings.clock())
-            wait = asked if asked is not None else settings.fetch_backoff * 2**attempt * rng.uniform(0.5, 1.0)
+            wait = asked if asked is not None else settings.fetch.backoff * 2**attempt * rng.uniform(0.5, 1.0)
             if asked is not None and asked > end - clock():
                 problem += f" and asked to retry after {asked:g} s, past this source's deadline"
                 break
-        if attempt < settings.fetch_retries:
+        if attempt < settings.fetch.retries:
             sleep(min(wait, max(0.0, end - clock())))
     detail = one_line(problem)
     return FetchOutcome(source.name, "failed", detail=detail), replace(state, status="failed", detail=detail)

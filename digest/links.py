@@ -26,8 +26,8 @@ from datetime import date
 from pathlib import Path
 from urllib.parse import quote
 
-from .config import Settings
 from .models import Links, Subscriber
+from .settings import Settings
 
 PURPOSES = ("unsubscribe", "archive", "feedback")
 _MAC_BYTES = 16  # 128 bits: forging one needs 2**128 tries
@@ -36,9 +36,9 @@ _MAC_BYTES = 16  # 128 bits: forging one needs 2**128 tries
 def secret(settings: Settings) -> str:
     """DIGEST_SECRET, else a random one kept in the state folder, created readable by its owner
     only from the moment it exists (never chmod-ed after)."""
-    if settings.secret:
-        return settings.secret
-    path = settings.state_dir / "secret"
+    if settings.web.secret:
+        return settings.web.secret
+    path = settings.store.state_dir / "secret"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret.", suffix=".tmp")  # mode 0600
@@ -119,10 +119,10 @@ def for_digest(
 ) -> Links:
     """The links of `subscriber`'s digest for `day`; `sender` is the From address (mailto)."""
     mailto = f"mailto:{sender}?subject={quote('unsubscribe ' + subscriber.id)}"
-    if not settings.base_url:
+    if not settings.web.base_url:
         return Links(mailto)
     key = secret(settings)
-    base = settings.base_url.rstrip("/")
+    base = settings.web.base_url.rstrip("/")
     return Links(
         unsubscribe_mailto=mailto,
         unsubscribe_https=f"{base}/unsubscribe?t={make_token(key, 'unsubscribe', subscriber)}",

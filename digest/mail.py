@@ -13,15 +13,14 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import message_from_bytes
-from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
+from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Protocol
 
-from .config import Settings
 from .errors import ConfigError, SendError
 from .models import Digest
+from .settings import DKIM, SMTPSettings, mail_address
 from .text import one_line
 
 # Headers a machine parses as they are (RFC 2369, RFC 8058): never folded or RFC 2047-encoded,
@@ -42,33 +41,16 @@ SMTP_POLICY = _WirePolicy(linesep="\r\n")  # CRLF line ends, non-ASCII headers a
 SMTPUTF8_POLICY = _WirePolicy(linesep="\r\n", utf8=True)  # for internationalized addresses
 
 
-def _address(display_name: str, addr_spec: str) -> Address:
-    """A header address; an internationalized domain travels as its ASCII (IDNA) form when the
-    local part is ASCII, so only a non-ASCII local part needs SMTPUTF8."""
-    user, domain = addr_spec.rsplit("@", 1)
-    if user.isascii() and not domain.isascii():
-        with contextlib.suppress(UnicodeError):  # else left as it is: the message needs SMTPUTF8
-            domain = domain.encode("idna").decode("ascii")
-    return Address(display_name=one_line(display_name), username=user, domain=domain)
-
-
-def sender_address(settings: Settings) -> Address:
-    name, addr = parseaddr(settings.sender)
-    if "@" not in addr:
-        raise ConfigError(f"DIGEST_FROM={settings.sender!r} has no e-mail address")
-    return _address(name, addr)
-
-
-def build_message(digest: Digest, settings: Settings, *, to: str | None = None) -> EmailMessage:
+def build_message(digest: Digest, smtp: SMTPSettings, *, to: str | None = None) -> EmailMessage:
     """multipart/alternative (text, then HTML) with the list headers mail clients act on."""
-    sender = sender_address(settings)
+    sender = smtp.from_address
     subscriber = digest.subscriber
     msg = EmailMessage()
     msg["From"] = sender
     if to is None:
-        msg["To"] = _address(subscriber.name or "", subscriber.email)
+        msg["To"] = mail_address(subscriber.name or "", subscriber.email)
     else:
-        msg["To"] = _address("", to)
+        msg["To"] = mail_address("", to)
     msg["Subject"] = one_line(digest.subject)
     msg["Date"] = format_datetime(datetime.now(UTC))
     msg["Message-ID"] = make_msgid(idstring=f"{digest.day.isoformat()}.{subscriber.id}", domain=sender.domain)
@@ -102,35 +84,29 @@ class Outgoing:
 DKIM_HEADERS = ("From", "To", "Subject", "Date", "Message-ID", "List-Unsubscribe", "List-Unsubscribe-Post")
 
 
-def serialize(message: EmailMessage, settings: Settings, *, key: str) -> Outgoing:
+def serialize(message: EmailMessage, smtp: SMTPSettings, *, key: str) -> Outgoing:
     """The wire form of `message` (CRLF line ends), signed with DKIM when it is configured."""
     recipients = tuple(a.addr_spec for a in message["To"].addresses)
-    sender = sender_address(settings).addr_spec
+    sender = smtp.from_address.addr_spec
     smtputf8 = not all(a.isascii() for a in (sender, *recipients))
     data = message.as_bytes(policy=SMTPUTF8_POLICY if smtputf8 else SMTP_POLICY)
-    if settings.dkim_selector and settings.dkim_domain and settings.dkim_key_file:
-        data = dkim_sign(
-            data,
-            settings.dkim_selector,
-            settings.dkim_domain,
-            settings.dkim_key_file,
-            [h for h in DKIM_HEADERS if message[h] is not None],
-        )
+    if smtp.dkim is not None:
+        data = dkim_sign(data, smtp.dkim, [h for h in DKIM_HEADERS if message[h] is not None])
     return Outgoing(key, sender, recipients, data, str(message["Message-ID"]), smtputf8)
 
 
-def dkim_sign(data: bytes, selector: str, domain: str, key_file: Path, headers: list[str]) -> bytes:
+def dkim_sign(data: bytes, key: DKIM, headers: list[str]) -> bytes:
     import dkim
 
     try:
-        private_key = key_file.read_bytes()
+        private_key = key.key_file.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"DIGEST_DKIM_KEY_FILE={key_file}: cannot be read ({exc.strerror})") from exc
+        raise ConfigError(f"DIGEST_DKIM_KEY_FILE={key.key_file}: cannot be read ({exc.strerror})") from exc
     try:
         signature = dkim.sign(
             data,
-            selector.encode(),
-            domain.encode(),
+            key.selector.encode(),
+            key.domain.encode(),
             private_key,
             include_headers=[h.lower().encode() for h in headers],
         )
@@ -230,52 +206,52 @@ class SMTPMailer:
     A connection whose state is unknown (an error we did not expect, a timeout) is closed,
     never reused: a half-finished transaction would answer the next message with 503."""
 
-    def __init__(self, settings: Settings, timeout: float | None = None):
-        if not settings.smtp_host:
+    def __init__(self, smtp: SMTPSettings, timeout: float | None = None):
+        if not smtp.host:
             raise ConfigError("DIGEST_SMTP_HOST is not set")
-        self.settings = settings
-        self.timeout = settings.smtp_timeout if timeout is None else timeout
+        self.smtp = smtp
+        self.timeout = smtp.timeout if timeout is None else timeout
         self._smtp: _SMTP | None = None
 
     def _context(self) -> ssl.SSLContext:
-        ca = self.settings.smtp_ca_file
+        ca = self.smtp.ca_file
         try:
             return ssl.create_default_context(cafile=str(ca) if ca else None)
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"DIGEST_SMTP_CA_FILE={ca}: cannot be used ({exc})") from exc
 
     def _connect(self) -> _SMTP:
-        s = self.settings
-        mode = s.smtp_security
-        port = s.smtp_port or {"ssl": 465, "starttls": 587, "none": 25}[mode]
+        s = self.smtp
+        mode = s.security
+        port = s.port or {"ssl": 465, "starttls": 587, "none": 25}[mode]
         smtp: _SMTP | None = None
         try:
             if mode == "ssl":
-                smtp = _SMTP_SSL(s.smtp_host, port, timeout=self.timeout, context=self._context())
+                smtp = _SMTP_SSL(s.host, port, timeout=self.timeout, context=self._context())
             else:
-                smtp = _SMTP(s.smtp_host, port, timeout=self.timeout)
+                smtp = _SMTP(s.host, port, timeout=self.timeout)
                 if mode == "starttls":
                     smtp.starttls(context=self._context())
-            if s.smtp_user:
-                smtp.login(s.smtp_user, s.smtp_password or "")
+            if s.user:
+                smtp.login(s.user, s.password or "")
             smtp.ehlo_or_helo_if_needed()
         except smtplib.SMTPAuthenticationError as exc:
             _close(smtp)
             raise SendError(
-                f"SMTP login to {s.smtp_host} refused: {exc.smtp_code} {_text(exc.smtp_error)}; "
+                f"SMTP login to {s.host} refused: {exc.smtp_code} {_text(exc.smtp_error)}; "
                 "check DIGEST_SMTP_USER and DIGEST_SMTP_PASSWORD",
                 fatal=True,
             ) from exc
         except ssl.SSLCertVerificationError as exc:
             _close(smtp)
             raise SendError(
-                f"the certificate of {s.smtp_host}:{port} is not trusted ({exc.verify_message}); "
+                f"the certificate of {s.host}:{port} is not trusted ({exc.verify_message}); "
                 "set DIGEST_SMTP_CA_FILE to its CA",
                 fatal=True,
             ) from exc
         except (OSError, smtplib.SMTPException) as exc:
             _close(smtp)
-            raise SendError(f"cannot connect to SMTP {s.smtp_host}:{port} ({mode}): {exc}") from exc
+            raise SendError(f"cannot connect to SMTP {s.host}:{port} ({mode}): {exc}") from exc
         return smtp
 
     def _options(self, smtp: _SMTP, outgoing: Outgoing) -> list[str]:
@@ -285,7 +261,7 @@ class SMTPMailer:
         if not smtp.has_extn("smtputf8"):
             who = ", ".join(a for a in (outgoing.sender, *outgoing.recipients) if not a.isascii())
             raise SendError(
-                f"{self.settings.smtp_host} does not offer SMTPUTF8, which the address {who} needs; "
+                f"{self.smtp.host} does not offer SMTPUTF8, which the address {who} needs; "
                 "use a mail server that supports internationalized addresses, or an ASCII address",
                 permanent=True,
                 reply="server lacks SMTPUTF8 for an internationalized address",
@@ -321,18 +297,18 @@ class SMTPMailer:
             self._drop()
             if smtp.data_sent:  # the server has the whole message and may have kept it
                 raise SendError(
-                    f"no reply from {self.settings.smtp_host} after the message was sent ({exc}); "
+                    f"no reply from {self.smtp.host} after the message was sent ({exc}); "
                     "it may have been delivered",
                     unknown=True,
                     reply=f"no reply after DATA: {exc}",
                 ) from exc
-            raise SendError(f"connection to {self.settings.smtp_host} failed: {exc}") from exc
+            raise SendError(f"connection to {self.smtp.host} failed: {exc}") from exc
         except BaseException:
             self._drop()  # whatever happened, this connection's state is unknown
             raise
         if refused:
             raise SendError(f"recipients refused: {refused}", permanent=True, reply=str(refused))
-        return f"smtp://{self.settings.smtp_host}"
+        return f"smtp://{self.smtp.host}"
 
     def _reset(self) -> None:
         """RSET after a refused transaction; a connection that cannot even do that is dropped."""
@@ -366,8 +342,8 @@ def _text(reply: bytes | str) -> str:
     return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
 
 
-def mailer_factory(settings: Settings):  # noqa: ANN201 - a zero-argument callable returning a Mailer
+def mailer_factory(smtp: SMTPSettings, outbox: Path):  # noqa: ANN201 - a callable making a Mailer
     """A way to make one mailer per worker: SMTP when a host is set, else the outbox."""
-    if settings.smtp_host:
-        return lambda: SMTPMailer(settings)
-    return lambda: OutboxMailer(settings.outbox)
+    if smtp.host:
+        return lambda: SMTPMailer(smtp)
+    return lambda: OutboxMailer(outbox)

@@ -24,14 +24,15 @@ from pathlib import Path
 import numpy as np
 
 from . import learn, links, rank, render, schedule, sources
-from .config import Settings, load_sources
 from .dispatch import Policy, Stopped, dispatch
 from .embed import CachedEmbedder, Embedder, embedder_for, text_hash
 from .errors import ConfigError, DigestError, InputError, NotFoundError, StoreError
 from .fetch import FetchOutcome, fetch_sources
 from .learn import Votes
-from .mail import Mailer, Outgoing, atomic_write, build_message, mailer_factory, sender_address, serialize
+from .mail import Mailer, Outgoing, atomic_write, build_message, mailer_factory, serialize
 from .models import Digest, Links, Ranked, Source, Status, Subscriber
+from .roster import load_sources
+from .settings import Settings
 from .store import Store
 from .text import mask_query, one_line
 
@@ -136,8 +137,8 @@ class Ranker:
         loaded (the daemon), others get a fresh one that loads the model on first use."""
         return cls(
             store,
-            embedder or embedder_for(settings.model),
-            settings.catchup_days,
+            embedder or embedder_for(settings.ranking.model),
+            settings.ranking.catchup_days,
             profiles_from=settings.subscribers.resolve().parent,
         )
 
@@ -231,7 +232,7 @@ class Ranker:
 
 def render_digest(sub: Subscriber, day: date, papers: Sequence[Ranked], settings: Settings) -> Digest:
     """The digest with its links, made once for the HTML, the text and the headers."""
-    sender = sender_address(settings).addr_spec
+    sender = settings.smtp.from_address.addr_spec
     made = links.for_digest(sub, day, settings, sender, [r.paper.id for r in papers])
     return render.render(sub, day, papers, made, templates=settings.templates)
 
@@ -246,7 +247,7 @@ def archive_copy(digest: Digest, settings: Settings) -> str:
 
 
 def archive_path(settings: Settings, day: date, subscriber_id: str) -> Path:
-    return settings.state_dir / "archive" / day.isoformat() / f"{subscriber_id}.html"
+    return settings.store.state_dir / "archive" / day.isoformat() / f"{subscriber_id}.html"
 
 
 @dataclass
@@ -290,11 +291,11 @@ def _archive(settings: Settings, day: date, subscriber_id: str, digest: Digest) 
 
 def policy_for(settings: Settings) -> Policy:
     return Policy(
-        concurrency=settings.smtp_concurrency if settings.smtp_host else 1,
-        rate=settings.smtp_rate,
-        retries=settings.smtp_retries,
-        backoff=settings.smtp_backoff,
-        max_failures=settings.smtp_max_failures,
+        concurrency=settings.smtp.concurrency if settings.smtp.host else 1,
+        rate=settings.smtp.rate,
+        retries=settings.smtp.retries,
+        backoff=settings.smtp.backoff,
+        max_failures=settings.smtp.max_failures,
     )
 
 
@@ -412,9 +413,9 @@ def send_ranked(
             ids = [r.paper.id for r in papers]
             try:
                 digest = render_digest(sub, day, papers, settings)
-                message = build_message(digest, settings, to=to)
+                message = build_message(digest, settings.smtp, to=to)
                 outgoing = serialize(
-                    message, settings, key=f"{key}/{sub.id}" if to is None else f"{key}/test-{sub.id}"
+                    message, settings.smtp, key=f"{key}/{sub.id}" if to is None else f"{key}/test-{sub.id}"
                 )
             except Exception as exc:  # noqa: BLE001 - one digest's failure is its own, whatever it is
                 reason = one_line(f"cannot build the digest: {_describe(exc)}")
@@ -432,7 +433,8 @@ def send_ranked(
         policy = policy_for(settings)
         if pace is not None:
             policy = replace(policy, rate=None)
-        for result in dispatch(jobs(), new_mailer or mailer_factory(settings), policy, pace=pace):
+        mailers = new_mailer or mailer_factory(settings.smtp, settings.outbox)
+        for result in dispatch(jobs(), mailers, policy, pace=pace):
             sub, digest, ids = in_flight.pop(result.outgoing.key)
             detail = one_line(result.reply) if result.reply else None
             if to is None:
@@ -497,7 +499,7 @@ def ingest_inbox(store: Store, settings: Settings, *, today: date | None = None)
         store,
         inbox_files(settings.inbox),
         today=today or settings.clock().date(),
-        allow_private=settings.ingest_allow_private,
+        allow_private=settings.fetch.allow_private,
     )
 
 
@@ -518,7 +520,7 @@ def send(
         reports = [_handing(enqueue)(store, settings, subscribers, day, ranker, no_empty=no_empty)]
     else:
         reports = run_due(store, settings, subscribers, ranker, no_empty=no_empty, enqueue=enqueue)
-    store.prune_cache(int(settings.cache_mb * 2**20))  # after the run: its vectors are the newest
+    store.prune_cache(int(settings.store.cache_mb * 2**20))  # after the run: its vectors are the newest
     return reports
 
 

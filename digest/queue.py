@@ -31,10 +31,10 @@ from dataclasses import asdict
 from datetime import date, timedelta
 from typing import Any
 
-from .config import Settings
 from .errors import ConfigError, StoreError
 from .models import Ranked, Status, Subscriber
 from .pipeline import DeliveryReport, Outcome, Ranker, send_ranked, skipped, still_due
+from .settings import Settings
 from .store import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ PLANS_KEPT = 7  # days a plan not yet settled is kept (an unknown send, a queue 
 
 def require_postgres(settings: Settings) -> None:
     """Workers need the PostgreSQL store: say so before anything else is done."""
-    if not settings.database_url:
+    if not settings.store.url:
         raise ConfigError(
             "sending through workers needs DIGEST_DB=postgresql://...: the jobs live in PostgreSQL "
             "(SQLite is one machine: `digest run` sends by itself)"
@@ -59,7 +59,7 @@ def _app(settings: Settings):  # noqa: ANN202 - procrastinate.App, imported only
     require_postgres(settings)
     import procrastinate
 
-    return procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=settings.database_url))
+    return procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=settings.store.url))
 
 
 def _ensure_schema(app: Any, store: Store) -> None:
@@ -182,9 +182,9 @@ def _without_plan(store: Store, day: date, subscriber_ids: Sequence[str]) -> lis
 
 def _pace(settings: Settings, store: Store) -> Callable[[], None] | None:
     """DIGEST_SMTP_RATE over every worker: wait for this message's shared slot."""
-    if not settings.smtp_rate:
+    if not settings.smtp.rate:
         return None
-    interval = 1.0 / settings.smtp_rate
+    interval = 1.0 / settings.smtp.rate
 
     def wait_turn() -> None:
         delay = store.take_send_slot(interval)  # type: ignore[attr-defined]
@@ -368,7 +368,7 @@ def _database_error(exc: BaseException, settings: Settings) -> StoreError | None
         if isinstance(seen, StoreError):
             return seen
         if isinstance(seen, psycopg.Error):
-            return store_error(settings.database_url or "", seen)
+            return store_error(settings.store.url or "", seen)
         seen = seen.__cause__ or seen.__context__
     return None
 

@@ -67,8 +67,8 @@ def author_line(r: Ranked) -> str:
     p = r.paper
     if p.authors:
         names = list(p.authors)
-        shown = ", ".join(names[:3])
-        return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        first = ", ".join(names[:3])
+        return first + (f" and {len(names) - 3} more" if len(names) > 3 else "")
     parts = []
     if p.organization:
         parts.append(p.organization)

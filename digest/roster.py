@@ -1,31 +1,324 @@
-"""subscribers.yaml as a long-running process holds it (`digest schedule`, `digest serve`): read
-once, kept as the last good version, and read again when the file changes.
+"""subscribers.yaml: who gets the morning digest, and the sources the morning job fetches.
 
-    refresh()   one stat of the file (and, every RECHECK seconds, its bytes' hash): unchanged,
-                nothing more is done; changed, it is parsed (subscribers and sources together);
-                a broken edit, a syntax error or a half-saved file included, is logged once and
-                the last good version stays in use until the file is fixed
-    roster      the version in use; `subscriber(id)` looks one up in an index built once per
-                version, so a request costs a dictionary lookup, not a parse of the file
+    parse_roster(text) / load_roster(path)   the whole file checked at once: every problem is
+                        collected with the subscriber, the field and the line, and the file is
+                        refused if there is any, so nothing is ever sent from a half-read file
+    SubscriberFile      the file as a long-running process holds it (`digest schedule`,
+                        `digest serve`): read once, kept as the last good version, and read
+                        again when it changes
 
-A one-shot command (`digest run`, `digest send`) reads the file once through config.load_roster
-and refuses a broken one instead: nothing is sent from a half-read file.
+    SubscriberFile.refresh()   one stat of the file (and, every RECHECK seconds, its bytes'
+                hash): unchanged, nothing more is done; changed, it is parsed; a broken edit,
+                a syntax error or a half-saved file included, is logged once and the last good
+                version stays in use until the file is fixed
+    SubscriberFile.subscriber(id)   a lookup in an index built once per version
+
+A one-shot command (`digest run`, `digest send`) reads the file once through load_roster and
+refuses a broken one instead.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import logging
 import os
+import re
 import threading
 import time
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .config import parse_roster, read_config_text
+import yaml
+from email_validator import EmailNotValidError, validate_email
+
+from . import yamlfile
 from .errors import ConfigError
-from .models import Roster, Subscriber
+from .models import Roster, Source, Subscriber
+from .text import SLUG, has_controls, http_url, quoted
 
 log = logging.getLogger("digest")
+
+_SUBSCRIBER_FIELDS = {f.name for f in fields(Subscriber)}
+_DEFAULTABLE = _SUBSCRIBER_FIELDS - {"id", "email"}
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+MAX_PHRASE = 200  # characters in a keyword, exclude phrase or name
+MAX_SUBSCRIBERS_BYTES = 32 * 2**20  # 20,000 subscribers take about 2 MB; 300,000 fit
+
+
+def _did_you_mean(key: object, choices: set[str]) -> str:
+    close = difflib.get_close_matches(str(key), sorted(choices), n=1)
+    return f" (did you mean {quoted(close[0])}?)" if close else ""
+
+
+def _as_str_list(value: Any) -> tuple[str, ...] | None:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(v.strip() for v in value if v.strip())
+    return None
+
+
+def _check_fields(entry: dict[str, Any], who: str, line: Any) -> list[str]:
+    """Problems with one subscriber's (or the defaults') field values."""
+    problems: list[str] = []
+
+    def bad(name: str, what: str) -> None:
+        problems.append(f"{who}, field {name!r}{line(name)}: {what}")
+
+    for name, longest in (("keywords", MAX_PHRASE), ("exclude", MAX_PHRASE), ("profile_papers", 1000)):
+        if name not in entry:
+            continue
+        items = [entry[name]] if isinstance(entry[name], str) else entry[name]
+        if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+            bad(name, "must be a list of strings")
+        elif problem := next(filter(None, (_text_problem(v, longest) for v in items)), None):
+            bad(name, problem)
+    if "timezone" in entry:
+        try:
+            ZoneInfo(str(entry["timezone"]))
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder, a name too long
+            bad("timezone", f"{quoted(entry['timezone'])} is not an IANA time zone such as Europe/Berlin")
+    if "send_time" in entry and not _HHMM.match(str(entry["send_time"])):
+        bad("send_time", f'{quoted(entry["send_time"])} is not a 24-hour HH:MM time such as "07:30"')
+    if "max_papers" in entry:
+        v = entry["max_papers"]
+        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 100:
+            bad("max_papers", f"{quoted(v)} must be a whole number from 1 to 100")
+    for name in ("min_score", "trending_weight"):
+        if name in entry:
+            v = entry[name]
+            if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1:
+                bad(name, f"{quoted(v)} must be a number from 0 to 1")
+    for name in ("send_empty", "active"):
+        if name in entry and not isinstance(entry[name], bool):
+            bad(name, f"{quoted(entry[name])} must be true or false")
+    if "name" in entry:
+        if not isinstance(entry["name"], str):
+            bad("name", "must be a string")
+        elif problem := _text_problem(entry["name"], MAX_PHRASE):
+            bad("name", problem)
+    return problems
+
+
+def _text_problem(value: str, longest: int) -> str | None:
+    """Why a hand-written text value cannot be used, or None: it reaches mail headers, the
+    email and terminals, so it must be visible text on one line."""
+    if has_controls(value) or any(ch in value for ch in "\r\n"):
+        return f"{quoted(value)} holds control characters or a line break; remove them"
+    if not value.strip():
+        return "is blank; give some text or remove the entry"
+    if len(value) > longest:
+        return f"{quoted(value)} is longer than {longest} characters"
+    return None
+
+
+_TOP_LEVEL = {"defaults", "subscribers", "sources"}
+
+
+def parse_subscribers(text: str, path: str = "subscribers.yaml") -> list[Subscriber]:
+    """Every subscriber in the file, or ConfigError listing every problem found."""
+    return list(parse_roster(text, path).subscribers)
+
+
+def parse_roster(text: str, path: str = "subscribers.yaml") -> Roster:
+    """The whole file, subscribers and sources, read once; ConfigError listing every problem."""
+    with yamlfile.collector_paused():
+        return _parse_roster(text, path)
+
+
+def _document(text: str, path: str) -> tuple[dict[str, Any], yaml.Node | None]:
+    """The file as a mapping with a 'subscribers:' list, or ConfigError."""
+    try:
+        data, root = yamlfile.load(text)
+    except yamlfile.Refused as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(
+            f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)}); fix the syntax"
+        ) from exc
+    if not isinstance(data, dict) or not isinstance(data.get("subscribers"), list):
+        raise ConfigError(f"{path}: expected a mapping with a 'subscribers:' list (see README)")
+    return data, root
+
+
+def _parse_roster(text: str, path: str) -> Roster:
+    data, root = _document(text, path)
+    unknown_top = set(data) - _TOP_LEVEL
+    problems = [
+        f"{path}: unknown top-level key {quoted(k)}{_did_you_mean(k, _TOP_LEVEL)}"
+        for k in sorted(unknown_top, key=str)
+    ]
+    sources, source_problems = _source_problems(data.get("sources"), root, path)
+    problems += source_problems
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        problems.append(f"{path}: 'defaults' must be a mapping")
+        defaults = {}
+    for key in sorted(set(defaults) - _DEFAULTABLE, key=str):
+        problems.append(
+            f"{path}: defaults, unknown field {quoted(key)}{_did_you_mean(key, _DEFAULTABLE)}"
+            f" (line {yamlfile.line_of(root, 'defaults', key)})"
+        )
+
+    def defaults_line(name: str) -> str:
+        n = yamlfile.line_of(root, "defaults", name)
+        return f" (line {n})" if n else ""
+
+    problems += _check_fields(
+        {k: v for k, v in defaults.items() if k in _DEFAULTABLE}, f"{path}: defaults", defaults_line
+    )
+
+    subscribers: list[Subscriber] = []
+    seen_ids: dict[str, int] = {}
+    seen_emails: dict[str, str] = {}
+    for i, entry in enumerate(data["subscribers"]):
+        entry_line = yamlfile.line_of(root, "subscribers", i)
+        if not isinstance(entry, dict):
+            problems.append(f"{path}: subscriber #{i + 1} (line {entry_line}) must be a mapping")
+            continue
+        sid = entry.get("id")
+        who = f"{path}: subscriber {quoted(sid)}" if sid else f"{path}: subscriber #{i + 1}"
+
+        def line(name: str, i: int = i) -> str:
+            n = yamlfile.line_of(root, "subscribers", i, name) or yamlfile.line_of(root, "subscribers", i)
+            return f" (line {n})" if n else ""
+
+        before = len(problems)
+        for key in sorted(set(entry) - _SUBSCRIBER_FIELDS, key=str):
+            problems.append(
+                f"{who}: unknown field {quoted(key)}{_did_you_mean(key, _SUBSCRIBER_FIELDS)}{line(key)}"
+            )
+        if not isinstance(sid, str) or not SLUG.match(sid):
+            problems.append(f"{who}, field 'id'{line('id')}: required, a lower-case slug such as alice")
+        elif sid in seen_ids:
+            problems.append(f"{who}, field 'id'{line('id')}: duplicate of subscriber #{seen_ids[sid]}")
+        else:
+            seen_ids[sid] = i + 1
+        email = entry.get("email")
+        if not isinstance(email, str):
+            problems.append(f"{who}, field 'email'{line('email')}: required")
+        else:
+            try:
+                email = validate_email(email, check_deliverability=False).normalized
+            except EmailNotValidError as exc:
+                problems.append(f"{who}, field 'email'{line('email')}: {exc}")
+            else:
+                if email.lower() in seen_emails:
+                    problems.append(
+                        f"{who}, field 'email'{line('email')}: {email} is already used by "
+                        f"{quoted(seen_emails[email.lower()])}"
+                    )
+                seen_emails[email.lower()] = str(sid)
+        merged = {**{k: v for k, v in defaults.items() if k in _DEFAULTABLE}, **entry}
+        problems += _check_fields({k: v for k, v in entry.items() if k in _SUBSCRIBER_FIELDS}, who, line)
+        if not _as_str_list(merged.get("keywords") or []) and not _as_str_list(
+            merged.get("profile_papers") or []
+        ):
+            problems.append(f"{who}, field 'keywords'{line('keywords')}: required (or give profile_papers)")
+        if len(problems) > before:
+            continue
+        subscribers.append(
+            Subscriber(
+                id=sid,
+                email=email,
+                name=merged.get("name"),
+                keywords=_as_str_list(merged.get("keywords") or []) or (),
+                exclude=_as_str_list(merged.get("exclude") or []) or (),
+                profile_papers=_as_str_list(merged.get("profile_papers") or []) or (),
+                timezone=str(merged.get("timezone", "UTC")),
+                send_time=str(merged.get("send_time", "07:00")),
+                max_papers=int(merged.get("max_papers", 10)),
+                min_score=float(merged.get("min_score", 0.0)),
+                trending_weight=float(merged.get("trending_weight", 0.0)),
+                send_empty=bool(merged.get("send_empty", False)),
+                active=bool(merged.get("active", True)),
+            )
+        )
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return Roster(tuple(subscribers), tuple(sources))
+
+
+# --- sources: where the morning job fetches its papers -----------------------------------
+
+
+def _source_problems(value: Any, root: yaml.Node | None, path: str) -> tuple[list[Source], list[str]]:
+    """The `sources:` list as Source objects, and every problem with it."""
+    if value is None:
+        return [], []
+    if not isinstance(value, list):
+        return [], [f"{path}: 'sources' must be a list of URLs or {{url, name}} entries"]
+    sources: list[Source] = []
+    problems: list[str] = []
+    names: set[str] = set()
+    for i, entry in enumerate(value):
+        line = yamlfile.line_of(root, "sources", i)
+        where = f"{path}: sources #{i + 1} (line {line})"
+        url, name = (entry, None) if isinstance(entry, str) else (None, None)
+        if isinstance(entry, dict):
+            unknown = set(entry) - {"url", "name"}
+            if unknown:
+                problems.append(
+                    f"{where}: unknown field {quoted(sorted(map(str, unknown))[0])}; use url and name"
+                )
+                continue
+            url, name = entry.get("url"), entry.get("name")
+        if not isinstance(url, str) or http_url(url.replace("{date}", "2026-01-01")) is None:
+            problems.append(
+                f"{where}: {quoted(url)} is not an http(s) URL (a {{date}} placeholder is allowed)"
+            )
+            continue
+        if name is not None and (not isinstance(name, str) or _text_problem(name, 80)):
+            problems.append(f"{where}, field 'name': must be a short text")
+            continue
+        name = name or _name_for(url)
+        if name in names:
+            problems.append(f"{where}: the name {quoted(name)} is used twice; give each source its own name")
+            continue
+        names.add(name)
+        sources.append(Source(name=name, url=url.strip()))
+    return sources, problems
+
+
+def _name_for(url: str) -> str:
+    parts = urlsplit(url)
+    tail = [p for p in parts.path.split("/") if p and "{" not in p][-1:]
+    return "/".join([parts.hostname or "source", *tail])
+
+
+def load_sources(path: Path) -> list[Source]:
+    """The `sources:` of subscribers.yaml (empty when there are none); ConfigError if invalid."""
+    data, root = _document(read_text(path), str(path))
+    sources, problems = _source_problems(data.get("sources"), root, str(path))
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return sources
+
+
+def load_subscribers(path: Path) -> list[Subscriber]:
+    return list(load_roster(path).subscribers)
+
+
+def load_roster(path: Path) -> Roster:
+    """subscribers.yaml, subscribers and sources, read and checked once."""
+    return parse_roster(read_text(path), str(path))
+
+
+def read_text(path: Path) -> str:
+    return yamlfile.read_text(
+        path,
+        limit=MAX_SUBSCRIBERS_BYTES,
+        missing="create it (see README, 'Subscribe') or set DIGEST_SUBSCRIBERS",
+    )
+
+
+# --- the file as a long-running process holds it ----------------------------------------
 
 RECHECK = 5.0  # seconds after which the bytes are hashed again even if the stat looks the same
 
@@ -48,7 +341,7 @@ class SubscriberFile:
         self._checked = 0.0
         self._lock = threading.Lock()
         if required:
-            stat, text = self._look(), read_config_text(path)
+            stat, text = self._look(), read_text(path)
             self._take(parse_roster(text, str(path)), _sha(text))
             self._stat, self._checked = stat, time.monotonic()
         else:
@@ -73,7 +366,7 @@ class SubscriberFile:
         with self._lock:  # one thread parses; the others go on with the version in use
             self._stat, self._checked = stat, time.monotonic()
             try:
-                text = read_config_text(self.path)
+                text = read_text(self.path)
             except ConfigError as exc:
                 return self._refused(exc, None)
             digest = _sha(text)

@@ -9,6 +9,7 @@ through `printable` (or `one_line`); every link through `http_url`.
 from __future__ import annotations
 
 import re
+import reprlib
 from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 # C0 controls except tab, LF and CR; DEL and the C1 controls; the bidi embeddings, overrides
@@ -24,6 +25,20 @@ def printable(text: str) -> str:
     """`text` without terminal escapes, control and bidi-override characters (tabs and line
     breaks kept)."""
     return _CONTROLS.sub("", _ESCAPES.sub("", text))
+
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")  # a subscriber id: lower-case, safe in paths and URLs
+
+_repr = reprlib.Repr()
+_repr.maxstring = _repr.maxother = 60
+_repr.maxlist = _repr.maxtuple = _repr.maxdict = 4
+_repr.maxlevel = 2
+
+
+def quoted(value: object) -> str:
+    """A user's value quoted in a message: cut short (never expanded in full, whatever its size
+    or nesting) and on one line, free of control characters."""
+    return one_line(_repr.repr(value))
 
 
 def one_line(text: str) -> str:

@@ -44,11 +44,11 @@ from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from . import links, render
-from .config import Settings
 from .errors import StoreError
 from .models import Subscriber
 from .pipeline import archive_path
 from .roster import SubscriberFile
+from .settings import Settings
 from .store import Store, open_store
 
 log = logging.getLogger("digest")
@@ -293,7 +293,7 @@ class Pages:
         if found is None or found[0].id != sid or found[1].extra != "":
             return _not_found()
         subscriber, base = found[0], self._base(request)
-        folder = self.settings.state_dir / "archive"
+        folder = self.settings.store.state_dir / "archive"
         pages = await anyio.to_thread.run_sync(lambda: [p.parent.name for p in folder.glob(f"*/{sid}.html")])
         days = sorted((d for d in pages if _is_day(d)), reverse=True)
         items = [(d, links.archive_url(base, self.key, subscriber, date.fromisoformat(d))) for d in days]
@@ -319,7 +319,7 @@ class Pages:
 
     def _base(self, request: Request) -> str:
         """Links on pages point at the public origin when it is known, else where we were asked."""
-        return (self.settings.base_url or str(request.base_url)).rstrip("/")
+        return (self.settings.web.base_url or str(request.base_url)).rstrip("/")
 
 
 def _read_page(page: Any) -> str | None:

@@ -21,8 +21,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from pgserver import PostgresServer, fresh_schema
 
-from digest.config import Settings, parse_subscribers
 from digest.embed import HashingEmbedder
+from digest.roster import parse_subscribers
+from digest.settings import Settings
 from digest.store import Store, open_store
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from digest.config import Settings, load_subscribers, parse_subscribers
 from digest.errors import ConfigError
+from digest.roster import load_subscribers, parse_subscribers
+from digest.settings import Settings
 
 GOOD = """\
 defaults:
@@ -80,11 +81,11 @@ def test_missing_file_says_what_to_do(tmp_path: Path):
 def test_flags_win_over_environment_and_environment_over_defaults():
     env = {"DIGEST_DB": "/env/digest.db", "DIGEST_INBOX": "/env/inbox", "DIGEST_SMTP_PORT": "2525"}
     settings = Settings.load(env=env, db=Path("/flag/digest.db"))
-    assert settings.db == Path("/flag/digest.db")
+    assert settings.store.db == Path("/flag/digest.db")
     assert settings.inbox == Path("/env/inbox")
     assert settings.outbox == Path("var/outbox")
-    assert settings.smtp_port == 2525
-    assert settings.smtp_security == "starttls"
+    assert settings.smtp.port == 2525
+    assert settings.smtp.security == "starttls"
 
 
 def test_bad_security_mode_is_a_config_error():

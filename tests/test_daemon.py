@@ -16,8 +16,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from conftest import SAMPLES, Inbox, free_port, http_server
 
-from digest.config import Settings
 from digest.daemon import Daemon
+from digest.settings import Settings
 
 ALICE = (
     "subscribers:\n  - {id: alice, email: alice@example.org, keywords: [diffusion models], send_time: '%s'}\n"
@@ -77,7 +77,8 @@ def test_a_syntax_error_saved_between_two_sends_stops_neither_the_send_nor_the_s
     with http_server(Feed) as url:
         good = f"sources:\n  - {{name: feed, url: '{url}/today.txt'}}\n" + ALICE % "07:00" + BOB % "08:00"
         settings.subscribers.write_text(good)
-        daemon = Daemon(replace(settings, ingest_allow_private=True, fetch_retries=0, now=_at("07:30")))
+        fetch = replace(settings.fetch, allow_private=True, retries=0)
+        daemon = Daemon(replace(settings, fetch=fetch, now=_at("07:30")))
         daemon.send_due("alice")
         assert _outbox(settings) == ["alice"]
 

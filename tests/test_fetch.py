@@ -17,9 +17,9 @@ from click.testing import CliRunner
 from conftest import FIXTURES, SHARED, SUBSCRIBERS, http_server, opened
 
 from digest.cli import cli
-from digest.config import Settings
 from digest.fetch import fetch_sources, retry_after
 from digest.models import Source
+from digest.settings import Settings
 from digest.store import open_store
 
 DAY = date(2026, 11, 20)
@@ -168,7 +168,7 @@ def test_a_refused_address_or_an_oversized_body_is_not_fetched_again(
     from digest import sources
 
     waits: list[float] = []
-    refused = replace(settings, ingest_allow_private=False)
+    refused = replace(settings, fetch=replace(settings.fetch, allow_private=False))
     (loopback,), _, _ = run_fetch(refused, [Source("local", f"{base}/rss")], sleep=waits.append)
     assert loopback.status == "failed" and "DIGEST_INGEST_ALLOW_PRIVATE" in loopback.detail
     assert Server.seen == [] and waits == []
@@ -184,7 +184,7 @@ def test_a_slow_source_fails_at_its_deadline_and_the_next_one_is_still_fetched(b
     Server.script["/rss"] = [(200, {}, RSS)]
     from dataclasses import replace
 
-    quick = replace(settings, fetch_deadline=1.0, fetch_timeout=1.0, fetch_retries=0)
+    quick = replace(settings, fetch=replace(settings.fetch, deadline=1.0, timeout=1.0, retries=0))
     started = time.monotonic()
     slow, fine = run_fetch(quick, [Source("slow", f"{base}/slow"), Source("arxiv", f"{base}/rss")])[0]
     assert time.monotonic() - started < 6
@@ -238,7 +238,7 @@ def test_requests_to_one_host_are_spaced_by_the_interval(base: str, settings: Se
         now[0] += seconds
 
     run_fetch(
-        replace(settings, fetch_interval=3.0),
+        replace(settings, fetch=replace(settings.fetch, interval=3.0)),
         [Source("a", f"{base}/a"), Source("b", f"{base}/b")],
         sleep=sleep,
         clock=lambda: now[0],

@@ -9,8 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from digest import links
-from digest.config import Settings
 from digest.models import Subscriber
+from digest.settings import Settings
 
 KEY = "k" * 32
 ALICE = Subscriber(id="alice", email="alice@example.org", keywords=("x",))

@@ -29,8 +29,8 @@ from conftest import (
 from pgserver import PostgresServer, fresh_schema
 
 from digest.cli import cli
-from digest.config import Settings
 from digest.queue import run_worker, send_batch
+from digest.settings import Settings
 
 DAY = "2026-11-20"
 ADDRESSES = ("alice@example.org", "bob@example.org", "carol@example.org")

@@ -57,7 +57,7 @@ def test_empty_day_renders_a_short_note():
 
 def test_message_is_multipart_alternative_text_then_html_with_list_headers(settings):
     digest = render.render(SUB, DAY, [_ranked()], LINKS)
-    raw = build_message(digest, settings).as_bytes()
+    raw = build_message(digest, settings.smtp).as_bytes()
     msg = message_from_bytes(raw, policy=policy.default)
     assert msg.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
@@ -72,10 +72,11 @@ def test_https_unsubscribe_and_one_click_header_when_base_url_is_set(settings):
     from dataclasses import replace
 
     from digest import pipeline
+    from digest.settings import WebSettings
 
-    settings = replace(settings, base_url="https://digest.example.org", secret="k" * 32)
+    settings = replace(settings, web=WebSettings(base_url="https://digest.example.org", secret="k" * 32))
     digest = pipeline.render_digest(SUB, DAY, [_ranked()], settings)
-    msg = build_message(digest, settings)
+    msg = build_message(digest, settings.smtp)
     assert f"<{digest.links.unsubscribe_https}>, <mailto:" in msg["List-Unsubscribe"]
     assert digest.links.unsubscribe_https.startswith("https://digest.example.org/unsubscribe?t=")
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -86,15 +87,15 @@ def test_a_newline_in_a_display_name_cannot_add_a_header(settings):
     from dataclasses import replace
 
     evil = replace(SUB, name="Alice\r\nBcc: victim@example.org")
-    msg = build_message(render.render(evil, DAY, [_ranked()], LINKS), settings)
+    msg = build_message(render.render(evil, DAY, [_ranked()], LINKS), settings.smtp)
     parsed = message_from_bytes(msg.as_bytes(), policy=policy.default)
     assert parsed["Bcc"] is None
     assert parsed["To"].addresses[0].addr_spec == "alice@example.org"
 
 
 def test_outbox_writes_the_eml_and_its_html(tmp_path: Path, settings):
-    msg = build_message(render.render(SUB, DAY, [_ranked()], LINKS), settings)
-    location = OutboxMailer(tmp_path).send(serialize(msg, settings, key="2026-11-19/alice"))
+    msg = build_message(render.render(SUB, DAY, [_ranked()], LINKS), settings.smtp)
+    location = OutboxMailer(tmp_path).send(serialize(msg, settings.smtp, key="2026-11-19/alice"))
     assert location == str(tmp_path / "2026-11-19" / "alice.eml")
     assert message_from_bytes(Path(location).read_bytes())["To"]
     assert (tmp_path / "2026-11-19" / "alice.html").read_text().lower().startswith("<!doctype html>")
@@ -122,8 +123,8 @@ def test_twenty_paper_digest_stays_under_gmail_clipping():
 
 
 def test_wire_bytes_use_crlf_and_encode_non_ascii_headers(settings):
-    msg = build_message(render.render(SUB, DAY, [_ranked()], LINKS), settings)
-    outgoing = serialize(msg, settings, key="k")
+    msg = build_message(render.render(SUB, DAY, [_ranked()], LINKS), settings.smtp)
+    outgoing = serialize(msg, settings.smtp, key="k")
     head = outgoing.data.split(b"\r\n\r\n", 1)[0]
     assert b"\n" not in head.replace(b"\r\n", b"")
     assert head.isascii()  # the em dash in the Subject travels as an encoded word

@@ -21,9 +21,9 @@ from test_delivery import Scripted, serving
 
 from digest import links, pipeline, render
 from digest.cli import cli
-from digest.config import Settings
 from digest.mail import build_message, serialize
 from digest.models import Links, Paper, Ranked, Subscriber
+from digest.settings import Settings
 
 DAY = "2026-11-20"
 SECRET = "a-test-secret-of-enough-length"
@@ -148,7 +148,7 @@ def test_list_unsubscribe_headers_are_written_verbatim_on_the_wire(tmp_path: Pat
     sub = Subscriber(id="alice-with-a-long-id", email="alice@example.org", keywords=("x",))
     paper = Paper(id="2611.00001", title="T", abstract="A.")
     digest = pipeline.render_digest(sub, date(2026, 11, 20), [Ranked(paper, 0.5)], settings)
-    data = serialize(build_message(digest, settings), settings, key="k").data
+    data = serialize(build_message(digest, settings.smtp), settings.smtp, key="k").data
     head = data.split(b"\r\n\r\n", 1)[0]
     (line,) = [h for h in head.split(b"\r\n") if h.startswith(b"List-Unsubscribe:")]
     assert line.startswith(

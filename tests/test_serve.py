@@ -25,8 +25,8 @@ from pgserver import fresh_schema
 
 from digest import links
 from digest.cli import cli
-from digest.config import Settings
 from digest.models import Subscriber
+from digest.settings import Settings
 from digest.store import Store
 from digest.web import server_config
 

@@ -18,8 +18,8 @@ from conftest import SUBSCRIBERS, free_port, opened
 from test_serve import serving
 
 from digest import links, roster, web
-from digest.config import Settings
 from digest.models import Subscriber
+from digest.settings import Settings
 from digest.store.postgres import WRITE_LOCK
 
 SECRET = "a-serve-faults-secret-of-enough-length"

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from digest.config import MAX_SUBSCRIBERS_BYTES, Settings, check_address, load_subscribers, parse_subscribers
 from digest.errors import ConfigError
+from digest.roster import MAX_SUBSCRIBERS_BYTES, load_subscribers, parse_subscribers
+from digest.settings import Settings, check_address
 
 ONE = """\
 subscribers:
@@ -138,7 +139,7 @@ def test_an_unsafe_or_unusable_from_address_is_refused_at_start(sender: str):
 
 
 def test_a_good_from_address_is_kept():
-    assert Settings.load(env={"DIGEST_FROM": "Paper Digest <digest@example.org>"}).sender == (
+    assert Settings.load(env={"DIGEST_FROM": "Paper Digest <digest@example.org>"}).smtp.sender == (
         "Paper Digest <digest@example.org>"
     )
 
@@ -161,7 +162,7 @@ def test_a_base_url_that_is_not_a_plain_https_origin_is_refused(url: str):
 
 def test_the_base_url_is_kept_without_its_trailing_slash():
     assert (
-        Settings.load(env={"DIGEST_BASE_URL": "https://d.example.org/x/"}).base_url
+        Settings.load(env={"DIGEST_BASE_URL": "https://d.example.org/x/"}).web.base_url
         == "https://d.example.org/x"
     )
 
@@ -176,15 +177,15 @@ def test_an_empty_or_short_secret_is_refused_and_never_printed(secret: str):
 
 
 def test_a_long_secret_is_used_and_an_unset_one_is_none():
-    assert Settings.load(env={"DIGEST_SECRET": "s" * 32}).secret == "s" * 32
-    assert Settings.load(env={}).secret is None
+    assert Settings.load(env={"DIGEST_SECRET": "s" * 32}).web.secret == "s" * 32
+    assert Settings.load(env={}).web.secret is None
 
 
 @pytest.mark.parametrize(
     ("raw", "value"), [("1", True), ("yes", True), ("0", False), ("", False), ("off", False)]
 )
 def test_allow_private_ingest_is_a_yes_or_no(raw: str, value: bool):
-    assert Settings.load(env={"DIGEST_INGEST_ALLOW_PRIVATE": raw}).ingest_allow_private is value
+    assert Settings.load(env={"DIGEST_INGEST_ALLOW_PRIVATE": raw}).fetch.allow_private is value
 
 
 def test_allow_private_ingest_refuses_other_words():
@@ -193,7 +194,7 @@ def test_allow_private_ingest_refuses_other_words():
 
 
 def test_smtp_timeout_is_a_positive_number():
-    assert Settings.load(env={"DIGEST_SMTP_TIMEOUT": "2.5"}).smtp_timeout == 2.5
+    assert Settings.load(env={"DIGEST_SMTP_TIMEOUT": "2.5"}).smtp.timeout == 2.5
     with pytest.raises(ConfigError, match="DIGEST_SMTP_TIMEOUT"):
         Settings.load(env={"DIGEST_SMTP_TIMEOUT": "0"})
 

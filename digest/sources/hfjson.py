@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..models import Paper, arxiv_id_from
+from ..text import quoted
 from . import records
 from .clean import clean
 
@@ -46,7 +47,7 @@ def paper_from_item(item: Any, *, day: date | None, source: str | None) -> Paper
     arxiv_id = arxiv_id_from(records.identifier(paper.get("id"), "paper.id"))
     authors = paper.get("authors")
     if authors is not None and not (isinstance(authors, list) and all(isinstance(a, dict) for a in authors)):
-        raise records.FieldError("paper.authors", f"{records.shown(authors)} is not a list of author objects")
+        raise records.FieldError("paper.authors", f"{quoted(authors)} is not a list of author objects")
     return Paper.create(
         title,
         abstract,

@@ -153,9 +153,9 @@ def get(
     """One GET of an http(s) URL, redirects followed, within `deadline` seconds in all: the
     final status (2xx, 304, 4xx or 5xx alike), its headers and at most `max_bytes` of body.
     Network faults, refusals and the deadline are InputError naming the URL."""
-    shown = mask_query(url)
+    masked = mask_query(url)
     if urlsplit(url).scheme not in ("http", "https"):
-        raise InputError("only http:// and https:// URLs can be fetched", path=shown, permanent=True)
+        raise InputError("only http:// and https:// URLs can be fetched", path=masked, permanent=True)
     clock = _Deadline(deadline, timeout)
     current = url
     sent = {"User-Agent": user_agent, "Accept-Encoding": "identity", **(headers or {})}
@@ -172,24 +172,24 @@ def get(
                     location = response.getheader("Location")
                     if not location:
                         why = f"the server redirected ({response.status}) to nowhere"
-                        raise InputError(why, path=shown, permanent=True)
+                        raise InputError(why, path=masked, permanent=True)
                     current = urljoin(current, location)
                     continue
                 found = {k.lower(): v for k, v in response.getheaders()}
-                body = _read(response, sock, clock, max_bytes, shown) if response.status < 300 else b""
+                body = _read(response, sock, clock, max_bytes, masked) if response.status < 300 else b""
                 return Response(response.status, response.reason, found, body)
             finally:
                 conn.close()
-        raise InputError(f"more than {MAX_REDIRECTS} redirects; check the URL", path=shown, permanent=True)
+        raise InputError(f"more than {MAX_REDIRECTS} redirects; check the URL", path=masked, permanent=True)
     except _Refused as exc:
-        raise InputError(f"refused: {exc}", path=shown, permanent=True) from exc
+        raise InputError(f"refused: {exc}", path=masked, permanent=True) from exc
     except (OSError, http.client.HTTPException) as exc:  # TimeoutError is an OSError
         if isinstance(exc, TimeoutError) or clock.passed():  # or the watch cut the connection
             raise InputError(
                 f"no complete answer within {deadline:g} s; the server is too slow or stalled, try later",
-                path=shown,
+                path=masked,
             ) from exc
-        raise InputError(f"cannot fetch ({exc}); check the URL and the network", path=shown) from exc
+        raise InputError(f"cannot fetch ({exc}); check the URL and the network", path=masked) from exc
     finally:
         clock.close()
 
@@ -217,7 +217,7 @@ def _read(
     sock: socket.socket | None,
     clock: _Deadline,
     max_bytes: int,
-    shown: str,
+    masked: str,
 ) -> bytes:
     """The body chunk by chunk, each wait bounded by what the deadline leaves."""
     chunks: list[bytes] = []
@@ -236,6 +236,6 @@ def _read(
         size += len(chunk)
         if size > max_bytes:
             raise InputError(
-                f"larger than the {max_bytes:,}-byte limit; not a daily feed?", path=shown, permanent=True
+                f"larger than the {max_bytes:,}-byte limit; not a daily feed?", path=masked, permanent=True
             )
         chunks.append(chunk)

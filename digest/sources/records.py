@@ -7,21 +7,14 @@ from __future__ import annotations
 
 import math
 import re
-import reprlib
 from datetime import date
 from typing import Any
 
-from ..text import http_url, one_line
+from ..text import http_url, one_line, quoted
 
 MAX_UPVOTES = 10_000_000
 _AND = re.compile(r",\s*|\s+and\s+")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?![0-9])")  # [0-9]: \d would take any script's digits
-
-_repr = reprlib.Repr()
-_repr.maxstring = _repr.maxother = 50
-_repr.maxlist = _repr.maxdict = 3
-_repr.maxlevel = 1
-
 
 class FieldError(ValueError):
     """One field of one record is unusable; the message names the field and the value."""
@@ -31,11 +24,6 @@ class FieldError(ValueError):
         super().__init__(f"field {field!r}: {problem}")
 
 
-def shown(value: Any) -> str:
-    """A value quoted in a message: short, whatever its size or nesting."""
-    return one_line(_repr.repr(value))
-
-
 def text(value: Any, field: str, *, required: bool = False) -> str | None:
     """A string with visible text (control characters dropped)."""
     if value is None or (isinstance(value, str) and not one_line(value)):
@@ -43,7 +31,7 @@ def text(value: Any, field: str, *, required: bool = False) -> str | None:
             raise FieldError(field, "is missing or empty")
         return None
     if not isinstance(value, str):
-        raise FieldError(field, f"{shown(value)} is not a string")
+        raise FieldError(field, f"{quoted(value)} is not a string")
     return value
 
 
@@ -52,11 +40,11 @@ def upvotes(value: Any, field: str = "upvotes") -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise FieldError(field, f"{shown(value)} is not a number")
+        raise FieldError(field, f"{quoted(value)} is not a number")
     if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
-        raise FieldError(field, f"{shown(value)} is not a whole number from 0 to {MAX_UPVOTES}")
+        raise FieldError(field, f"{quoted(value)} is not a whole number from 0 to {MAX_UPVOTES}")
     if not 0 <= value <= MAX_UPVOTES:
-        raise FieldError(field, f"{shown(value)} is not a whole number from 0 to {MAX_UPVOTES}")
+        raise FieldError(field, f"{quoted(value)} is not a whole number from 0 to {MAX_UPVOTES}")
     return int(value)
 
 
@@ -66,11 +54,11 @@ def published(value: Any, field: str = "published") -> str | None:
         return None
     # YYYY-MM-DD itself: Python 3.11's fromisoformat also takes 20261120 and week dates (2026-W47-5)
     if not isinstance(value, str) or not (match := _ISO_DATE.match(value.strip())):
-        raise FieldError(field, f"{shown(value)} is not a date such as 2026-11-20")
+        raise FieldError(field, f"{quoted(value)} is not a date such as 2026-11-20")
     try:
         return date.fromisoformat(match.group()).isoformat()
     except ValueError as exc:
-        raise FieldError(field, f"{shown(value)} is not a date such as 2026-11-20") from exc
+        raise FieldError(field, f"{quoted(value)} is not a date such as 2026-11-20") from exc
 
 
 def authors(value: Any, field: str = "authors") -> tuple[str, ...]:
@@ -82,9 +70,9 @@ def authors(value: Any, field: str = "authors") -> tuple[str, ...]:
     elif isinstance(value, list):
         names = [a.get("name") if isinstance(a, dict) else a for a in value]
     else:
-        raise FieldError(field, f"{shown(value)} is not a list of names")
+        raise FieldError(field, f"{quoted(value)} is not a list of names")
     if not all(isinstance(n, str) for n in names):
-        raise FieldError(field, f"{shown(value)} is not a list of names (strings)")
+        raise FieldError(field, f"{quoted(value)} is not a list of names (strings)")
     return tuple(clean for n in names if (clean := one_line(n)))
 
 
@@ -94,7 +82,7 @@ def strings(value: Any, field: str) -> tuple[str, ...]:
         return ()
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
-        raise FieldError(field, f"{shown(value)} is not a list of strings")
+        raise FieldError(field, f"{quoted(value)} is not a list of strings")
     return tuple(clean for v in items if (clean := one_line(v)))
 
 
@@ -104,7 +92,7 @@ def url(value: Any, field: str = "url") -> str | None:
         return None
     checked = http_url(value)
     if checked is None:
-        raise FieldError(field, f"{shown(value)} is not an http(s) URL")
+        raise FieldError(field, f"{quoted(value)} is not an http(s) URL")
     return checked
 
 
@@ -113,5 +101,5 @@ def identifier(value: Any, field: str = "id") -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise FieldError(field, f'{shown(value)} must be a string such as "2505.01230"')
+        raise FieldError(field, f'{quoted(value)} must be a string such as "2505.01230"')
     return value

@@ -17,7 +17,7 @@ from .copy import copy_store
 from .sqlite import MIGRATIONS, SQLiteStore
 
 if TYPE_CHECKING:
-    from ..config import Settings
+    from ..settings import Settings
 
 
 def open_store(settings: Settings, *, wait: float | None = None) -> Store:
@@ -25,11 +25,11 @@ def open_store(settings: Settings, *, wait: float | None = None) -> Store:
     `wait`: the most seconds any step may wait for the database (to connect, for a lock, for a
     statement) before it is a StoreError; by default the backends' own, which suit a batch job
     better than a reader waiting for a page."""
-    if settings.database_url:
+    if settings.store.url:
         from .postgres import PostgresStore  # psycopg is imported only by those who use it
 
-        return PostgresStore.open(settings.database_url, wait=wait)
-    return SQLiteStore.open(settings.db, busy_timeout=30.0 if wait is None else wait)
+        return PostgresStore.open(settings.store.url, wait=wait)
+    return SQLiteStore.open(settings.store.db, busy_timeout=30.0 if wait is None else wait)
 
 
 __all__ = [

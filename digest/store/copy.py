@@ -141,9 +141,9 @@ def describe(store: Store) -> str:
     """The store in words: its SQLite file, or its PostgreSQL URL without the password."""
     if isinstance(store, SQLiteStore):
         return str(store.path)
-    from .postgres import shown  # only a PostgreSQL store gets here: psycopg is loaded already
+    from .postgres import redacted  # only a PostgreSQL store gets here: psycopg is loaded already
 
-    return shown(store.url)  # type: ignore[attr-defined]
+    return redacted(store.url)  # type: ignore[attr-defined]
 
 
 @contextmanager

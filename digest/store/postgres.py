@@ -128,7 +128,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
 ]
 
 
-def shown(url: str) -> str:
+def redacted(url: str) -> str:
     """The URL without its password, for messages and `digest status`."""
     try:
         parts = conninfo_to_dict(url)
@@ -141,7 +141,7 @@ def shown(url: str) -> str:
 
 def store_error(url: str, exc: BaseException) -> StoreError:
     """One line that says what is wrong with the database and what to do."""
-    where = shown(url)
+    where = redacted(url)
     state = getattr(exc, "sqlstate", None) or ""
     detail = _reason(exc)
     if isinstance(exc, psycopg.ProgrammingError) and not state:
@@ -324,7 +324,7 @@ class PostgresStore(SQLStore):
             version = int(found[0][0]) if found else 0
             if version > len(MIGRATIONS):
                 raise StoreError(
-                    f"{shown(self.url)} was written by a newer digest (schema {version}; this one knows "
+                    f"{redacted(self.url)} was written by a newer digest (schema {version}; this one knows "
                     f"{len(MIGRATIONS)}); upgrade digest, or point DIGEST_DB at another database",
                     lasting=True,
                 )
