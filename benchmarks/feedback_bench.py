@@ -51,9 +51,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
-from digest import learn, rank  # noqa: E402
-from digest.embed import CachedEmbedder, embedder_for, normalize  # noqa: E402
 from digest.models import Paper, Subscriber  # noqa: E402
+from digest.ranking import learn, rank  # noqa: E402
+from digest.ranking.embed import CachedEmbedder, embedder_for, normalize  # noqa: E402
 from digest.store import SQLiteStore  # noqa: E402
 
 DATA = (

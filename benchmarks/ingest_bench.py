@@ -12,7 +12,8 @@ import time
 from datetime import date
 from pathlib import Path
 
-from digest import pipeline, sources
+from digest import sources
+from digest.ingest.files import ingest
 from digest.store import SQLiteStore
 
 LISTINGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "arxiv_daily" / "raw_daily_listings"
@@ -40,7 +41,7 @@ def main() -> int:
 
     def parse_and_store() -> None:
         with tempfile.TemporaryDirectory() as tmp, SQLiteStore.open(Path(tmp) / "bench.db") as store:
-            outcomes = pipeline.ingest(store, files, today=date.today())
+            outcomes = ingest(store, files, today=date.today())
             assert not any(o.error for o in outcomes)
 
     parse_s = best_of(3, parse_only)

@@ -25,8 +25,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
-from digest import keyphrases, sources  # noqa: E402
-from digest.embed import MiniLM, normalize  # noqa: E402
+from digest import sources  # noqa: E402
+from digest.ranking import keyphrases  # noqa: E402
+from digest.ranking.embed import MiniLM, normalize  # noqa: E402
 
 LISTINGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "arxiv_daily" / "raw_daily_listings"
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")

@@ -40,9 +40,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
-from digest import keyphrases, rank, sources  # noqa: E402
-from digest.embed import CachedEmbedder, MiniLM, text_hash  # noqa: E402
+from digest import sources  # noqa: E402
 from digest.models import Subscriber  # noqa: E402
+from digest.ranking import keyphrases, rank  # noqa: E402
+from digest.ranking.embed import CachedEmbedder, MiniLM, text_hash  # noqa: E402
 from digest.store import SQLiteStore  # noqa: E402
 
 LISTINGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "arxiv_daily" / "raw_daily_listings"
@@ -238,7 +239,7 @@ def whole_process_rank(db: Path, day: str, pythonpath: Path | None = None) -> tu
     )
     rank_s = time.perf_counter() - start
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import digest.cli, digest.pipeline"], check=True)
+    subprocess.run([sys.executable, "-c", "import digest.cli, digest.app"], check=True)
     return rank_s, time.perf_counter() - start
 
 

@@ -59,9 +59,9 @@ from scipy import sparse  # noqa: E402
 from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
 from sklearn.preprocessing import normalize as normalize_rows  # noqa: E402
 
-from digest import keyphrases, rank  # noqa: E402
-from digest.embed import CachedEmbedder, embedder_for, normalize, text_hash  # noqa: E402
 from digest.models import Paper  # noqa: E402
+from digest.ranking import keyphrases, rank  # noqa: E402
+from digest.ranking.embed import CachedEmbedder, embedder_for, normalize, text_hash  # noqa: E402
 from digest.store import SQLiteStore  # noqa: E402
 from digest.text import words  # noqa: E402
 

@@ -247,9 +247,9 @@ def ranking(subscribers: int, papers: int) -> None:
 def _rank_in_process(n_subscribers: int, n_papers: int) -> None:
     import numpy as np
 
-    from digest import rank
-    from digest.embed import CachedEmbedder, embedder_for, text_hash
     from digest.models import Paper, Subscriber
+    from digest.ranking import rank
+    from digest.ranking.embed import CachedEmbedder, embedder_for, text_hash
     from digest.store import SQLiteStore
 
     rows = [json.loads(line) for line in DATA.open(encoding="utf-8") if line.strip()][:n_papers]

@@ -19,9 +19,9 @@ from datetime import date
 
 from aiosmtpd.controller import Controller
 
-from digest import render
-from digest.dispatch import Policy, dispatch
-from digest.mail import SMTPMailer, build_message, serialize
+from digest.delivery import render
+from digest.delivery.dispatch import Policy, dispatch
+from digest.delivery.mail import SMTPMailer, build_message, serialize
 from digest.models import Links, Paper, Ranked, Subscriber
 from digest.settings import Settings
 

@@ -36,7 +36,7 @@ import httpx  # noqa: E402
 from conftest import free_port  # noqa: E402
 from pgserver import PostgresServer, fresh_schema  # noqa: E402
 
-from digest import links  # noqa: E402
+from digest.delivery import links  # noqa: E402
 from digest.models import Subscriber  # noqa: E402
 
 SECRET = "a-serve-benchmark-secret-of-enough-length"

@@ -1,19 +1,23 @@
 """digest: a personalized research-paper newsletter.
 
-The morning job, as pseudocode (each line is a small stage in its own module)::
+A front door (digest.app.Digest, built once from the settings) over three wings that never call
+one another, each typed against its own narrow view of the store::
 
-    store = store.open_store(settings)                        # SQLite by default
-    for each new file in the inbox:                           # pipeline.ingest_inbox
-        papers = sources.read_file(path).papers               # any format, checked per record
-        store.ingest_file(sha256, path, day, papers)          # one row per paper identity
-    for each subscriber due now (schedule.due):               # pipeline.send -> run_due
-        ranked = Ranker.rank_all(subscribers, day)            # rank.featurize + rank.select
-        if store.claim_delivery(subscriber, day):             # never twice
-            digest = pipeline.render_digest(...)              # links.for_digest + render.render
-            mailer.send(mail.serialize(mail.build_message(digest)))   # dispatch: retries, limits
-            store.finish_delivery(subscriber, day, status=...)
+    cli.py  daemon.py  web.py          parse, call the front door, print (or answer)
+        app.Digest                     owns the store, the ranker, the mailroom, the links
+            ingest/    sources -> store                  fetch.py, files.py
+            ranking/   store -> ranked lists, learning   ranker.py, rank.py, learn.py, embed.py...
+            delivery/  ranked lists -> mail -> ledger    send.py, mail.py, render.py, queue.py...
+        store/  sources/  roster.py  settings.py  schedule.py  models.py  text.py  errors.py
 
-`digest.cli` only parses flags, calls `digest.pipeline`, and prints.
-"""
+The morning job, as `Digest.run` reads::
+
+    fetched  = fetch_sources(store, roster.sources)            # ingest.fetch
+    ingested = ingest_inbox(store)                             # ingest.files
+    for day, readers in schedule.due(subscribers, now, ledger):
+        report, due = still_due(store, readers, day)           # delivery.send: ledger, unsubscribes
+        ranked = ranker.rank_all(due, day)                     # ranking.ranker
+        send_ranked(store, mailroom, day, due, ranked)         # claim -> render -> send -> finish
+
 
 __version__ = "0.1.0"

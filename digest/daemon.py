@@ -8,20 +8,22 @@
     SIGTERM/SIGINT:  finish the job in hand, exit 0
 
 Jobs run one at a time (one worker), so the model and the SQLite file are never shared
-between threads at once; each job opens its own Store.
+between threads at once; each job opens the front door (digest.app.Digest) afresh, over the
+model loaded once.
 """
 
 from __future__ import annotations
 
 import logging
 
-from . import pipeline, schedule
-from .embed import embedder_for
+from . import schedule
+from .app import Digest
+from .delivery.send import PROBLEMS
 from .errors import DigestError
 from .models import Subscriber
+from .ranking.embed import embedder_for
 from .roster import SubscriberFile
 from .settings import Settings
-from .store import Store, open_store
 
 log = logging.getLogger("digest")
 
@@ -38,54 +40,53 @@ class Daemon:
         """The last good version's subscribers."""
         return self.file.subscribers
 
-    def _ranker(self, store: Store) -> pipeline.Ranker:
-        return pipeline.Ranker.for_settings(store, self.settings, self.embedder)
-
-    def _log_reports(self, reports: list[pipeline.DeliveryReport]) -> None:
-        for report in reports:
-            for o in report.outcomes:
-                line = f"{report.day} {o.subscriber}: {o.status}, {o.papers} papers" + (
-                    f" ({o.detail})" if o.detail else ""
-                )
-                (log.error if o.status in pipeline.PROBLEMS else log.info)(line)
-            if report.stopped:
-                log.error(report.stopped)
+    def _digest(self) -> Digest:
+        """The front door over the settings as they are now, with the model kept loaded."""
+        return Digest(self.settings, embedder=self.embedder)
 
     def send_due(self, only: str | None = None) -> None:
-        """Send what is due now, for one subscriber (a trigger fired) or for all (start-up)."""
-        roster = self.file.roster  # the last good version, whatever the file holds now
-        subs = [s for s in roster.subscribers if only is None or s.id == only]
+        """Send what is due now, for one subscriber (a trigger fired) or for all (start-up),
+        from the last good subscribers.yaml, whatever the file holds now."""
         try:
-            with open_store(self.settings) as store:
-                fetched = pipeline.fetch_configured(store, self.settings, sources=roster.sources)
-                for o in fetched:
-                    (log.info if o.ok else log.error)(
-                        "source %s: %s%s", o.source, o.status, f" ({o.detail})" if o.detail else ""
-                    )
-                no_empty = pipeline.all_sources_failed(fetched)
-                self._log_reports(
-                    pipeline.send(store, self.settings, subs, self._ranker(store), no_empty=no_empty)
-                )
+            with self._digest().opened() as digest:
+                report = digest.run(self.file.roster, only=only, inbox=False)
         except DigestError as exc:
             log.error("%s", exc)
+            return
         except Exception as exc:  # noqa: BLE001 - a bug in one job must not stop the daemon
             _unexpected("sending", exc)
+            return
+        for o in report.fetched:
+            (log.info if o.ok else log.error)(
+                "source %s: %s%s", o.source, o.status, f" ({o.detail})" if o.detail else ""
+            )
+        for delivered in report.deliveries:
+            for o in delivered.outcomes:
+                line = f"{delivered.day} {o.subscriber}: {o.status}, {o.papers} papers" + (
+                    f" ({o.detail})" if o.detail else ""
+                )
+                (log.error if o.status in PROBLEMS else log.info)(line)
+            if delivered.stopped:
+                log.error(delivered.stopped)
 
     def poll(self) -> None:
         self.reload()
         try:
-            with open_store(self.settings) as store:
-                for o in pipeline.ingest_inbox(store, self.settings):
-                    if o.error:
-                        log.error("%s", o.error)
-                    elif not o.skipped:
-                        log.info("ingested %s: %d papers (%d new)", o.path, o.papers, o.new)
-                    for note in o.notes:
-                        log.error("%s", note)
+            with self._digest().opened() as digest:
+                outcomes = digest.ingest_inbox()
         except DigestError as exc:
             log.error("%s", exc)
+            return
         except Exception as exc:  # noqa: BLE001 - a bug in one poll must not stop the daemon
             _unexpected("polling the inbox", exc)
+            return
+        for o in outcomes:
+            if o.error:
+                log.error("%s", o.error)
+            elif not o.skipped:
+                log.info("ingested %s: %d papers (%d new)", o.path, o.papers, o.new)
+            for note in o.notes:
+                log.error("%s", note)
 
     def reload(self) -> bool:
         """Re-read subscribers.yaml if it changed; a broken edit keeps the last good version."""

@@ -210,8 +210,11 @@ class Status(StrEnum):
     NOT_TRIED = "not-tried"  # the run stopped before their turn
     QUEUED = "queued"  # handed to the workers (digest run --enqueue, digest.queue)
 
-
-LEDGER = (Status.PENDING, Status.SENDING, Status.SENT, Status.FAILED)
+    @property
+    def label(self) -> str:
+        """The word a person reads: a row left `sending` after its run means nobody knows
+        whether the mail went out."""
+        return "unknown" if self is Status.SENDING else self.value
 
 
 @dataclass(frozen=True)
@@ -220,7 +223,7 @@ class Delivery:
 
     subscriber_id: str
     day: date
-    status: Status  # one of LEDGER
+    status: Status  # pending, sending (unknown), sent or failed
     message_id: str | None = None
     paper_ids: tuple[str, ...] = field(default_factory=tuple)
     location: str | None = None  # outbox file or SMTP host

@@ -26,6 +26,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ import yaml
 from email_validator import EmailNotValidError, validate_email
 
 from . import yamlfile
-from .errors import ConfigError
+from .errors import ConfigError, NotFoundError
 from .models import Roster, Source, Subscriber
 from .text import SLUG, has_controls, http_url, quoted
 
@@ -299,6 +300,16 @@ def load_sources(path: Path) -> list[Source]:
     if problems:
         raise ConfigError("\n".join(problems))
     return sources
+
+
+def find(subscribers: Iterable[Subscriber], sid: str) -> Subscriber:
+    """The subscriber `sid`, or NotFoundError naming the ones there are."""
+    subscribers = list(subscribers)
+    for s in subscribers:
+        if s.id == sid:
+            return s
+    known = ", ".join(s.id for s in subscribers) or "none"
+    raise NotFoundError(f"no subscriber {sid!r} in the subscribers file (known: {known})")
 
 
 def load_subscribers(path: Path) -> list[Subscriber]:

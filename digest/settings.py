@@ -25,7 +25,7 @@ from email.utils import getaddresses
 from functools import cached_property
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -116,11 +116,7 @@ class StoreSettings:
     @property
     def description(self) -> str:
         """The database in words: the SQLite file, or the PostgreSQL URL without its password."""
-        if self.url:
-            from .store.postgres import redacted
-
-            return redacted(self.url)
-        return str(self.db)
+        return redacted(self.url) if self.url else str(self.db)
 
 
 @dataclass(frozen=True)
@@ -302,6 +298,18 @@ class _Reader:
                 f"DIGEST_NOW={quoted(raw)} is not an ISO time such as 2026-11-20T07:00:00Z"
             ) from exc
         return now if now.tzinfo else now.replace(tzinfo=UTC)
+
+
+def redacted(url: str) -> str:
+    """A postgresql:// URL without its password (nor its options), for messages and `digest
+    status`: user@host:port/database."""
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "postgresql://(an invalid URL)"
+    user = f"{unquote(parts.username)}@" if parts.username else ""
+    return f"postgresql://{user}{parts.hostname or ''}{port}{unquote(parts.path) or '/'}"
 
 
 def check_address(value: str, what: str) -> str:

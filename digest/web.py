@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import date
 from html import escape
@@ -43,13 +42,14 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from . import links, render
+from .app import Digest
+from .delivery import links, render
 from .errors import StoreError
 from .models import Subscriber
-from .pipeline import archive_path
 from .roster import SubscriberFile
 from .settings import Settings
-from .store import Store, open_store
+from .store import Store
+from .text import SLUG
 
 log = logging.getLogger("digest")
 
@@ -68,7 +68,6 @@ SECURITY_HEADERS = {
     "x-frame-options": "DENY",
     "cache-control": "no-store",
 }
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -149,6 +148,7 @@ class Pages:
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        self.digest = Digest(settings)
         self.file = SubscriberFile(settings.subscribers, required=False)
         self.templates = render.environment(settings.templates)
         self.key = links.secret(settings)
@@ -174,7 +174,7 @@ class Pages:
         locked or slow for STORE_WAIT seconds is a StoreError (answered 503 by `unavailable`)."""
 
         def run() -> T:
-            with open_store(self.settings, wait=STORE_WAIT) as store:
+            with self.digest.request_store(STORE_WAIT) as store:
                 return work(store)
 
         return await anyio.to_thread.run_sync(run, limiter=limiter)
@@ -274,12 +274,12 @@ class Pages:
 
     async def archive_day(self, request: Request) -> Response:
         day, sid = request.path_params["day"], request.path_params["sid"]
-        if not _is_day(day) or not _SLUG.match(sid):
+        if not _is_day(day) or not SLUG.match(sid):
             return _not_found()
         found = await self.reader(request, "archive")
         if found is None or found[0].id != sid or found[1].extra != day:
             return _not_found()
-        page = archive_path(self.settings, date.fromisoformat(day), sid)
+        page = self.digest.mailroom.archived(date.fromisoformat(day), sid)
         html = await anyio.to_thread.run_sync(_read_page, page)
         if html is None:
             return _not_found()
@@ -293,7 +293,7 @@ class Pages:
         if found is None or found[0].id != sid or found[1].extra != "":
             return _not_found()
         subscriber, base = found[0], self._base(request)
-        folder = self.settings.store.state_dir / "archive"
+        folder = self.digest.mailroom.archive
         pages = await anyio.to_thread.run_sync(lambda: [p.parent.name for p in folder.glob(f"*/{sid}.html")])
         days = sorted((d for d in pages if _is_day(d)), reverse=True)
         items = [(d, links.archive_url(base, self.key, subscriber, date.fromisoformat(d))) for d in days]

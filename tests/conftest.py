@@ -21,7 +21,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from pgserver import PostgresServer, fresh_schema
 
-from digest.embed import HashingEmbedder
+from digest.ranking.embed import HashingEmbedder
 from digest.roster import parse_subscribers
 from digest.settings import Settings
 from digest.store import Store, open_store

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from digest import render
+from digest.delivery import render
 from digest.models import Links, Paper, Ranked, Subscriber
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

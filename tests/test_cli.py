@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from conftest import SAMPLES, SUBSCRIBERS, opened, stored_text
 
 from digest.cli import cli
-from digest.keyphrases import occurs_verbatim
+from digest.ranking.keyphrases import occurs_verbatim
 
 COMMANDS = [
     ["ingest"],

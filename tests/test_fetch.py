@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from conftest import FIXTURES, SHARED, SUBSCRIBERS, http_server, opened
 
 from digest.cli import cli
-from digest.fetch import fetch_sources, retry_after
+from digest.ingest.fetch import fetch_sources, retry_after
 from digest.models import Source
 from digest.settings import Settings
 from digest.store import open_store

@@ -99,8 +99,9 @@ def test_run_mails_each_subscriber_one_digest_of_their_interests_and_never_twice
 
 
 def test_the_real_model_picks_only_phrases_that_occur_in_the_paper():
-    from digest import keyphrases, sources
-    from digest.embed import MiniLM
+    from digest import sources
+    from digest.ranking import keyphrases
+    from digest.ranking.embed import MiniLM
 
     papers = [p for f in sorted(SAMPLES.glob("*.txt")) for p in sources.read_file(f).papers]
     texts = [p.text for p in papers]
@@ -115,8 +116,9 @@ def test_the_real_model_picks_only_phrases_that_occur_in_the_paper():
 
 
 def test_one_pass_for_papers_and_their_phrases_gives_the_papers_embeddings_unchanged():
-    from digest import keyphrases, sources
-    from digest.embed import MiniLM
+    from digest import sources
+    from digest.ranking import keyphrases
+    from digest.ranking.embed import MiniLM
 
     papers = [p for f in sorted(SAMPLES.glob("*.txt")) for p in sources.read_file(f).papers]
     texts = [p.text for p in papers] + ["  leading and trailing space, graph neural networks  "]

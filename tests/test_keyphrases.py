@@ -8,9 +8,10 @@ from conftest import ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from digest import keyphrases, sources
-from digest.embed import HashingEmbedder, encode_spans_apart, normalize
-from digest.keyphrases import occurs_verbatim
+from digest import sources
+from digest.ranking import keyphrases
+from digest.ranking.embed import HashingEmbedder, encode_spans_apart, normalize
+from digest.ranking.keyphrases import occurs_verbatim
 
 # From our sample dumps: the sentences KeyBERT's CountVectorizer glued into "phones quantize",
 # "fidelity distilling" and the like, plus LaTeX, markup, acronyms and hyphens.

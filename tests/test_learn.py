@@ -12,10 +12,11 @@ import pytest
 from click.testing import CliRunner
 from conftest import SUBSCRIBERS
 
-from digest import learn, pipeline, rank
 from digest.cli import cli
-from digest.embed import HashingEmbedder, normalize
 from digest.models import Paper, Subscriber, paper_identity
+from digest.ranking import learn, rank
+from digest.ranking.embed import HashingEmbedder, normalize
+from digest.ranking.ranker import Ranker
 
 EMB = HashingEmbedder()
 DAY = date(2026, 11, 20)
@@ -224,7 +225,7 @@ def test_a_paper_voted_on_before_the_newest_votes_is_never_embedded_nor_sent_aga
     store.add_papers([*TODAY, LIKED, DISLIKED])
     for paper, vote in ((TODAY[0], -1), (LIKED, 1), (DISLIKED, -1)):  # oldest first
         store.record_vote(ALICE.id, paper.id, vote)
-    ranker = pipeline.Ranker(store, EMB)
+    ranker = Ranker(store, EMB)
     votes = ranker.votes(ALICE)
     assert votes is not None and votes.paper_ids == (LIKED.id, DISLIKED.id)
     assert ranker.embedder.computed == 2  # the old vote's paper is not embedded

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from digest import links
+from digest.delivery import links
 from digest.models import Subscriber
 from digest.settings import Settings
 
@@ -57,9 +57,14 @@ def test_a_tampered_extra_is_refused():
 
 def test_digest_links_are_signed_when_a_base_url_is_set(tmp_path):
     settings = Settings.load(
-        env={"DIGEST_BASE_URL": "https://d.example.org", "DIGEST_SECRET": KEY}, db=tmp_path / "d.db"
+        env={
+            "DIGEST_BASE_URL": "https://d.example.org",
+            "DIGEST_SECRET": KEY,
+            "DIGEST_FROM": "digest@example.org",
+        },
+        db=tmp_path / "d.db",
     )
-    made = links.for_digest(ALICE, date(2026, 11, 20), settings, "digest@example.org")
+    made = links.LinkMaker.for_settings(settings).for_digest(ALICE, date(2026, 11, 20))
     token = parse_qs(urlsplit(made.unsubscribe_https).query)["t"][0]
     assert links.verify_token(KEY, token, "unsubscribe", ALICE)
     archive = urlsplit(made.archive)
@@ -70,7 +75,7 @@ def test_digest_links_are_signed_when_a_base_url_is_set(tmp_path):
 
 
 def test_without_a_base_url_only_the_mailto_remains(tmp_path):
-    settings = Settings.load(env={}, db=tmp_path / "d.db")
-    made = links.for_digest(ALICE, date(2026, 11, 20), settings, "digest@example.org")
+    settings = Settings.load(env={"DIGEST_FROM": "digest@example.org"}, db=tmp_path / "d.db")
+    made = links.LinkMaker.for_settings(settings).for_digest(ALICE, date(2026, 11, 20))
     assert (made.unsubscribe_https, made.archive) == (None, None)
     assert made.unsubscribe == "mailto:digest@example.org?subject=unsubscribe%20alice"

@@ -29,7 +29,7 @@ from conftest import (
 from pgserver import PostgresServer, fresh_schema
 
 from digest.cli import cli
-from digest.queue import run_worker, send_batch
+from digest.delivery.queue import run_worker, send_batch
 from digest.settings import Settings
 
 DAY = "2026-11-20"

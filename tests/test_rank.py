@@ -5,9 +5,9 @@ from datetime import date
 
 import pytest
 
-from digest import rank
-from digest.embed import HashingEmbedder
 from digest.models import Paper, Subscriber, paper_identity
+from digest.ranking import rank
+from digest.ranking.embed import HashingEmbedder
 
 
 def _paper(title: str, abstract: str, **kw) -> Paper:
@@ -136,7 +136,7 @@ def test_many_subscribers_share_one_score_matrix_and_get_their_own_picks(feature
 def test_ranking_in_small_blocks_gives_every_subscriber_the_same_picks(features, monkeypatch):
     import numpy as np
 
-    from digest.learn import Votes
+    from digest.ranking.learn import Votes
 
     topics = ["diffusion models", "graph neural networks", "soil moisture", "medical imaging", "sensors"]
     subs = [

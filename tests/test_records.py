@@ -401,10 +401,10 @@ def test_a_saved_web_page_is_still_refused_as_one(text: str):
 def test_the_operator_sees_each_note_once_naming_its_file_once(
     tmp_path: Path, store: Store, name: str, text: str, note: str
 ):
-    from digest import pipeline
+    from digest.ingest.files import ingest
 
     path = tmp_path / name
     path.write_text(text)
-    (outcome,) = pipeline.ingest(store, [path], today=DAY)
+    (outcome,) = ingest(store, [path], today=DAY)
     (line,) = outcome.notes
     assert line.startswith(f"{path}{note}") and line.count(str(path)) == 1, line

@@ -5,8 +5,8 @@ from datetime import date
 from email import message_from_bytes, policy
 from pathlib import Path
 
-from digest import render
-from digest.mail import OutboxMailer, build_message, serialize
+from digest.delivery import render
+from digest.delivery.mail import OutboxMailer, build_message, serialize
 from digest.models import Links, Paper, Ranked, Subscriber
 
 DAY = date(2026, 11, 19)
@@ -71,11 +71,11 @@ def test_message_is_multipart_alternative_text_then_html_with_list_headers(setti
 def test_https_unsubscribe_and_one_click_header_when_base_url_is_set(settings):
     from dataclasses import replace
 
-    from digest import pipeline
+    from digest.delivery.send import Mailroom
     from digest.settings import WebSettings
 
     settings = replace(settings, web=WebSettings(base_url="https://digest.example.org", secret="k" * 32))
-    digest = pipeline.render_digest(SUB, DAY, [_ranked()], settings)
+    digest = Mailroom.for_settings(settings).render(SUB, DAY, [_ranked()])
     msg = build_message(digest, settings.smtp)
     assert f"<{digest.links.unsubscribe_https}>, <mailto:" in msg["List-Unsubscribe"]
     assert digest.links.unsubscribe_https.startswith("https://digest.example.org/unsubscribe?t=")

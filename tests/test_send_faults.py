@@ -19,9 +19,11 @@ from click.testing import CliRunner
 from conftest import SAMPLES, SUBSCRIBERS, opened
 from test_delivery import Scripted, serving
 
-from digest import links, pipeline, render
+from digest.app import Digest
 from digest.cli import cli
-from digest.mail import build_message, serialize
+from digest.delivery import links, render
+from digest.delivery.mail import build_message, serialize
+from digest.delivery.send import Mailroom
 from digest.models import Links, Paper, Ranked, Subscriber
 from digest.settings import Settings
 
@@ -147,7 +149,7 @@ def test_list_unsubscribe_headers_are_written_verbatim_on_the_wire(tmp_path: Pat
     )
     sub = Subscriber(id="alice-with-a-long-id", email="alice@example.org", keywords=("x",))
     paper = Paper(id="2611.00001", title="T", abstract="A.")
-    digest = pipeline.render_digest(sub, date(2026, 11, 20), [Ranked(paper, 0.5)], settings)
+    digest = Mailroom.for_settings(settings).render(sub, date(2026, 11, 20), [Ranked(paper, 0.5)])
     data = serialize(build_message(digest, settings.smtp), settings.smtp, key="k").data
     head = data.split(b"\r\n\r\n", 1)[0]
     (line,) = [h for h in head.split(b"\r\n") if h.startswith(b"List-Unsubscribe:")]
@@ -356,8 +358,8 @@ def test_the_scheduler_logs_an_unexpected_error_and_keeps_running(env, monkeypat
 
     daemon = Daemon(Settings.load(env=env))
     caplog.set_level(logging.ERROR, logger="digest")
-    monkeypatch.setattr(pipeline, "run_due", boom)
-    monkeypatch.setattr(pipeline, "ingest", boom)
+    monkeypatch.setattr(Digest, "run", boom)
+    monkeypatch.setattr(Digest, "ingest_inbox", boom)
     logger = logging.getLogger("digest")
     logger.addHandler(caplog.handler)  # the CLI's logging setup stops propagation to the root
     try:

@@ -23,8 +23,8 @@ from click.testing import CliRunner
 from conftest import BACKENDS, ROOT, SAMPLES, SUBSCRIBERS, free_port, opened
 from pgserver import fresh_schema
 
-from digest import links
 from digest.cli import cli
+from digest.delivery import links
 from digest.models import Subscriber
 from digest.settings import Settings
 from digest.store import Store

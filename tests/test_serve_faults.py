@@ -17,7 +17,8 @@ import pytest
 from conftest import SUBSCRIBERS, free_port, opened
 from test_serve import serving
 
-from digest import links, roster, web
+from digest import roster, web
+from digest.delivery import links
 from digest.models import Subscriber
 from digest.settings import Settings
 from digest.store.postgres import WRITE_LOCK

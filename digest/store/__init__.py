@@ -12,7 +12,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import AddResult, IngestedFile, SourceState, Store, Unsubscribe, Vote
+from .base import (
+    AddResult,
+    DeliveryStore,
+    IngestedFile,
+    IngestStore,
+    PaperStore,
+    RankingStore,
+    SourceState,
+    Store,
+    Unsubscribe,
+    Vote,
+)
 from .copy import copy_store
 from .sqlite import MIGRATIONS, SQLiteStore
 
@@ -35,6 +46,10 @@ def open_store(settings: Settings, *, wait: float | None = None) -> Store:
 __all__ = [
     "MIGRATIONS",
     "AddResult",
+    "DeliveryStore",
+    "IngestStore",
+    "PaperStore",
+    "RankingStore",
     "IngestedFile",
     "SQLiteStore",
     "SourceState",

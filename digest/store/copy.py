@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import StoreError
+from ..settings import redacted
 from .base import Store
 from .sql import Connection, SQLStore
 from .sqlite import SQLiteStore
@@ -141,7 +142,6 @@ def describe(store: Store) -> str:
     """The store in words: its SQLite file, or its PostgreSQL URL without the password."""
     if isinstance(store, SQLiteStore):
         return str(store.path)
-    from .postgres import redacted  # only a PostgreSQL store gets here: psycopg is loaded already
 
     return redacted(store.url)  # type: ignore[attr-defined]
 

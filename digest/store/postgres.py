@@ -19,9 +19,9 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 
 from ..errors import StoreError
+from ..settings import redacted
 from .sql import SQLStore
 
 WRITE_LOCK = 0x6469676573740001  # pg_advisory_xact_lock key: "digest" and 1, the store's write lock
@@ -126,17 +126,6 @@ MIGRATIONS: list[tuple[str, ...]] = [
         f"CREATE TABLE send_pace (name {_T} PRIMARY KEY, next_at DOUBLE PRECISION NOT NULL)",
     ),
 ]
-
-
-def redacted(url: str) -> str:
-    """The URL without its password, for messages and `digest status`."""
-    try:
-        parts = conninfo_to_dict(url)
-    except psycopg.ProgrammingError:
-        return "postgresql://(an invalid URL)"
-    user = f"{parts['user']}@" if parts.get("user") else ""
-    port = f":{parts['port']}" if parts.get("port") else ""
-    return f"postgresql://{user}{parts.get('host', '')}{port}/{parts.get('dbname', '')}"
 
 
 def store_error(url: str, exc: BaseException) -> StoreError:
@@ -305,6 +294,18 @@ class PostgresStore(SQLStore):
             (name, interval, interval, interval),
         )
         return float(rows[0][0])
+
+    def job_counts(self, queue: str, task: str) -> dict[str, int] | None:
+        """procrastinate's jobs of `queue` and `task` by status (todo, doing, failed...); None
+        when its tables were never made (no job was ever queued here)."""
+        if self.conn.rows("SELECT to_regclass('procrastinate_jobs')")[0][0] is None:
+            return None
+        rows = self.conn.rows(
+            "SELECT status::text, COUNT(*) FROM procrastinate_jobs WHERE queue_name = ? AND task_name = ?"
+            " GROUP BY status",
+            (queue, task),
+        )
+        return {status: int(n) for status, n in rows}
 
     def _version(self) -> int:
         if self.conn.rows("SELECT to_regclass('digest_schema')")[0][0] is None:

@@ -243,13 +243,6 @@ class SQLStore:
             (message_id, _now(), subscriber, _iso(day)),
         )
 
-    def release_delivery(self, subscriber: str, day: date) -> None:
-        """Undo a claim that sent nothing (for example, the digest could not be rendered)."""
-        self.conn.execute(
-            "DELETE FROM deliveries WHERE subscriber = ? AND day = ? AND status = 'sending'",
-            (subscriber, _iso(day)),
-        )
-
     def finish_delivery(
         self,
         subscriber: str,

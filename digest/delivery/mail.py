@@ -18,10 +18,10 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Protocol
 
-from .errors import ConfigError, SendError
-from .models import Digest
-from .settings import DKIM, SMTPSettings, mail_address
-from .text import one_line
+from ..errors import ConfigError, SendError
+from ..models import Digest
+from ..settings import DKIM, SMTPSettings, mail_address
+from ..text import one_line
 
 # Headers a machine parses as they are (RFC 2369, RFC 8058): never folded or RFC 2047-encoded,
 # which is what the email package does to a line longer than 78 characters, and what makes

@@ -1,8 +1,9 @@
 """Sending past one machine: jobs on procrastinate, in the PostgreSQL store itself.
 
-    digest run --enqueue    ranks the due digests once, in this process; saves each reader's
-                            plan (their settings and picks: a worker needs no subscribers.yaml)
-                            and defers one job per BATCH readers
+    digest run --enqueue    the front door ranks the due digests once, in that process, and
+                            hands their picks to `enqueue`: each reader's plan is saved (their
+                            settings and picks: a worker needs no subscribers.yaml) and one job
+                            deferred per BATCH readers
     digest worker           on any number of machines: each job claims, renders and sends its
                             readers' digests over the same SMTP connection(s), recording every
                             result in the ledger as `digest run` does
@@ -26,16 +27,19 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, StoreError
-from .models import Ranked, Status, Subscriber
-from .pipeline import DeliveryReport, Outcome, Ranker, send_ranked, skipped, still_due
-from .settings import Settings
-from .store import Store, open_store
+from ..errors import ConfigError, StoreError
+from ..models import Ranked, Status, Subscriber
+from ..settings import Settings
+from ..store import DeliveryStore, Store, open_store
+from .send import DeliveryReport, Mailroom, Outcome, send_ranked, skipped, still_due
+
+if TYPE_CHECKING:
+    from ..store.postgres import PostgresStore
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,15 @@ TASK = "digest.send_batch"
 QUEUE = "digest-send"
 BATCH = 50  # readers per job: enough to reuse a connection, few enough to spread over workers
 PLANS_KEPT = 7  # days a plan not yet settled is kept (an unknown send, a queue that stood still)
+
+
+def postgres(store: Store) -> PostgresStore:
+    """The store as the PostgreSQL store the queue lives in (a worker's is always one)."""
+    from ..store.postgres import PostgresStore
+
+    if not isinstance(store, PostgresStore):
+        raise ConfigError("the send queue lives in PostgreSQL: set DIGEST_DB=postgresql://...")
+    return store
 
 
 def require_postgres(settings: Settings) -> None:
@@ -62,28 +75,18 @@ def _app(settings: Settings):  # noqa: ANN202 - procrastinate.App, imported only
     return procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=settings.store.url))
 
 
-def _ensure_schema(app: Any, store: Store) -> None:
+def _ensure_schema(app: Any, store: PostgresStore) -> None:
     """Procrastinate's tables, created once: under the store's write lock, so two first runs at
     once do not both create them."""
-    with store.transaction(immediate=True) as conn:  # type: ignore[attr-defined]
+    with store.transaction(immediate=True) as conn:
         if conn.rows("SELECT to_regclass('procrastinate_jobs')")[0][0] is None:
             app.schema_manager.apply_schema()
 
 
-def queue_counts(store: Store) -> dict[str, int] | None:
+def queue_counts(store: PostgresStore) -> dict[str, int] | None:
     """The send jobs by procrastinate's status (todo, doing, failed...), for `digest status`;
-    None when this store has no queue (SQLite, or never used)."""
-    if not isinstance(getattr(store, "url", None), str):
-        return None
-    conn = store.conn  # type: ignore[attr-defined]
-    if conn.rows("SELECT to_regclass('procrastinate_jobs')")[0][0] is None:
-        return None
-    rows = conn.rows(
-        "SELECT status::text, COUNT(*) FROM procrastinate_jobs WHERE queue_name = ? AND task_name = ?"
-        " GROUP BY status",
-        (QUEUE, TASK),
-    )
-    return {status: int(n) for status, n in rows}
+    None when the queue was never used."""
+    return store.job_counts(QUEUE, TASK)
 
 
 def plan_of(sub: Subscriber, ranked: Sequence[Ranked]) -> dict[str, Any]:
@@ -96,7 +99,7 @@ def _tuples(fields: dict[str, Any], *names: str) -> dict[str, Any]:
     return {**fields, **{n: tuple(fields.get(n) or ()) for n in names}}
 
 
-def from_plan(plan: dict[str, Any], store: Store) -> tuple[Subscriber, list[Ranked]]:
+def from_plan(plan: dict[str, Any], store: DeliveryStore) -> tuple[Subscriber, list[Ranked]]:
     """A saved plan back as the subscriber and their Ranked papers (a paper no longer stored
     is left out)."""
     sub = Subscriber(**_tuples(plan["subscriber"], "keywords", "exclude", "profile_papers"))
@@ -111,21 +114,20 @@ def from_plan(plan: dict[str, Any], store: Store) -> tuple[Subscriber, list[Rank
 
 
 def enqueue(
-    store: Store,
+    store: PostgresStore,
     settings: Settings,
-    subscribers: Sequence[Subscriber],
     day: date,
-    ranker: Ranker,
+    due: Sequence[Subscriber],
+    ranked: Mapping[str, Sequence[Ranked]],
     *,
+    report: DeliveryReport | None = None,
     no_empty: bool = False,
     batch: int = BATCH,
 ) -> DeliveryReport:
-    """Rank `day`'s due digests, save the picks and defer them to the workers in batches."""
+    """Save `day`'s picks of the `due` readers and defer them to the workers in batches (a
+    digest not worth sending is reported `skipped` here, as a direct send would)."""
+    report = report or DeliveryReport(day)
     store.prune_plans(before=day - timedelta(days=PLANS_KEPT))
-    report, due = still_due(store, subscribers, day)
-    if not due:
-        return report
-    ranked = ranker.rank_all(due, day)
     handed: list[Subscriber] = []
     for sub in due:
         if (skip := skipped(sub, ranked[sub.id], no_empty=no_empty)) is not None:
@@ -148,20 +150,22 @@ def enqueue(
 def send_batch(settings: Settings, day: date, subscriber_ids: Sequence[str], **kw: Any) -> DeliveryReport:
     """One job: send `day`'s saved plans to those of `subscriber_ids` still due (the ledger and
     the unsubscribes are read again here: they may have changed since the run)."""
-    with open_store(settings) as store:
+    with open_store(settings) as opened:
+        store = postgres(opened)
         plans = store.plans(day, subscriber_ids)
         made = {sid: from_plan(plan, store) for sid, plan in plans.items()}
         report, due = still_due(store, [sub for sub, _ in made.values()], day)
         report.outcomes += _without_plan(store, day, [sid for sid in subscriber_ids if sid not in plans])
         ranked = {sub.id: made[sub.id][1] for sub in due}
+        pace = _pace(settings, store)
         report = send_ranked(
-            store, settings, day, due, ranked, report=report, pace=_pace(settings, store), **kw
+            store, Mailroom.for_settings(settings), day, due, ranked, report=report, pace=pace, **kw
         )
         store.forget_plans(day, list(plans))  # those settled now (about 2.7 KB a reader a day)
         return report
 
 
-def _without_plan(store: Store, day: date, subscriber_ids: Sequence[str]) -> list[Outcome]:
+def _without_plan(store: DeliveryStore, day: date, subscriber_ids: Sequence[str]) -> list[Outcome]:
     """Readers of a job with no plan left: settled (a plan goes once its digest is sent or has
     failed: the job runs a second time), or never planned (the next run makes one)."""
     if not subscriber_ids:
@@ -180,14 +184,14 @@ def _without_plan(store: Store, day: date, subscriber_ids: Sequence[str]) -> lis
     return outcomes
 
 
-def _pace(settings: Settings, store: Store) -> Callable[[], None] | None:
+def _pace(settings: Settings, store: PostgresStore) -> Callable[[], None] | None:
     """DIGEST_SMTP_RATE over every worker: wait for this message's shared slot."""
     if not settings.smtp.rate:
         return None
     interval = 1.0 / settings.smtp.rate
 
     def wait_turn() -> None:
-        delay = store.take_send_slot(interval)  # type: ignore[attr-defined]
+        delay = store.take_send_slot(interval)
         if delay > 0:
             time.sleep(delay)
 
@@ -341,7 +345,7 @@ def _can_handle(loop: asyncio.AbstractEventLoop, sig: signal.Signals, handler: C
 def _prepare(app: Any, settings: Settings) -> None:
     """The store's and procrastinate's tables, once per worker."""
     with open_store(settings) as store, app.open():
-        _ensure_schema(app, store)
+        _ensure_schema(app, postgres(store))
 
 
 async def _jobs_left(app: Any) -> bool:
@@ -361,7 +365,7 @@ def _database_error(exc: BaseException, settings: Settings) -> StoreError | None
     that says what it means; None if `exc` is not the database's."""
     import psycopg
 
-    from .store.postgres import store_error
+    from ..store.postgres import store_error
 
     seen: BaseException | None = exc
     while seen is not None:

@@ -15,14 +15,15 @@ from pathlib import Path
 import jinja2
 from mjml import mjml2html
 
-from .errors import ConfigError
-from .models import Digest, Links, Ranked, Subscriber
-from .text import one_line, readable
+from ..errors import ConfigError
+from ..models import Digest, Links, Ranked, Subscriber
+from ..text import one_line, readable
 
 # An installed wheel carries its templates inside the package; a source checkout (and an
 # editable install) uses the top-level templates/ folder, the one users edit.
-PACKAGED_TEMPLATES = Path(__file__).resolve().parent / "templates"
-SOURCE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+PACKAGE = Path(__file__).resolve().parent.parent  # digest/
+PACKAGED_TEMPLATES = PACKAGE / "templates"
+SOURCE_TEMPLATES = PACKAGE.parent / "templates"
 
 
 def default_templates() -> Path:

@@ -29,12 +29,12 @@ from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
-from . import sources
-from .errors import InputError
-from .models import Source
-from .settings import Settings
-from .store import SourceState, Store
-from .text import mask_query, one_line
+from .. import sources
+from ..errors import InputError
+from ..models import Source
+from ..settings import Settings
+from ..store import IngestStore, SourceState
+from ..text import mask_query, one_line
 
 OUTCOMES = ("new", "unchanged", "not-modified", "nothing-published", "failed")
 RETRIED = (408, 429)  # the 4xx that say "not now" (request timeout, too many requests), not "no"
@@ -92,7 +92,7 @@ def retry_after(value: str | None, now: datetime) -> float | None:
 
 
 def fetch_sources(
-    store: Store,
+    store: IngestStore,
     settings: Settings,
     configured: Sequence[Source],
     *,
@@ -115,7 +115,7 @@ def fetch_sources(
 
 
 def _fetch_one(
-    store: Store,
+    store: IngestStore,
     settings: Settings,
     source: Source,
     previous: SourceState | None,
@@ -186,7 +186,7 @@ def _done(
 
 
 def _store_body(
-    store: Store,
+    store: IngestStore,
     source: Source,
     state: SourceState,
     now: str,
@@ -219,3 +219,7 @@ def _store_body(
     if parsed.notes:
         outcome = replace(outcome, detail=one_line("; ".join(parsed.notes[:3])))
     return outcome, saved
+
+
+def all_sources_failed(outcomes: Sequence[FetchOutcome]) -> bool:
+    return bool(outcomes) and not any(o.ok for o in outcomes)

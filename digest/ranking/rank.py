@@ -42,11 +42,11 @@ from functools import cached_property
 
 import numpy as np
 
+from ..models import Paper, Ranked, Subscriber
+from ..text import words
 from . import keyphrases
 from .embed import Embedder, normalize, text_hash
 from .learn import LIKE_FLOOR, Learned, Votes, apply, background, fit
-from .models import Paper, Ranked, Subscriber
-from .text import words
 
 # Evidence s(k, p), absolute: the paper as a whole says most; its best keyphrase catches a
 # focused sub-topic; the exact phrase is a tie-breaker that embeddings blur ("graph neural

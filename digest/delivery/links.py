@@ -21,13 +21,13 @@ import os
 import secrets
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from urllib.parse import quote
 
-from .models import Links, Subscriber
-from .settings import Settings
+from ..models import Links, Subscriber
+from ..settings import Settings
 
 PURPOSES = ("unsubscribe", "archive", "feedback")
 _MAC_BYTES = 16  # 128 bits: forging one needs 2**128 tries
@@ -114,27 +114,40 @@ def verify_token(key: str, token: str, purpose: str, subscriber: Subscriber) -> 
     return claim if hmac.compare_digest(given, expected) else None
 
 
-def for_digest(
-    subscriber: Subscriber, day: date, settings: Settings, sender: str, paper_ids: Sequence[str] = ()
-) -> Links:
-    """The links of `subscriber`'s digest for `day`; `sender` is the From address (mailto)."""
-    mailto = f"mailto:{sender}?subject={quote('unsubscribe ' + subscriber.id)}"
-    if not settings.web.base_url:
-        return Links(mailto)
-    key = secret(settings)
-    base = settings.web.base_url.rstrip("/")
-    return Links(
-        unsubscribe_mailto=mailto,
-        unsubscribe_https=f"{base}/unsubscribe?t={make_token(key, 'unsubscribe', subscriber)}",
-        archive=archive_url(base, key, subscriber, day),
-        feedback={
-            pid: (
-                f"{base}/feedback?t={make_token(key, 'feedback', subscriber, f'{pid} up')}",
-                f"{base}/feedback?t={make_token(key, 'feedback', subscriber, f'{pid} down')}",
-            )
-            for pid in paper_ids
-        },
-    )
+@dataclass(frozen=True)
+class LinkMaker:
+    """The links of every digest of a run, made with the secret read once: the mailto
+    unsubscribe always; with a public origin (DIGEST_BASE_URL) the signed one-click unsubscribe,
+    the archive and the votes."""
+
+    sender: str  # the From address, for the mailto
+    base_url: str | None = None
+    key: str = field(default="", repr=False)
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> LinkMaker:
+        base = settings.web.base_url
+        sender = settings.smtp.from_address.addr_spec
+        return cls(sender, base.rstrip("/"), secret(settings)) if base else cls(sender)
+
+    def for_digest(self, subscriber: Subscriber, day: date, paper_ids: Sequence[str] = ()) -> Links:
+        """The links of `subscriber`'s digest for `day`."""
+        mailto = f"mailto:{self.sender}?subject={quote('unsubscribe ' + subscriber.id)}"
+        if not self.base_url:
+            return Links(mailto)
+        base, key = self.base_url, self.key
+        return Links(
+            unsubscribe_mailto=mailto,
+            unsubscribe_https=f"{base}/unsubscribe?t={make_token(key, 'unsubscribe', subscriber)}",
+            archive=archive_url(base, key, subscriber, day),
+            feedback={
+                pid: (
+                    f"{base}/feedback?t={make_token(key, 'feedback', subscriber, f'{pid} up')}",
+                    f"{base}/feedback?t={make_token(key, 'feedback', subscriber, f'{pid} down')}",
+                )
+                for pid in paper_ids
+            },
+        )
 
 
 def archive_url(base: str, key: str, subscriber: Subscriber, day: date | None = None) -> str:

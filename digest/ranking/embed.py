@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from .errors import ConfigError
-from .text import words
+from ..errors import ConfigError
+from ..text import words
 
 if TYPE_CHECKING:
-    from .store import Store
+    from ..store import RankingStore
 
 
 class Embedder(Protocol):
@@ -201,7 +201,7 @@ class HashingEmbedder:
 class CachedEmbedder:
     """Any embedder behind the SQLite cache: each distinct text is embedded once, ever."""
 
-    def __init__(self, inner: Embedder, store: Store):
+    def __init__(self, inner: Embedder, store: RankingStore):
         self.inner = inner
         self.store = store
         self.model_id = inner.model_id

@@ -23,9 +23,9 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-from .errors import SendError
+from ..errors import SendError
+from ..models import Status
 from .mail import Mailer, Outgoing
-from .models import Status
 
 
 @dataclass(frozen=True)
