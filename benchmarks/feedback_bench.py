@@ -54,6 +54,8 @@ import numpy as np  # noqa: E402
 from digest.models import Paper, Subscriber  # noqa: E402
 from digest.ranking import learn, rank  # noqa: E402
 from digest.ranking.embed import CachedEmbedder, embedder_for, normalize  # noqa: E402
+from digest.ranking.features import PaperFeatures, _fit_tfidf, tokens  # noqa: E402
+from digest.ranking.signals import History  # noqa: E402
 from digest.store import SQLiteStore  # noqa: E402
 
 DATA = (
@@ -107,16 +109,16 @@ FIRST_SIX = 6
 ORDERS = (7, 1, 2, 3, 4, 5, 6, 8, 9, 10)
 
 
-def features_of(papers: list[Paper], vectors: np.ndarray) -> rank.PaperFeatures:
+def features_of(papers: list[Paper], vectors: np.ndarray) -> PaperFeatures:
     texts = [p.text for p in papers]
-    tfidf, matrix = rank._fit_tfidf(texts)  # noqa: SLF001 - the product's own TF-IDF fit
-    return rank.PaperFeatures(
+    tfidf, matrix = _fit_tfidf(texts)  # noqa: SLF001 - the product's own TF-IDF fit
+    return PaperFeatures(
         papers=tuple(papers),
         vectors=vectors,
         keyphrases=((),) * len(papers),
         phrase_vectors=np.zeros((0, vectors.shape[1]), dtype=np.float32),
         phrase_owner=np.zeros(0, dtype=int),
-        token_lists=tuple(tuple(rank.tokens(t)) for t in texts),
+        token_lists=tuple(tuple(tokens(t)) for t in texts),
         tfidf=tfidf,
         tfidf_matrix=matrix,
     )
@@ -183,7 +185,7 @@ def simulate(  # noqa: ANN001
             ndcg["plain"][r, d] = ndcg_at_10(order_of(plain[s.id]), relevant[r])
         for arm, settings in arms.items():
             signals = {
-                s.id: rank.Signals(
+                s.id: History(
                     votes=learn.Votes(
                         tuple(papers[i].id for i in ids),
                         tuple(papers[i].title for i in ids),
@@ -196,7 +198,7 @@ def simulate(  # noqa: ANN001
                 for s, (ids, labels) in zip(subs, history[arm], strict=True)
             }
             with learn_set(**settings):
-                ranked = rank.rank_subscribers(subs, feats, embedder, limit=0, signals=signals)
+                ranked = rank.rank_subscribers(subs, feats, embedder, limit=0, history=signals)
             for r, s in enumerate(subs):
                 ndcg[arm][r, d] = ndcg_at_10(order_of(ranked[s.id]), relevant[r])
                 # the reader gets the day's `voted` best-scored papers (10: the digest; a broad
@@ -373,7 +375,7 @@ def speed(vectors: np.ndarray, papers: list[Paper], embedder) -> None:  # noqa: 
         for i in range(100)
     ]
     voted = {
-        s.id: rank.Signals(
+        s.id: History(
             votes=learn.Votes(
                 tuple(p.id for p in day[i : i + 20]),
                 tuple(p.title for p in day[i : i + 20]),
@@ -390,7 +392,7 @@ def speed(vectors: np.ndarray, papers: list[Paper], embedder) -> None:  # noqa: 
         for _ in range(9):
             for name, signals in (("without", None), ("with", voted)):
                 started = time.perf_counter()
-                ranked = rank.rank_subscribers(subs, feats, embedder, signals=signals, limit=limit)
+                ranked = rank.rank_subscribers(subs, feats, embedder, history=signals, limit=limit)
                 seconds[name].append(time.perf_counter() - started)
                 picks[name] = sum(map(len, ranked.values()))
         timings = {name: float(np.median(values)) for name, values in seconds.items()}

@@ -44,6 +44,8 @@ from digest import sources  # noqa: E402
 from digest.models import Subscriber  # noqa: E402
 from digest.ranking import keyphrases, rank  # noqa: E402
 from digest.ranking.embed import CachedEmbedder, MiniLM, text_hash  # noqa: E402
+from digest.ranking.features import PaperFeatures, featurize, keyphrase_cache_key, lexical, tokens  # noqa: E402
+from digest.ranking.scores import W_DOC, W_LEX, W_PHRASE  # noqa: E402
 from digest.store import SQLiteStore  # noqa: E402
 
 LISTINGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "arxiv_daily" / "raw_daily_listings"
@@ -120,7 +122,7 @@ def baseline(papers, subscribers, model) -> float:
         doc_vectors.append(doc_emb[0] / np.linalg.norm(doc_emb[0]))
         phrases.append([w for w, _ in found])
     phrase_vectors = [model.encode(ph) if ph else np.zeros((0, 384), np.float32) for ph in phrases]
-    token_lists = [rank.tokens(p.text) for p in papers]
+    token_lists = [tokens(p.text) for p in papers]
     for sub in subscribers:
         kv = model.encode(list(sub.keywords))
         scores = []
@@ -128,8 +130,8 @@ def baseline(papers, subscribers, model) -> float:
             doc = doc_vectors[i] @ kv.T
             phr = (phrase_vectors[i] @ kv.T).max(axis=0) if len(phrase_vectors[i]) else np.zeros(len(kv))
             toks = token_lists[i]
-            lex = np.array([rank.lexical(k, toks, set(toks)) for k in sub.keywords])
-            scores.append(float((rank.W_DOC * doc + rank.W_PHRASE * phr + rank.W_LEX * lex).max()))
+            lex = np.array([lexical(k, toks, set(toks)) for k in sub.keywords])
+            scores.append(float((W_DOC * doc + W_PHRASE * phr + W_LEX * lex).max()))
         np.argsort(scores)[::-1][: sub.max_papers]
     return time.perf_counter() - start
 
@@ -198,12 +200,12 @@ def print_real_day(times: tuple[float, float], rounds: int) -> None:
     )
 
 
-def ours(papers, subscribers, store: SQLiteStore, model) -> tuple[float, rank.PaperFeatures, int]:
+def ours(papers, subscribers, store: SQLiteStore, model) -> tuple[float, PaperFeatures, int]:
     start = time.perf_counter()
     embedder = CachedEmbedder(model, store)
-    key = rank.keyphrase_cache_key(embedder.model_id)
+    key = keyphrase_cache_key(embedder.model_id)
     cached = store.cached_keyphrases(key, [text_hash(p.text) for p in papers])
-    features, fresh = rank.featurize(papers, embedder, cached)
+    features, fresh = featurize(papers, embedder, cached)
     if fresh:
         store.cache_keyphrases(key, fresh)
     rank.rank_subscribers(subscribers, features, embedder)

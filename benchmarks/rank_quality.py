@@ -7,7 +7,7 @@ The header names the embedding model and the digest.rank constants in force.
    nDCG@10 difference to TF-IDF (mean over queries, with its standard error) for TF-IDF
    (1-2-grams, sublinear tf), BM25 (k1 1.2, b 0.75), the cosine of the query to the paper's and
    to the title's embedding, reciprocal-rank fusion of TF-IDF and paper cosine, ours
-   (digest.rank.score_matrix relevance), ours with pseudo-relevance feedback (a measured
+   (digest.score_matrix relevance), ours with pseudo-relevance feedback (a measured
    variant: the product does not use it) and the logistic fit rank's weights come from, scored
    on held-out queries (5-fold), with the weights it finds on all queries.
 2. keyphrase_benchmarks inspec.jsonl and semeval2017.jsonl (tuning allowed): F1@5 and F1@10
@@ -22,17 +22,17 @@ The header names the embedding model and the digest.rank constants in force.
    a researcher's own papers; the pair loss of their 1-5 expertise ratings of other papers
    (over pairs rated differently, weight |difference|; a wrong order costs the weight, a tie
    half; pooled over researchers; lower is better) for TF-IDF, centroid cosine, top-3 cosine,
-   the old distilled keyphrases and ours (digest.rank.match_profile), then ours with top_k and
+   the old distilled keyphrases and ours (digest.match_profile), then ours with top_k and
    lexical chosen on four folds and scored on the fifth (10 shuffles of the researchers).
 4. csfcube, facet "background" (HELD OUT: report only, never tune on it): the query paper is
    a subscriber's one profile paper; graded nDCG@20 (gain 2^rel - 1) of its judged pool for
-   cosine, TF-IDF, ours (rank.match_profile) and a variant: the max of ours and the relevance of
-   the keyphrases distilled from the query paper (rank.blend shows those phrases as labels only).
+   cosine, TF-IDF, ours (match_profile) and a variant: the max of ours and the relevance of
+   the keyphrases distilled from the query paper (the keyword signal shows those phrases as labels only).
 5. exclude (on keyword_labeled_papers, where its thresholds were chosen): each query used as an
    exclude phrase; the share of the papers labeled with it that are dropped, of those that only
    mention it (the phrase occurs, not labeled) and of the rest that are kept, and the share of
    dropped papers that are labeled, for the old rule (the phrase occurs anywhere, or evidence
-   0.45), relevance thresholds alone, and ours (rank.excluded).
+   0.45), relevance thresholds alone, and ours (excluded).
 
 Embeddings and keyphrases are cached in var/bench-cache.db (delete it for a cold run).
 Run: .venv/bin/python benchmarks/rank_quality.py [--model minilm|hashing] [--limit N] [--skip ...]
@@ -60,8 +60,25 @@ from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
 from sklearn.preprocessing import normalize as normalize_rows  # noqa: E402
 
 from digest.models import Paper  # noqa: E402
-from digest.ranking import keyphrases, rank  # noqa: E402
+from digest.ranking import keyphrases  # noqa: E402
+from digest.ranking import profile as ranking_profile  # noqa: E402
+from digest.ranking import scores as ranking_scores  # noqa: E402
 from digest.ranking.embed import CachedEmbedder, embedder_for, normalize, text_hash  # noqa: E402
+from digest.ranking.features import PaperFeatures, keyphrase_cache_key, tfidf_similarity  # noqa: E402
+from digest.ranking.features import featurize as featurize_papers  # noqa: E402
+from digest.ranking.profile import PROFILE_MAX, Profile, distill_profile, match_profile  # noqa: E402
+from digest.ranking.scores import (  # noqa: E402
+    KEYWORD_MIDPOINT,
+    W_PAPER_COS,
+    W_SQRT_WORDS,
+    W_TITLE_COS,
+    W_WORDS,
+    _lexical_matrix,
+    excluded,
+    score_matrix,
+    sigmoid,
+    words_logit,
+)
 from digest.store import SQLiteStore  # noqa: E402
 from digest.text import words  # noqa: E402
 
@@ -90,14 +107,14 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def featurize(papers: Sequence[Paper], embedder: CachedEmbedder, store: SQLiteStore) -> rank.PaperFeatures:
-    """rank.featurize with the keyphrases cached in `store`."""
-    key = rank.keyphrase_cache_key(embedder.model_id)
+def featurize(papers: Sequence[Paper], embedder: CachedEmbedder, store: SQLiteStore) -> PaperFeatures:
+    """featurize with the keyphrases cached in `store`."""
+    key = keyphrase_cache_key(embedder.model_id)
     cached = store.cached_keyphrases(key, [text_hash(p.text) for p in papers])
-    features, fresh = rank.featurize(papers, embedder, cached)
+    made, fresh = featurize_papers(papers, embedder, cached)
     if fresh:
         store.cache_keyphrases(key, fresh)
-    return features
+    return made
 
 
 def tfidf_scores(queries: list[str], texts: list[str]) -> np.ndarray:
@@ -156,13 +173,13 @@ def reciprocal_rank_fusion(*scores: np.ndarray, k: int = 60) -> np.ndarray:
 
 
 def fused_relevance(lexical: np.ndarray, doc: np.ndarray, titles: np.ndarray) -> np.ndarray:
-    """rank.score_matrix's relevance (its logistic model), from TF-IDF and the two cosines."""
-    logit = rank.words_logit(lexical) + rank.W_PAPER_COS * doc + rank.W_TITLE_COS * titles
-    return rank.sigmoid(logit - rank.KEYWORD_MIDPOINT)
+    """score_matrix's relevance (its logistic model), from TF-IDF and the two cosines."""
+    logit = words_logit(lexical) + W_PAPER_COS * doc + W_TITLE_COS * titles
+    return sigmoid(logit - KEYWORD_MIDPOINT)
 
 
 def fitted_weights(
-    features: rank.PaperFeatures, queries: Sequence[str], query_vectors: np.ndarray, relevant: list[set[int]]
+    features: PaperFeatures, queries: Sequence[str], query_vectors: np.ndarray, relevant: list[set[int]]
 ) -> tuple[np.ndarray, np.ndarray]:
     """How rank's keyword weights were chosen: a logistic regression (C 0.1) of "labeled with the
     query" on (t, sqrt t, cos paper, cos title), all labeled pairs and 40 unlabeled ones per
@@ -170,7 +187,7 @@ def fitted_weights(
     on all queries."""
     from sklearn.linear_model import LogisticRegression
 
-    t = np.clip(rank.tfidf_similarity(features, queries), 0, None)
+    t = np.clip(tfidf_similarity(features, queries), 0, None)
     x = np.stack(
         [t, np.sqrt(t), query_vectors @ features.vectors.T, query_vectors @ features.title_vectors.T], axis=-1
     )
@@ -195,7 +212,7 @@ def fitted_weights(
 
 
 def with_feedback(
-    features: rank.PaperFeatures,
+    features: PaperFeatures,
     queries: Sequence[str],
     query_vectors: np.ndarray,
     first: np.ndarray,
@@ -254,14 +271,14 @@ def keyword_labeled(embedder: CachedEmbedder, store: SQLiteStore, limit: int) ->
     query_vectors = embedder.encode(queries)
     tfidf = tfidf_scores(queries, texts)
     cosine = query_vectors @ features.vectors.T
-    ours = rank.score_matrix(features, queries, query_vectors).relevance
+    ours = score_matrix(features, queries, query_vectors).relevance
     results = {
         "TF-IDF (1-2-grams, sublinear)": tfidf,
         "BM25 (k1 1.2, b 0.75)": bm25_scores(queries, texts),
         "cosine(query, paper)": cosine,
         "cosine(query, title)": query_vectors @ features.title_vectors.T,
         "RRF(TF-IDF, paper cosine; k 60)": reciprocal_rank_fusion(tfidf, cosine),
-        "ours (rank.score_matrix)": ours,
+        "ours (score_matrix)": ours,
         "ours + PRF (top 10, Rocchio)": with_feedback(features, queries, query_vectors, ours),
     }
     print(
@@ -281,19 +298,19 @@ def keyword_labeled(embedder: CachedEmbedder, store: SQLiteStore, limit: int) ->
     print(
         "   the fit on all queries, weights of (t, sqrt t, cos paper, cos title): "
         + ", ".join(f"{w:.1f}" for w in weights)
-        + f" (rank uses {rank.W_WORDS}, {rank.W_SQRT_WORDS}, {rank.W_PAPER_COS}, {rank.W_TITLE_COS})"
+        + f" (rank uses {W_WORDS}, {W_SQRT_WORDS}, {W_PAPER_COS}, {W_TITLE_COS})"
     )
 
 
 def _check_fusion(
-    features: rank.PaperFeatures, queries: Sequence[str], query_vectors: np.ndarray, ours: np.ndarray
+    features: PaperFeatures, queries: Sequence[str], query_vectors: np.ndarray, ours: np.ndarray
 ) -> None:
     """The PRF variant re-implements score_matrix's fusion: say so if the two have drifted apart."""
-    lexical = rank.tfidf_similarity(features, queries)
+    lexical = tfidf_similarity(features, queries)
     doc, titles = query_vectors @ features.vectors.T, query_vectors @ features.title_vectors.T
     again = fused_relevance(lexical, doc, titles)
     if not np.allclose(again, ours, atol=1e-4):
-        print("   note: fused_relevance no longer matches rank.score_matrix; the PRF row is not comparable")
+        print("   note: fused_relevance no longer matches score_matrix; the PRF row is not comparable")
 
 
 # --- 2. keyphrases: Inspec and SemEval-2017 ----------------------------------------------------
@@ -467,14 +484,14 @@ def researcher_scores(
     features = featurize(who.candidates, embedder, store)
     own = [own_text(p) for p in who.own]
     own_vectors = embedder.encode(own)
-    newest = slice(0, rank.PROFILE_MAX)
-    profile = rank.Profile(
+    newest = slice(0, PROFILE_MAX)
+    profile = Profile(
         titles=tuple(p.title for p in who.own[newest]),
         vectors=own_vectors[newest],
         text=" ".join(own[newest]),
     )
-    phrases = rank.distill_profile(own, embedder)
-    distilled = rank.score_matrix(features, phrases, embedder.encode(phrases)).relevance
+    phrases = distill_profile(own, embedder)
+    distilled = score_matrix(features, phrases, embedder.encode(phrases)).relevance
     centroid = normalize(own_vectors.mean(axis=0, keepdims=True))[0]
     lexical = tfidf_scores([" ".join(own)], own + [p.text for p in who.candidates])[0][len(own) :]
     methods = {
@@ -482,9 +499,9 @@ def researcher_scores(
         "cosine to own-paper centroid": features.vectors @ centroid,
         "top-3 mean cosine, newest 20 own": top_k_mean(features.vectors @ own_vectors[:20].T, 3),
         "distilled keyphrases (old)": distilled.max(axis=0) if phrases else np.zeros(len(who.candidates)),
-        "ours as shipped (match_profile)": rank.match_profile(features, profile).relevance,
+        "ours as shipped (match_profile)": match_profile(features, profile).relevance,
     }
-    grid = [rank.match_profile(features, profile, top_k=k, lexical=lex).relevance for k, lex in GRID]
+    grid = [match_profile(features, profile, top_k=k, lexical=lex).relevance for k, lex in GRID]
     return methods, grid
 
 
@@ -524,7 +541,7 @@ def reviewers(embedder: CachedEmbedder, store: SQLiteStore, limit: int) -> None:
 
 def _report_cross_validation(grid_losses: np.ndarray) -> None:
     names = [f"top_k {k}, lexical {lex:.1f}" for k, lex in GRID]
-    print(f"   grid, newest {rank.PROFILE_MAX} own papers (in-sample, all researchers):")
+    print(f"   grid, newest {PROFILE_MAX} own papers (in-sample, all researchers):")
     for name, rows in zip(names, grid_losses, strict=True):
         print(f"     {name:<38} {pooled(rows):>9.3f}")
     if grid_losses.shape[1] < FOLDS:
@@ -577,11 +594,11 @@ def query_scores(
     features = featurize(pool, embedder, store)
     text = query.text
     vector = embedder.encode([text])
-    profile = rank.Profile(titles=(query.title,), vectors=vector, text=text)
-    ours = rank.match_profile(features, profile).relevance
-    phrases = rank.distill_profile([text], embedder)
-    distilled = rank.score_matrix(features, phrases, embedder.encode(phrases)).relevance
-    # the variant: distilled phrases as extra interests (rank.blend uses them as labels only)
+    profile = Profile(titles=(query.title,), vectors=vector, text=text)
+    ours = match_profile(features, profile).relevance
+    phrases = distill_profile([text], embedder)
+    distilled = score_matrix(features, phrases, embedder.encode(phrases)).relevance
+    # the variant: distilled phrases as extra interests (the keyword signal uses them as labels only)
     return {
         "cosine(query paper, candidate)": features.vectors @ vector[0],
         # fitted on the pool and the query paper, as for the reviewers' own papers
@@ -619,17 +636,17 @@ def exclusion(embedder: CachedEmbedder, store: SQLiteStore, limit: int) -> None:
         print("\n5. exclude: no author keyword is used by 15-150 of these papers; use more")
         return
     features = featurize(papers, embedder, store)
-    matrix = rank.score_matrix(features, queries, embedder.encode(queries))
+    matrix = score_matrix(features, queries, embedder.encode(queries))
     labeled = np.zeros((len(queries), len(papers)), dtype=bool)
     for row, rel in enumerate(relevant):
         labeled[row, sorted(rel)] = True
-    in_text = rank._lexical_matrix(features.token_lists, queries).T >= 1.0  # the phrase occurs
+    in_text = _lexical_matrix(features.token_lists, queries).T >= 1.0  # the phrase occurs
     mentions, others = in_text & ~labeled, ~in_text & ~labeled
     rules = {
         "the phrase occurs, or s >= 0.45 (before)": in_text | (matrix.evidence >= 0.45),
         "relevance >= 0.5": matrix.relevance >= 0.5,
         "relevance >= 0.38": matrix.relevance >= 0.38,
-        "ours (rank.excluded)": np.array([rank.excluded(matrix, [q]) for q in queries]),
+        "ours (excluded)": np.array([excluded(matrix, [q]) for q in queries]),
     }
     print(
         f"\n5. exclude: each of {len(queries)} author keywords as an exclude phrase, {len(papers)} papers;"
@@ -666,7 +683,10 @@ def main() -> int:
         return 0
     with SQLiteStore.open(CACHE) as store:
         embedder = CachedEmbedder(embedder_for(args.model), store)
-        used = ", ".join(f"{name}={getattr(rank, name)}" for name in CONSTANTS)
+        modules = (ranking_scores, ranking_profile)
+        used = ", ".join(
+            f"{name}={getattr(next(m for m in modules if hasattr(m, name)), name)}" for name in CONSTANTS
+        )
         print(f"rank quality ({embedder.model_id}; {used})")
         for name, section in SECTIONS.items():
             if name not in args.skip:

@@ -250,6 +250,7 @@ def _rank_in_process(n_subscribers: int, n_papers: int) -> None:
     from digest.models import Paper, Subscriber
     from digest.ranking import rank
     from digest.ranking.embed import CachedEmbedder, embedder_for, text_hash
+    from digest.ranking.features import featurize, keyphrase_cache_key
     from digest.store import SQLiteStore
 
     rows = [json.loads(line) for line in DATA.open(encoding="utf-8") if line.strip()][:n_papers]
@@ -258,9 +259,9 @@ def _rank_in_process(n_subscribers: int, n_papers: int) -> None:
     with SQLiteStore.open(CACHE) as store:
         embedder = CachedEmbedder(embedder_for("minilm"), store)
         started = time.perf_counter()
-        model = rank.keyphrase_cache_key(embedder.model_id)
+        model = keyphrase_cache_key(embedder.model_id)
         cached = store.cached_keyphrases(model, [text_hash(p.text) for p in papers])
-        features, fresh = rank.featurize(papers, embedder, cached)
+        features, fresh = featurize(papers, embedder, cached)
         if fresh:
             store.cache_keyphrases(model, fresh)
         featurize_s = time.perf_counter() - started

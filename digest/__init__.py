@@ -18,6 +18,6 @@ The morning job, as `Digest.run` reads::
         report, due = still_due(store, readers, day)           # delivery.send: ledger, unsubscribes
         ranked = ranker.rank_all(due, day)                     # ranking.ranker
         send_ranked(store, mailroom, day, due, ranked)         # claim -> render -> send -> finish
-
+"""
 
 __version__ = "0.1.0"

@@ -35,7 +35,7 @@ from .ingest.files import FileOutcome, ingest, ingest_inbox
 from .models import Delivery, Ranked, Roster, Source, Subscriber
 from .models import Digest as Mail
 from .ranking.embed import Embedder, embedder_for
-from .ranking.rank import Profile
+from .ranking.profile import Profile
 from .ranking.ranker import Ranker
 from .settings import Settings
 from .store import IngestedFile, SourceState, Store, Unsubscribe, open_store

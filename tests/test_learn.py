@@ -16,7 +16,9 @@ from digest.cli import cli
 from digest.models import Paper, Subscriber, paper_identity
 from digest.ranking import learn, rank
 from digest.ranking.embed import HashingEmbedder, normalize
+from digest.ranking.features import featurize
 from digest.ranking.ranker import Ranker
+from digest.ranking.signals import History
 
 EMB = HashingEmbedder()
 DAY = date(2026, 11, 20)
@@ -53,13 +55,13 @@ def _votes(*pairs: tuple[Paper, int]) -> learn.Votes:
 
 
 def _rank(votes: learn.Votes | None, sub: Subscriber = ALICE, **kw):
-    features, _ = rank.featurize(TODAY, EMB)
-    signals = {sub.id: rank.Signals(votes=votes)}
-    return rank.rank_subscribers([sub], features, EMB, signals=signals, **kw)[sub.id]
+    features, _ = featurize(TODAY, EMB)
+    signals = {sub.id: History(votes=votes)}
+    return rank.rank_subscribers([sub], features, EMB, history=signals, **kw)[sub.id]
 
 
 def test_a_reader_who_never_votes_ranks_exactly_as_before():
-    features, _ = rank.featurize(TODAY, EMB)
+    features, _ = featurize(TODAY, EMB)
     plain = rank.rank_subscribers([ALICE], features, EMB)["alice"]
     assert _rank(None) == plain
 

@@ -8,6 +8,10 @@ import pytest
 from digest.models import Paper, Subscriber, paper_identity
 from digest.ranking import rank
 from digest.ranking.embed import HashingEmbedder
+from digest.ranking.features import featurize, lexical, tokens
+from digest.ranking.profile import Profile
+from digest.ranking.scores import _lexical_matrix
+from digest.ranking.signals import History
 
 
 def _paper(title: str, abstract: str, **kw) -> Paper:
@@ -36,13 +40,13 @@ PAPERS = [
 
 @pytest.fixture(scope="module")
 def features():
-    feats, _ = rank.featurize(PAPERS, HashingEmbedder())
+    feats, _ = featurize(PAPERS, HashingEmbedder())
     return feats
 
 
 def _rank(sub: Subscriber, features, exclude_ids: set[str] = frozenset(), **kw):
     ranked = rank.rank_subscribers(
-        [sub], features, HashingEmbedder(), signals={sub.id: rank.Signals(sent_ids=exclude_ids)}, **kw
+        [sub], features, HashingEmbedder(), history={sub.id: History(sent_ids=exclude_ids)}, **kw
     )
     return ranked[sub.id]
 
@@ -92,7 +96,7 @@ def test_sent_papers_are_left_out_however_many_were_sent_before(features, older:
 def test_one_square_hit_beats_brushing_every_interest():
     square = _paper("Diffusion models", "Diffusion models diffusion models for diffusion models.")
     brush = _paper("Notes", "A diffusion step, a graph, some neural networks and models in passing.")
-    feats, _ = rank.featurize([square, brush], HashingEmbedder())
+    feats, _ = featurize([square, brush], HashingEmbedder())
     ranked = _rank(SUB, feats, limit=0)
     assert ranked[0].paper.id == square.id
 
@@ -100,7 +104,7 @@ def test_one_square_hit_beats_brushing_every_interest():
 def test_trending_weight_lifts_upvoted_papers():
     a = _paper("Diffusion models for audio", "Diffusion models generate audio.", upvotes=0)
     b = _paper("Diffusion models for video", "Diffusion models generate video.", upvotes=80)
-    feats, _ = rank.featurize([a, b], HashingEmbedder())
+    feats, _ = featurize([a, b], HashingEmbedder())
     plain = {r.paper.id: r.score for r in _rank(SUB, feats, limit=0)}
     trendy = {r.paper.id: r.score for r in _rank(replace(SUB, trending_weight=0.5), feats, limit=0)}
     assert trendy[b.id] - trendy[a.id] > plain[b.id] - plain[a.id]
@@ -112,15 +116,15 @@ def test_one_interest_cannot_take_every_slot():
         for i in range(6)
     ]
     gnn = _paper("Graph neural networks at scale", "Graph neural networks on large graphs.")
-    feats, _ = rank.featurize([*many, gnn], HashingEmbedder())
+    feats, _ = featurize([*many, gnn], HashingEmbedder())
     picked = _rank(replace(SUB, max_papers=4), feats)
     assert gnn.id in [r.paper.id for r in picked]
 
 
 def test_lexical_match_needs_the_whole_phrase_for_full_credit():
-    toks = rank.tokens("we study graph neural networks")
-    assert rank.lexical("graph neural network", toks, set(toks)) == 1.0
-    assert rank.lexical("neural graph", toks, set(toks)) == 0.5
+    toks = tokens("we study graph neural networks")
+    assert lexical("graph neural network", toks, set(toks)) == 1.0
+    assert lexical("neural graph", toks, set(toks)) == 0.5
 
 
 def test_many_subscribers_share_one_score_matrix_and_get_their_own_picks(features):
@@ -150,11 +154,11 @@ def test_ranking_in_small_blocks_gives_every_subscriber_the_same_picks(features,
     ]
     liked = PAPERS[1]
     vote = Votes((liked.id,), (liked.title,), np.array([1.0], dtype=np.float32), features.vectors[[1]])
-    signals = {"s3": rank.Signals(votes=vote), "s7": rank.Signals(sent_ids=frozenset({PAPERS[0].id}))}
-    whole = rank.rank_subscribers(subs, features, HashingEmbedder(), signals=signals, limit=0)
+    signals = {"s3": History(votes=vote), "s7": History(sent_ids=frozenset({PAPERS[0].id}))}
+    whole = rank.rank_subscribers(subs, features, HashingEmbedder(), history=signals, limit=0)
     monkeypatch.setattr(rank, "BLOCK_CELLS", 2 * len(PAPERS))  # two keywords, two voters a block
     assert len(list(rank._blocks(subs, {}, len(PAPERS), {"s3"}))) >= 6
-    blocks = rank.rank_subscribers(subs, features, HashingEmbedder(), signals=signals, limit=0)
+    blocks = rank.rank_subscribers(subs, features, HashingEmbedder(), history=signals, limit=0)
     assert blocks == whole
 
 
@@ -163,7 +167,7 @@ def test_fast_lexical_matrix_equals_the_reference_pair_by_pair():
 
     rnd = random.Random(5)
     vocab = ["graph", "neural", "network", "diffusion", "model", "image", "generation", "x", "y"]
-    token_lists = [tuple(rank.tokens(" ".join(rnd.choices(vocab, k=30)))) for _ in range(40)]
+    token_lists = [tuple(tokens(" ".join(rnd.choices(vocab, k=30)))) for _ in range(40)]
     keywords = ["graph neural networks", "diffusion models", "image", "neural graph", "model model", "zzz"]
     keywords += [
         "graph zzz",
@@ -171,10 +175,10 @@ def test_fast_lexical_matrix_equals_the_reference_pair_by_pair():
         "y",
         *(" ".join(rnd.choices(vocab, k=rnd.randint(1, 3))) for _ in range(40)),
     ]
-    fast = rank._lexical_matrix(token_lists, keywords)
+    fast = _lexical_matrix(token_lists, keywords)
     for i, toks in enumerate(token_lists):
         for j, k in enumerate(keywords):
-            assert fast[i, j] == pytest.approx(rank.lexical(k, toks, set(toks))), (i, k)
+            assert fast[i, j] == pytest.approx(lexical(k, toks, set(toks))), (i, k)
 
 
 def test_the_score_is_in_0_1_and_trending_weight_is_a_true_share():
@@ -182,7 +186,7 @@ def test_the_score_is_in_0_1_and_trending_weight_is_a_true_share():
         _paper(f"Diffusion models paper {i}", f"Diffusion models sample images {i}.", upvotes=10 * i)
         for i in range(6)
     ]
-    feats, _ = rank.featurize(papers, HashingEmbedder())
+    feats, _ = featurize(papers, HashingEmbedder())
     for w in (0.0, 0.3, 1.0):
         ranked = _rank(replace(SUB, trending_weight=w), feats, limit=0)
         assert ranked and all(0.0 <= r.score <= 1.0 for r in ranked)
@@ -210,7 +214,7 @@ def test_the_quota_holds_when_one_interest_dominates_the_day():
         )
         for j in range(5)
     ]
-    feats, _ = rank.featurize([*crowd, *few], HashingEmbedder())
+    feats, _ = featurize([*crowd, *few], HashingEmbedder())
     every = _rank(replace(SUB, max_papers=10), feats, limit=0)
     assert {r.paper.id for r in every[:40]} == {p.id for p in crowd}  # the crowd outranks the few
     picked = {r.paper.id for r in _rank(replace(SUB, max_papers=10), feats)}
@@ -218,8 +222,8 @@ def test_the_quota_holds_when_one_interest_dominates_the_day():
     assert len(picked & {p.id for p in few}) == 4 and len(picked & {p.id for p in crowd}) == 6
 
 
-def _profile(*own: Paper) -> rank.Profile:
-    return rank.Profile(
+def _profile(*own: Paper) -> Profile:
+    return Profile(
         titles=tuple(p.title for p in own),
         vectors=HashingEmbedder().encode([p.text for p in own]),
         text="\n".join(p.text for p in own),
@@ -236,7 +240,7 @@ def test_own_papers_rank_by_nearness_and_name_the_closest_one():
         "Molecular graphs and message passing", "Message passing predicts molecular bonds and energies."
     )
     far = _paper("Rainfall in the valley", "Sensors record rainfall, wind and soil moisture on farms.")
-    feats, _ = rank.featurize([far, near], HashingEmbedder())
+    feats, _ = featurize([far, near], HashingEmbedder())
     profile = _profile(
         MOLECULES, _paper("Protein folding with transformers", "Attention folds protein chains.")
     )
@@ -258,7 +262,7 @@ def test_keywords_and_own_papers_both_reach_a_digest_neither_drowning_the_other(
     filler = [
         _paper(f"Field notes {i}", f"Sensors, rainfall and crops observed at site {i}.") for i in range(60)
     ]
-    feats, _ = rank.featurize([*keyword_hits, *near_own, *filler], HashingEmbedder())
+    feats, _ = featurize([*keyword_hits, *near_own, *filler], HashingEmbedder())
     sub = Subscriber(id="dana", email="d@example.org", keywords=("diffusion models",), max_papers=6)
     ranked = _rank(sub, feats, profiles={"dana": _profile(MOLECULES)})
     by_keyword = [r for r in ranked if "diffusion models" in r.matched]

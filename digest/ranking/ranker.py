@@ -23,7 +23,10 @@ from ..settings import Settings
 from ..store import RankingStore
 from . import learn, rank
 from .embed import CachedEmbedder, Embedder, embedder_for, text_hash
+from .features import PaperFeatures, featurize, keyphrase_cache_key
 from .learn import Votes
+from .profile import PROFILE_MAX, Profile, distill_profile
+from .signals import History
 
 
 class Ranker:
@@ -58,17 +61,17 @@ class Ranker:
         since = day - timedelta(days=max(self.catchup_days, 1) - 1)
         return self.store.papers(day, since=since)
 
-    def features(self, papers: Sequence) -> rank.PaperFeatures:
-        model = rank.keyphrase_cache_key(self.embedder.model_id)
+    def features(self, papers: Sequence) -> PaperFeatures:
+        model = keyphrase_cache_key(self.embedder.model_id)
         cached = self.store.cached_keyphrases(model, [text_hash(p.text) for p in papers])
-        features, fresh = rank.featurize(papers, self.embedder, cached)
+        features, fresh = featurize(papers, self.embedder, cached)
         if fresh:
             self.store.cache_keyphrases(model, fresh)
         return features
 
-    def profile(self, subscriber: Subscriber) -> rank.Profile | None:
+    def profile(self, subscriber: Subscriber) -> Profile | None:
         """The subscriber's `profile_papers` (JSONL or other input files, relative to
-        `profiles_from`, or ids of stored papers), the newest rank.PROFILE_MAX of them, embedded,
+        `profiles_from`, or ids of stored papers), the newest PROFILE_MAX of them, embedded,
         with the keyphrases distilled from them (cached by the papers' text)."""
         if not subscriber.profile_papers:
             return None
@@ -89,15 +92,15 @@ class Ranker:
         # newest first (undated ones after, in the order given); a paper listed twice counts once
         unique = list({p.id: p for p in papers}.values())
         unique.sort(key=lambda p: p.published or "", reverse=True)
-        own = unique[: rank.PROFILE_MAX]
+        own = unique[: PROFILE_MAX]
         texts = [p.text for p in own]
         key = text_hash("profile\n" + "\n".join(sorted(texts)))
-        model = rank.keyphrase_cache_key(self.embedder.model_id)
+        model = keyphrase_cache_key(self.embedder.model_id)
         cached = self.store.cached_keyphrases(model, [key])
         if key not in cached:
-            cached[key] = rank.distill_profile(texts, self.embedder)
+            cached[key] = distill_profile(texts, self.embedder)
             self.store.cache_keyphrases(model, {key: cached[key]})
-        return rank.Profile(
+        return Profile(
             titles=tuple(p.title for p in own),
             vectors=self.embedder.encode(texts),
             text="\n".join(texts),
@@ -111,15 +114,15 @@ class Ranker:
         digest already gave them: the same day ranks the same before and after it is sent."""
         profiles = {s.id: p for s in subscribers if (p := self.profile(s)) is not None}
         features = self.features(self.candidates(day))
-        signals = {s.id: self.signals(s, day) for s in subscribers}
+        history = {s.id: self.history(s, day) for s in subscribers}
         return rank.rank_subscribers(
-            subscribers, features, self.embedder, limit=limit, signals=signals, profiles=profiles
+            subscribers, features, self.embedder, limit=limit, history=history, profiles=profiles
         )
 
-    def signals(self, subscriber: Subscriber, day: date) -> rank.Signals:
+    def history(self, subscriber: Subscriber, day: date) -> History:
         """What the store knows of `subscriber` that shapes their ranking for `day`."""
         sent = self.store.sent_paper_ids(subscriber.id, before=day)
-        return rank.Signals(sent_ids=sent, votes=self.votes(subscriber))
+        return History(sent_ids=sent, votes=self.votes(subscriber))
 
     def votes(self, subscriber: Subscriber) -> Votes | None:
         """The subscriber's votes with the embeddings of the papers voted on (cached): only the
