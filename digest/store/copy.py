@@ -31,7 +31,8 @@ from typing import Any
 from ..errors import StoreError
 from ..settings import redacted
 from .base import Store
-from .sql import Connection, SQLStore
+from .common import Connection
+from .sql import SQLStore
 from .sqlite import SQLiteStore
 
 
