@@ -131,6 +131,17 @@ def mail_env(tmp_path: Path, database: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def smtp_env(env: dict[str, str], port: int, **extra: str) -> dict[str, str]:
+    """`env` sending to the SMTP server on 127.0.0.1:`port`, in plain text (a test server)."""
+    return {
+        **env,
+        "DIGEST_SMTP_HOST": "127.0.0.1",
+        "DIGEST_SMTP_PORT": str(port),
+        "DIGEST_SMTP_SECURITY": "none",
+        **extra,
+    }
+
+
 def ledger(env: dict[str, str]) -> dict[str, str]:
     """Each subscriber's delivery status in the store DIGEST_DB names."""
     with opened(env["DIGEST_DB"]) as store:
@@ -190,6 +201,77 @@ def http_server(handler: Callable[..., BaseHTTPRequestHandler]) -> Iterator[str]
     finally:
         server.shutdown()
         server.server_close()
+
+
+# A step of a scripted HTTP answer: (status, headers, body), or a function that writes the answer
+# itself to the handler (a body dripped a byte at a time, a connection cut short).
+Step = tuple[int, dict[str, str], bytes] | Callable[[BaseHTTPRequestHandler], None]
+
+
+class ScriptedHTTP(BaseHTTPRequestHandler):
+    """The tests' HTTP server: per path (the query left out), a list of steps answered in turn,
+    the last one repeated; a path with no script gets `fallback` (a step), else 404. A 200 step
+    with an ETag answers 304 to a request that holds it (If-None-Match). Every request is kept in
+    `seen`, as (path, headers). Make one class per test with `scripted()`."""
+
+    script: dict[str, list[Step]] = {}
+    seen: list[tuple[str, dict[str, str]]] = []
+    fallback: Step | None = None
+    lock = threading.Lock()
+
+    def log_message(self, *args: object) -> None:  # keep the test output clean
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's hook name
+        with self.lock:
+            self.seen.append((self.path, dict(self.headers)))
+            steps = self.script.get(self.path.split("?")[0])
+            step = steps.pop(0) if steps and len(steps) > 1 else (steps[0] if steps else None)
+        step = step or self.fallback or (404, {}, b"not here")
+        if callable(step):
+            step(self)
+            return
+        status, headers, body = step
+        if status == 200 and "ETag" in headers and self.headers.get("If-None-Match") == headers["ETag"]:
+            self.answer(304, {}, b"")
+            return
+        self.answer(status, headers, body)
+
+    def answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def scripted(script: dict[str, list[Step]] | None = None, fallback: Step | None = None) -> type[ScriptedHTTP]:
+    """A ScriptedHTTP of its own: its script (changed as the test goes) and its record of requests."""
+    extra = {"fallback": staticmethod(fallback)} if callable(fallback) else {"fallback": fallback}
+    return type("Scripted", (ScriptedHTTP,), {"script": dict(script or {}), "seen": [], **extra})
+
+
+def drip(count: int, every: float, *, length: int | None = None, head: bytes | None = None) -> Step:
+    """A step that sends `count` bytes, one every `every` seconds: a body of `length` (a 200),
+    or, with `head`, the raw start of an answer whose headers never end."""
+
+    def write(handler: BaseHTTPRequestHandler) -> None:
+        if head is not None:
+            handler.wfile.write(head)
+        else:
+            handler.send_response(200)
+            handler.send_header("Content-Length", str(length or count))
+            handler.end_headers()
+        for _ in range(count):
+            try:
+                handler.wfile.write(b"x")
+                handler.wfile.flush()
+            except OSError:
+                return
+            time.sleep(every)
+
+    return write
 
 
 def free_port() -> int:

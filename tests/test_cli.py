@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import SAMPLES, SUBSCRIBERS, opened, stored_text
+from conftest import SAMPLES, SUBSCRIBERS, opened, smtp_env, stored_text
 
 from digest.cli import cli
 from digest.ranking.keyphrases import occurs_verbatim
@@ -196,12 +196,7 @@ def test_run_sends_only_to_those_whose_local_morning_has_come(env: dict[str, str
 
 def test_send_to_a_test_address_leaves_the_ledger_alone(env: dict[str, str], smtp_server):
     controller, inbox = smtp_server
-    smtp = {
-        **env,
-        "DIGEST_SMTP_HOST": "127.0.0.1",
-        "DIGEST_SMTP_PORT": str(controller.port),
-        "DIGEST_SMTP_SECURITY": "none",
-    }
+    smtp = smtp_env(env, controller.port)
     invoke(smtp, "ingest")
     assert invoke(smtp, "send", "--user", "alice", "--to", "me@example.org").exit_code == 0
     assert len(inbox.to("me@example.org")) == 1
@@ -210,12 +205,7 @@ def test_send_to_a_test_address_leaves_the_ledger_alone(env: dict[str, str], smt
 
 def test_send_over_smtp_reaches_each_subscriber_once(env: dict[str, str], smtp_server):
     controller, inbox = smtp_server
-    smtp = {
-        **env,
-        "DIGEST_SMTP_HOST": "127.0.0.1",
-        "DIGEST_SMTP_PORT": str(controller.port),
-        "DIGEST_SMTP_SECURITY": "none",
-    }
+    smtp = smtp_env(env, controller.port)
     assert invoke(smtp, "run").exit_code == 0
     assert invoke(smtp, "send").exit_code == 0
     for address in ("alice@example.org", "bob@example.org", "carol@example.org"):

@@ -9,12 +9,11 @@ import sys
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import SAMPLES, Inbox, free_port, http_server
+from conftest import SAMPLES, Inbox, free_port, http_server, scripted, smtp_env
 
 from digest.daemon import Daemon
 from digest.settings import Settings
@@ -64,17 +63,7 @@ def test_a_syntax_error_saved_between_two_sends_stops_neither_the_send_nor_the_s
     bob's at 08:00 both go out, with a half-saved file on disk in between."""
     body = (SAMPLES / "2026-11-20.txt").read_bytes()
 
-    class Feed(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:  # noqa: N802 - http.server's hook name
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    with http_server(Feed) as url:
+    with http_server(scripted({"/today.txt": [(200, {}, body)]})) as url:
         good = f"sources:\n  - {{name: feed, url: '{url}/today.txt'}}\n" + ALICE % "07:00" + BOB % "08:00"
         settings.subscribers.write_text(good)
         fetch = replace(settings.fetch, allow_private=True, retries=0)
@@ -115,18 +104,18 @@ def test_scheduler_process_sends_a_newly_added_subscriber_at_their_time_and_stop
     inbox = Inbox()
     controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
     controller.start()
-    env = {
-        **os.environ,
-        "DIGEST_SUBSCRIBERS": str(subs),
-        "DIGEST_DB": str(tmp_path / "digest.db"),
-        "DIGEST_INBOX": str(inbox_dir),
-        "DIGEST_MODEL": "hashing",
-        "DIGEST_POLL_SECONDS": "0.5",
-        "DIGEST_SMTP_HOST": "127.0.0.1",
-        "DIGEST_SMTP_PORT": str(controller.port),
-        "DIGEST_SMTP_SECURITY": "none",
-        "DIGEST_LOG_LEVEL": "INFO",
-    }
+    env = smtp_env(
+        {
+            **os.environ,
+            "DIGEST_SUBSCRIBERS": str(subs),
+            "DIGEST_DB": str(tmp_path / "digest.db"),
+            "DIGEST_INBOX": str(inbox_dir),
+            "DIGEST_MODEL": "hashing",
+            "DIGEST_POLL_SECONDS": "0.5",
+            "DIGEST_LOG_LEVEL": "INFO",
+        },
+        controller.port,
+    )
     log = tmp_path / "daemon.log"
     with log.open("w") as out:
         proc = subprocess.Popen(

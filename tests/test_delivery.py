@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from click.testing import CliRunner
-from conftest import Scripted, digest_process, kill_mid_send, ledger, mail_env, opened, serving
+from conftest import Scripted, digest_process, kill_mid_send, ledger, mail_env, opened, serving, smtp_env
 
 from digest.cli import cli
 
@@ -25,7 +25,7 @@ def env(tmp_path: Path, database: str) -> dict[str, str]:
 
 
 def smtp(env: dict[str, str], controller: Controller, **extra: str) -> dict[str, str]:
-    return {**env, "DIGEST_SMTP_HOST": "127.0.0.1", "DIGEST_SMTP_PORT": str(controller.port), **extra}
+    return smtp_env(env, controller.port, **extra)
 
 
 def send(env: dict[str, str], *args: str):

@@ -5,16 +5,14 @@ never silent, and never an empty digest when every source failed."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from datetime import date
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import FIXTURES, SHARED, SUBSCRIBERS, http_server, opened
+from conftest import FIXTURES, SHARED, SUBSCRIBERS, drip, http_server, opened, scripted
 
 from digest.cli import cli
 from digest.ingest.fetch import fetch_sources, retry_after
@@ -43,47 +41,7 @@ HF_SAME_PAPER = json.dumps(
 SAMPLES = SHARED / "data" / "ingestion_samples"
 
 
-class Server(BaseHTTPRequestHandler):
-    script: dict[str, list[tuple[int, dict[str, str], bytes]]] = {}
-    seen: list[tuple[str, dict[str, str]]] = []
-    lock = threading.Lock()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's hook name
-        with self.lock:
-            Server.seen.append((self.path, dict(self.headers)))
-            steps = Server.script.get(self.path.split("?")[0])
-            step = steps.pop(0) if steps and len(steps) > 1 else (steps[0] if steps else None)
-        if step is None:
-            self._send(404, {}, b"not here")
-            return
-        status, headers, body = step
-        if headers.get("slow"):
-            self.send_response(200)
-            self.send_header("Content-Length", "100")
-            self.end_headers()
-            for _ in range(20):
-                try:
-                    self.wfile.write(b"x")
-                    self.wfile.flush()
-                except OSError:
-                    return
-                time.sleep(0.2)
-            return
-        if status == 200 and "ETag" in headers and self.headers.get("If-None-Match") == headers["ETag"]:
-            self._send(304, {}, b"")
-            return
-        self._send(status, headers, body)
-
-    def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
-        self.send_response(status)
-        for k, v in headers.items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+Server = scripted()  # its script and record of requests are made afresh by `base`
 
 
 @pytest.fixture
@@ -180,7 +138,7 @@ def test_a_refused_address_or_an_oversized_body_is_not_fetched_again(
 
 
 def test_a_slow_source_fails_at_its_deadline_and_the_next_one_is_still_fetched(base: str, settings: Settings):
-    Server.script["/slow"] = [(200, {"slow": "1"}, b"")]
+    Server.script["/slow"] = [drip(20, 0.2, length=100)]
     Server.script["/rss"] = [(200, {}, RSS)]
     from dataclasses import replace
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SAMPLES, SHARED, SUBSCRIBERS
+from conftest import SAMPLES, SHARED, SUBSCRIBERS, smtp_env
 
 pytestmark = pytest.mark.integration
 
@@ -73,12 +73,10 @@ def test_run_mails_each_subscriber_one_digest_of_their_interests_and_never_twice
         "DIGEST_DB": database,
         "DIGEST_STATE": str(tmp_path / "var"),
         "DIGEST_INBOX": str(tmp_path / "inbox"),
-        "DIGEST_SMTP_HOST": "127.0.0.1",
-        "DIGEST_SMTP_PORT": str(controller.port),
-        "DIGEST_SMTP_SECURITY": "none",
         "DIGEST_MODEL": "minilm",
         "DIGEST_NOW": "2026-11-20T12:00:00Z",  # past every sample subscriber's morning
     }
+    env = smtp_env(env, controller.port)
     first = _digest(env)
     assert first.returncode == 0, first.stderr
     assert "Loading weights" not in first.stderr  # quiet without a terminal

@@ -25,6 +25,7 @@ from conftest import (
     mail_env,
     opened,
     serving,
+    smtp_env,
 )
 from pgserver import PostgresServer, fresh_schema
 
@@ -41,8 +42,7 @@ def env(tmp_path, postgres_url: str) -> dict[str, str]:
     return mail_env(tmp_path, postgres_url, DIGEST_NOW="2026-11-20T12:00:00Z")
 
 
-def smtp(env: dict[str, str], port: int, **extra: str) -> dict[str, str]:
-    return {**env, "DIGEST_SMTP_HOST": "127.0.0.1", "DIGEST_SMTP_PORT": str(port), **extra}
+smtp = smtp_env
 
 
 def digest(env: dict[str, str], *args: str):

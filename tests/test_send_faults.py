@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import SAMPLES, SUBSCRIBERS, opened
+from conftest import SAMPLES, SUBSCRIBERS, opened, smtp_env
 from test_delivery import Scripted, serving
 
 from digest.app import Digest
@@ -53,8 +53,8 @@ def invoke(env: dict[str, str], *args: str):
     return CliRunner().invoke(cli, list(args), env=env)
 
 
-def smtp(env: dict[str, str], controller, **extra: str) -> dict[str, str]:
-    return {**env, "DIGEST_SMTP_HOST": "127.0.0.1", "DIGEST_SMTP_PORT": str(controller.port), **extra}
+def smtp(env: dict[str, str], controller, **extra: str) -> dict[str, str]:  # noqa: ANN001
+    return smtp_env(env, controller.port, **extra)
 
 
 def ledger(env: dict[str, str]) -> dict[str, tuple[str, str | None]]:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 
 import pytest
-from conftest import http_server
+from conftest import drip, http_server, scripted
 
 from digest import sources
 from digest.errors import InputError
@@ -17,59 +17,37 @@ from digest.errors import InputError
 BODY = (json.dumps({"title": "A paper", "abstract": "It says something."}) + "\n").encode()
 
 
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:  # keep the test output clean
-        pass
+def _cut_short(handler: BaseHTTPRequestHandler) -> None:
+    """Promises 100 bytes, sends 10 and hangs up."""
+    handler.send_response(200)
+    handler.send_header("Content-Length", "100")
+    handler.end_headers()
+    handler.wfile.write(b"x" * 10)
+    handler.close_connection = True
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's hook name
-        route = self.path.split("?", 1)[0]
-        if route == "/ok":
-            self._send(200, BODY)
-        elif route == "/drip":  # a byte every 0.3 s, for ever (bounded: stops after 60 bytes)
-            self.send_response(200)
-            self.send_header("Content-Length", "60")
-            self.end_headers()
-            for _ in range(60):
-                try:
-                    self.wfile.write(b"x")
-                    self.wfile.flush()
-                except OSError:
-                    return
-                time.sleep(0.3)
-        elif route == "/drip-headers":  # the same drip, before the headers are even done
-            self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
-            for _ in range(60):
-                try:
-                    self.wfile.write(b"x")
-                    self.wfile.flush()
-                except OSError:
-                    return
-                time.sleep(0.3)
-        elif route == "/short":  # promises 100 bytes, sends 10 and hangs up
-            self.send_response(200)
-            self.send_header("Content-Length", "100")
-            self.end_headers()
-            self.wfile.write(b"x" * 10)
-            self.close_connection = True
-        elif route == "/big":
-            self._send(200, b"x" * 10_000)
-        elif route.startswith("/redirect/"):
-            self.send_response(302)
-            self.send_header("Location", self.path[len("/redirect/") :].replace("__", "://", 1))
-            self.end_headers()
-        else:
-            self._send(404, b"no")
 
-    def _send(self, status: int, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+def _redirect(handler: BaseHTTPRequestHandler) -> None:
+    """/redirect/http__host/path: a 302 to http://host/path."""
+    if not handler.path.startswith("/redirect/"):
+        handler.answer(404, {}, b"no")  # type: ignore[attr-defined]
+        return
+    handler.send_response(302)
+    handler.send_header("Location", handler.path[len("/redirect/") :].replace("__", "://", 1))
+    handler.end_headers()
+
+
+ROUTES = {
+    "/ok": [(200, {}, BODY)],
+    "/drip": [drip(60, 0.3)],  # a byte every 0.3 s, for ever (bounded: stops after 60 bytes)
+    "/drip-headers": [drip(60, 0.3, head=b"HTTP/1.1 200 OK\r\nX-Slow: ")],  # before the headers end
+    "/short": [_cut_short],
+    "/big": [(200, {}, b"x" * 10_000)],
+}
 
 
 @pytest.fixture
 def base() -> Iterator[str]:
-    with http_server(Handler) as url:
+    with http_server(scripted(ROUTES, fallback=_redirect)) as url:
         yield url
 
 

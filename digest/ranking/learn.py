@@ -93,10 +93,6 @@ class Votes:
         )
 
     @property
-    def down(self) -> frozenset[str]:
-        return frozenset(p for p, y in zip(self.paper_ids, self.labels.tolist(), strict=True) if y < 0)
-
-    @property
     def seen(self) -> frozenset[str]:
         """Papers voted on, either way and however long ago: the reader has them already."""
         return self.earlier.union(self.paper_ids)
