@@ -15,6 +15,7 @@ from email import message_from_bytes
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -42,13 +43,15 @@ SUBSCRIBERS = FIXTURES / "subscribers.yaml"
 # those files from the test process fails at once, naming the file.
 
 OPERATOR_FILES = (ROOT / "subscribers.yaml", ROOT / "inbox", ROOT / "papers")
-_guard = {"on": False}
+_guard: dict[str, Any] = {"on": False, "record": None}
 
 
 def _refuse_operator_files(event: str, args: tuple) -> None:
     if event != "open" or not _guard["on"] or not isinstance(args[0], str | Path):
         return
     path = os.path.abspath(args[0])
+    if _guard["record"] is not None:
+        _guard["record"].append(path)
     for edited in OPERATOR_FILES:
         if path == str(edited) or path.startswith(f"{edited}{os.sep}"):
             raise PermissionError(
@@ -58,6 +61,16 @@ def _refuse_operator_files(event: str, args: tuple) -> None:
 
 
 sys.addaudithook(_refuse_operator_files)
+
+
+@contextmanager
+def files_opened() -> Iterator[list[str]]:
+    """Every file this process opens in the block, by absolute path."""
+    _guard["record"] = record = []
+    try:
+        yield record
+    finally:
+        _guard["record"] = None
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import SAMPLES, SUBSCRIBERS, opened, smtp_env, stored_text
+from conftest import SAMPLES, SUBSCRIBERS, files_opened, opened, smtp_env, stored_text
 
 from digest.cli import cli
 from digest.ranking.keyphrases import occurs_verbatim
@@ -57,6 +57,13 @@ def test_every_command_has_help_text(command: list[str]):
     result = CliRunner().invoke(cli, [*command, "--help"])
     assert result.exit_code == 0
     assert len(result.output.split("\n\n")[1].strip()) > 10
+
+
+def test_one_run_opens_subscribers_yaml_once(env: dict[str, str]):
+    """Its subscribers and its sources come from one reading of the file."""
+    with files_opened() as opened:
+        assert invoke(env, "run", "--day", "2026-11-20").exit_code == 0
+    assert opened.count(str(Path(env["DIGEST_SUBSCRIBERS"]).resolve())) == 1
 
 
 def test_run_delivers_one_digest_per_subscriber_into_the_outbox(env: dict[str, str], tmp_path: Path):
