@@ -1,11 +1,11 @@
 """The store's SQL, written once for every backend: papers, ingested files, the embedding and
 keyphrase caches, the delivery ledger, readers' unsubscribes and votes, and source states.
 
-`SQLStore` holds every query (its ledger side in ledger.py); a backend (sqlite.py, postgres.py) opens the connection, keeps its
-own migrations and turns its driver's errors into StoreError. The SQL is the common ground of
-SQLite 3.35+ and PostgreSQL: `?` placeholders (a backend may rewrite them), upserts as
-``INSERT ... ON CONFLICT``, ``RETURNING``, and a ``rowid`` that orders rows by arrival (SQLite's
-own; a column of PostgreSQL's tables).
+`SQLStore` holds every query (its ledger side in ledger.py); a backend (sqlite.py, postgres.py)
+opens the connection, keeps its own migrations and turns its driver's errors into StoreError.
+The SQL is the common ground of SQLite 3.35+ and PostgreSQL: `?` placeholders (a backend may
+rewrite them), upserts as ``INSERT ... ON CONFLICT``, ``RETURNING``, and a ``rowid`` that orders
+rows by arrival (SQLite's own; a column of PostgreSQL's tables).
 """
 
 from __future__ import annotations
