@@ -6,7 +6,7 @@ Data: the five real arXiv daily listings (../shared/data/arxiv_daily/raw_daily_l
     baseline   per paper: KeyBERT extract_embeddings + extract_keywords (1-2-grams, English
                stop words, MMR); then for each subscriber a loop over papers computing the
                same score as ours.
-    ours cold  digest.rank on an empty SQLite cache: noun-phrase candidates (digest.keyphrases)
+    ours cold  digest.ranking on an empty SQLite cache: noun-phrase candidates (ranking.keyphrases)
                from one model pass per paper, each paper's shortlist embedded on its own, one
                score matrix for all subscribers.
     ours warm  the same papers again (as when dumps overlap): everything from the cache.

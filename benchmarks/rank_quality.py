@@ -1,19 +1,19 @@
 """Ranking and keyphrase quality, every figure beside its baselines computed in the same run.
 
-The header names the embedding model and the digest.rank constants in force.
+The header names the embedding model and the ranking constants in force (digest.ranking.scores, .profile).
 
 1. keyword_labeled_papers (tuning allowed): a query is an author keyword used by 15-150 papers;
    a paper is relevant when one of its author keywords equals the query. nDCG@10, P@10 and the
    nDCG@10 difference to TF-IDF (mean over queries, with its standard error) for TF-IDF
    (1-2-grams, sublinear tf), BM25 (k1 1.2, b 0.75), the cosine of the query to the paper's and
    to the title's embedding, reciprocal-rank fusion of TF-IDF and paper cosine, ours
-   (digest.score_matrix relevance), ours with pseudo-relevance feedback (a measured
+   (digest.ranking.scores.score_matrix relevance), ours with pseudo-relevance feedback (a measured
    variant: the product does not use it) and the logistic fit rank's weights come from, scored
    on held-out queries (5-fold), with the weights it finds on all queries.
 2. keyphrase_benchmarks inspec.jsonl and semeval2017.jsonl (tuning allowed): F1@5 and F1@10
    of the extracted keyphrases against the gold keys (Porter-stemmed exact match) and the
    share of the top 5 that occur word for word in the text, for plain KeyBERT (1-2-grams,
-   English stop words; cosine, and MMR 0.5) run in the same process, ours (digest.keyphrases)
+   English stop words; cosine, and MMR 0.5) run in the same process, ours (digest.ranking.keyphrases)
    and ours without its position bonus or without MMR; and the two ways of embedding the
    candidates weighed: each embedded on its own, the contextual vectors of the paper's own pass
    alone, and the shipped mix (a shortlist by the latter embedded on its own). "embedded/text"
@@ -22,7 +22,7 @@ The header names the embedding model and the digest.rank constants in force.
    a researcher's own papers; the pair loss of their 1-5 expertise ratings of other papers
    (over pairs rated differently, weight |difference|; a wrong order costs the weight, a tie
    half; pooled over researchers; lower is better) for TF-IDF, centroid cosine, top-3 cosine,
-   the old distilled keyphrases and ours (digest.match_profile), then ours with top_k and
+   the old distilled keyphrases and ours (digest.ranking.profile.match_profile), then ours with top_k and
    lexical chosen on four folds and scored on the fifth (10 shuffles of the researchers).
 4. csfcube, facet "background" (HELD OUT: report only, never tune on it): the query paper is
    a subscriber's one profile paper; graded nDCG@20 (gain 2^rel - 1) of its judged pool for
@@ -85,7 +85,7 @@ from digest.text import words  # noqa: E402
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CACHE = Path(__file__).resolve().parents[1] / "var" / "bench-cache.db"
 
-# the digest.rank constants the header reports
+# the ranking's constants the header reports
 CONSTANTS = (
     "W_WORDS",
     "W_SQRT_WORDS",
@@ -394,7 +394,7 @@ EXTRACTORS: dict[str, Extractor] = {
     "ours without MMR": lambda t, v, e: keyphrases.extract(t, e, top_n=10, diversity=0.0),
     "ours, every candidate embedded": lambda t, v, e: keyphrases.extract(t, e, v, top_n=10, shortlist=None),
     "ours, contextual vectors only": lambda t, v, e: keyphrases.extract(t, e, top_n=10, shortlist=0),
-    "ours (digest.keyphrases)": lambda t, v, e: keyphrases.extract(t, e, top_n=10),
+    "ours (digest.ranking.keyphrases)": lambda t, v, e: keyphrases.extract(t, e, top_n=10),
 }
 
 

@@ -1,8 +1,8 @@
 """Sending speed: 2,000 rendered digests to a local SMTP sink (aiosmtpd on 127.0.0.1).
 
     naive        a new smtplib connection per message (what a simple loop does)
-    ours, c=1    digest.dispatch: one reused connection
-    ours, c=8    digest.dispatch: eight workers, a connection each
+    ours, c=1    digest.delivery.dispatch: one reused connection
+    ours, c=8    digest.delivery.dispatch: eight workers, a connection each
 
 All in one process, on the same messages. Run: .venv/bin/python benchmarks/send_bench.py [--messages N]
 """

@@ -8,7 +8,7 @@ ranker, the mailroom and the links. `digest run` and every other command, the sc
             ingested = ingest.files.ingest_inbox(store)                     inbox -> store
             for each day with readers due now (schedule.due, the ledger):
                 due    = delivery.send.still_due(store, readers, day)       not sent, subscribed
-                ranked = ranking.Ranker.rank_all(due, day)                  store -> picks
+                ranked = ranking.ranker.Ranker.rank_all(due, day)           store -> picks
                 delivery.send.send_ranked(store, mailroom, day, due, ranked)     -> mail, ledger
                     or delivery.queue.enqueue(...): the workers send them
             store.prune_cache(...)
@@ -20,7 +20,7 @@ ranker, the mailroom and the links. `digest run` and every other command, the sc
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -240,13 +240,19 @@ class Digest:
         only: str | None = None,
         inbox: bool = True,
         enqueue: bool = False,
+        stage: Callable[[RunReport, str], None] | None = None,
     ) -> RunReport:
         """The morning job: fetch the sources, read the inbox (`inbox`), then send what is due
         now by each subscriber's clock, or `day`'s digest to everyone not sent it (`only`: one
-        subscriber, as a scheduler's trigger); with `enqueue` the workers send."""
+        subscriber, as a scheduler's trigger); with `enqueue` the workers send. `stage` is told
+        as each stage ends ("fetched", "ingested", "delivered"), so what is done is said even
+        when a later stage fails."""
+        told = stage or (lambda report, name: None)
         report = RunReport(fetched=self.fetch(roster.sources, day=day))
+        told(report, "fetched")
         if inbox:
             report.ingested = self.ingest_inbox(today=day)
+            told(report, "ingested")
         subscribers = [s for s in roster.subscribers if only is None or s.id == only]
         no_empty = report.every_source_failed
         if day is not None:
@@ -254,6 +260,7 @@ class Digest:
         else:
             report.deliveries = self.deliver_due(subscribers, enqueue=enqueue, no_empty=no_empty)
         self.store.prune_cache(int(self.settings.store.cache_mb * 2**20))  # its vectors are the newest
+        told(report, "delivered")
         return report
 
     def status(self) -> StatusView:

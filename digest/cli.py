@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from . import printing
-from .app import Digest
+from .app import Digest, RunReport
 from .delivery.queue import require_postgres
 from .errors import ConfigError, DigestError, NotFoundError
 from .ingest.files import inbox_files
@@ -234,7 +234,7 @@ def send(user: str | None, day: date | None, dry_run: bool, to: str | None, retr
     with _opened(settings) as digest:
         day = digest.day(day)
         report = digest.deliver(subs, day, dry_run=dry_run, to=to, retry_unknown=retry_unknown)
-        echo(printing.delivered(report, digest.mailroom))
+        echo(printing.delivered(report, settings))
     if report.failed:
         sys.exit(1)
 
@@ -253,16 +253,22 @@ def run(day: date | None, enqueue: bool) -> None:
         require_postgres(settings)
     roster = load_roster(settings.subscribers)  # refuse a broken file before doing anything
     terminal = sys.stdout.isatty()  # under cron, hourly: say only what changed
+
+    def say(report: RunReport, stage: str) -> None:
+        if stage == "fetched":
+            echo(printing.fetched(report.fetched, quiet=not terminal))
+        elif stage == "ingested":
+            echo(printing.ingested(report.ingested, show_skipped=terminal))
+        else:
+            if report.every_source_failed:
+                click.echo("digest: every source failed: nobody was sent an empty digest", err=True)
+            if not report.deliveries and terminal:
+                click.echo(f"nothing due at {settings.clock():%Y-%m-%d %H:%M} UTC")
+            for delivered in report.deliveries:
+                echo(printing.delivered(delivered, settings))
+
     with _opened(settings) as digest:
-        report = digest.run(roster, day=day, enqueue=enqueue)
-        echo(printing.fetched(report.fetched, quiet=not terminal))
-        echo(printing.ingested(report.ingested, show_skipped=terminal))
-        if report.every_source_failed:
-            click.echo("digest: every source failed: nobody was sent an empty digest", err=True)
-        if not report.deliveries and terminal:
-            click.echo(f"nothing due at {settings.clock():%Y-%m-%d %H:%M} UTC")
-        for delivered in report.deliveries:
-            echo(printing.delivered(delivered, digest.mailroom))
+        report = digest.run(roster, day=day, enqueue=enqueue, stage=say)
     if report.failed:
         sys.exit(1)
 

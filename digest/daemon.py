@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 
 from . import schedule
-from .app import Digest
+from .app import Digest, RunReport
 from .delivery.send import PROBLEMS
 from .errors import DigestError
 from .models import Subscriber
@@ -49,25 +49,11 @@ class Daemon:
         from the last good subscribers.yaml, whatever the file holds now."""
         try:
             with self._digest().opened() as digest:
-                report = digest.run(self.file.roster, only=only, inbox=False)
+                digest.run(self.file.roster, only=only, inbox=False, stage=_log_stage)
         except DigestError as exc:
             log.error("%s", exc)
-            return
         except Exception as exc:  # noqa: BLE001 - a bug in one job must not stop the daemon
             _unexpected("sending", exc)
-            return
-        for o in report.fetched:
-            (log.info if o.ok else log.error)(
-                "source %s: %s%s", o.source, o.status, f" ({o.detail})" if o.detail else ""
-            )
-        for delivered in report.deliveries:
-            for o in delivered.outcomes:
-                line = f"{delivered.day} {o.subscriber}: {o.status}, {o.papers} papers" + (
-                    f" ({o.detail})" if o.detail else ""
-                )
-                (log.error if o.status in PROBLEMS else log.info)(line)
-            if delivered.stopped:
-                log.error(delivered.stopped)
 
     def poll(self) -> None:
         self.reload()
@@ -105,6 +91,23 @@ class Daemon:
         self.send_due()  # anything due before we started (a restart after the send time)
         self.scheduler.start()  # blocks until SIGTERM
         log.info("scheduler stopped")
+
+
+def _log_stage(report: RunReport, stage: str) -> None:
+    """One line per source fetched, then per digest, as each stage ends."""
+    if stage == "fetched":
+        for o in report.fetched:
+            detail = f" ({o.detail})" if o.detail else ""
+            (log.info if o.ok else log.error)("source %s: %s%s", o.source, o.status, detail)
+        return
+    for delivered in report.deliveries if stage == "delivered" else ():
+        for o in delivered.outcomes:
+            line = f"{delivered.day} {o.subscriber}: {o.status}, {o.papers} papers" + (
+                f" ({o.detail})" if o.detail else ""
+            )
+            (log.error if o.status in PROBLEMS else log.info)(line)
+        if delivered.stopped:
+            log.error(delivered.stopped)
 
 
 def _unexpected(what: str, exc: Exception) -> None:

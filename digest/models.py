@@ -167,7 +167,7 @@ class Ranked:
 
 @dataclass(frozen=True)
 class Links:
-    """The links of one message, built once (digest.links) and used by the HTML, the text and
+    """The links of one message, built once (digest.delivery.links) and used by the HTML, the text and
     the List-Unsubscribe headers."""
 
     unsubscribe_mailto: str
@@ -208,7 +208,7 @@ class Status(StrEnum):
     DRY_RUN = "dry-run"
     UNSUBSCRIBED = "unsubscribed"  # they said so (one-click, the page or the CLI): never mailed
     NOT_TRIED = "not-tried"  # the run stopped before their turn
-    QUEUED = "queued"  # handed to the workers (digest run --enqueue, digest.queue)
+    QUEUED = "queued"  # handed to the workers (digest run --enqueue, digest.delivery.queue)
 
     @property
     def label(self) -> str:

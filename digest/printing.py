@@ -11,11 +11,12 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from .app import StatusView
-from .delivery.send import PROBLEMS, DeliveryReport, Mailroom
+from .delivery.send import PROBLEMS, DeliveryReport, archived
 from .ingest.fetch import FetchOutcome
 from .ingest.files import FileOutcome
 from .models import Paper, Ranked, Status, Subscriber
 from .schedule import next_send
+from .settings import Settings
 from .store import Unsubscribe
 from .text import mask_query, one_line, readable
 
@@ -59,7 +60,7 @@ def fetched(outcomes: Iterable[FetchOutcome], *, quiet: bool = False) -> list[Li
     return lines
 
 
-def delivered(report: DeliveryReport, mailroom: Mailroom) -> list[Line]:
+def delivered(report: DeliveryReport, settings: Settings) -> list[Line]:
     """One row per subscriber: what happened, how many papers, where the mail and its HTML are."""
     if not report.outcomes:
         return [Line(f"no active subscribers for {report.day}")]
@@ -72,7 +73,7 @@ def delivered(report: DeliveryReport, mailroom: Mailroom) -> list[Line]:
         if o.location and o.location.endswith(".eml"):
             html = o.location[: -len(".eml")] + ".html"
         elif o.status in (Status.SENT, Status.ALREADY):
-            html = str(mailroom.archived(report.day, o.subscriber))
+            html = str(archived(settings, report.day, o.subscriber))
         label = o.status.label
         lines.append(
             Line(f"  {o.subscriber:<14} {label:<11} {o.papers:>6}  {o.location or '-':<40} {html or '-'}")

@@ -25,7 +25,7 @@ from email.utils import getaddresses
 from functools import cached_property
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -67,8 +67,10 @@ class SMTPSettings:
 
     @cached_property
     def from_address(self) -> Address:
-        """DIGEST_FROM as a header address: parsed once (it was checked when loaded)."""
+        """DIGEST_FROM as a header address, parsed once."""
         name, addr = getaddresses([self.sender])[0]
+        if "@" not in addr:
+            raise ConfigError(f"DIGEST_FROM={quoted(self.sender)} has no e-mail address")
         return mail_address(name, addr)
 
 
@@ -301,15 +303,18 @@ class _Reader:
 
 
 def redacted(url: str) -> str:
-    """A postgresql:// URL without its password (nor its options), for messages and `digest
-    status`: user@host:port/database."""
+    """A PostgreSQL URL without its password, for messages and `digest status`: user@host:port/db
+    as libpq reads them (several hosts, or a socket folder given as a parameter, included)."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
     try:
-        parts = urlsplit(url)
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
+        parts = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
         return "postgresql://(an invalid URL)"
-    user = f"{unquote(parts.username)}@" if parts.username else ""
-    return f"postgresql://{user}{parts.hostname or ''}{port}{unquote(parts.path) or '/'}"
+    user = f"{parts['user']}@" if parts.get("user") else ""
+    port = f":{parts['port']}" if parts.get("port") else ""
+    return f"postgresql://{user}{parts.get('host', '')}{port}/{parts.get('dbname', '')}"
 
 
 def check_address(value: str, what: str) -> str:
@@ -338,7 +343,11 @@ def _check_sender(raw: str) -> str:
         validate_email(addr, check_deliverability=False)
     except EmailNotValidError as exc:
         raise ConfigError(f"DIGEST_FROM={quoted(raw)} has no usable address ({exc})") from exc
-    return f"{name} <{addr}>" if name else addr
+    if not name:
+        return addr
+    if any(ch in name for ch in '()<>@,;:\\"[]'):  # "Digest, Inc." stays one name, quoted
+        name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"{name} <{addr}>"
 
 
 def mail_address(display_name: str, addr_spec: str) -> Address:

@@ -32,14 +32,14 @@ SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")  # a subscriber id: lower-case, saf
 _repr = reprlib.Repr()
 _repr.maxstring = _repr.maxother = 60
 _repr.maxlist = _repr.maxtuple = _repr.maxdict = 4
-_repr.maxlevel = 1
-QUOTED_CHARS = 120
+_repr.maxlevel = 2
+QUOTED_CHARS = 200
 
 
 def quoted(value: object) -> str:
     """A user's value quoted in a message: cut short (never expanded in full, whatever its size
-    or nesting: at most QUOTED_CHARS) and on one line, free of control characters."""
-    text = one_line(_repr.repr(value))
+    or nesting: at most QUOTED_CHARS), free of control characters (repr keeps it on one line)."""
+    text = printable(_repr.repr(value))
     return text if len(text) <= QUOTED_CHARS else text[: QUOTED_CHARS - 3] + "..."
 
 

@@ -12,7 +12,7 @@
 
 Only a POST with its expected form changes anything: GET and HEAD (which Starlette answers on
 every GET route) only ever show a page, whatever they carry. Every token is checked by
-digest.links against the subscriber's current address; a bad one gets the same plain page
+digest.delivery.links against the subscriber's current address; a bad one gets the same plain page
 whatever was wrong, and no page says whether an address is subscribed. Bodies are capped, each
 route answers only its methods, nothing redirects, and every response carries a strict
 Content-Security-Policy and no referrer.
@@ -30,6 +30,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import date
+from functools import cached_property
 from html import escape
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, quote
@@ -151,8 +152,12 @@ class Pages:
         self.digest = Digest(settings)
         self.file = SubscriberFile(settings.subscribers, required=False)
         self.templates = render.environment(settings.templates)
-        self.key = links.secret(settings)
         self.health = anyio.CapacityLimiter(2)  # /healthz never queues behind a burst of clicks
+
+    @cached_property
+    def key(self) -> str:
+        """The links' secret, read at the first request that needs it."""
+        return links.secret(self.settings)
 
     # --- helpers ---------------------------------------------------------------------------
 

@@ -368,3 +368,59 @@ def test_the_scheduler_logs_an_unexpected_error_and_keeps_running(env, monkeypat
     finally:
         logger.removeHandler(caplog.handler)
     assert [r.getMessage().count("a bug in a send") for r in caplog.records] == [1, 1]
+
+
+# --- the links' secret: read when a digest needs it ----------------------------------------------
+
+
+def _without_secret(env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k != "DIGEST_SECRET"} | {"DIGEST_BASE_URL": "https://d.example.org"}
+
+
+def test_commands_that_make_no_links_never_create_the_secret(env):
+    env = _without_secret(env)
+    nothing_sent = (
+        ["status"],
+        ["rank", "--user", "alice", "--day", DAY],
+        ["schedule", "--list"],
+        ["send", "--day", DAY, "--dry-run"],
+    )
+    for command in nothing_sent:
+        assert invoke(env, *command).exit_code == 0, command
+    assert not (Path(env["DIGEST_STATE"]) / "secret").exists()
+    assert invoke(env, "send", "--day", DAY).exit_code == 0
+    assert (Path(env["DIGEST_STATE"]) / "secret").is_file()  # a digest's links needed it
+
+
+def test_an_unreadable_secret_fails_each_digest_with_its_reason_and_the_run_reports_the_rest(env):
+    env = _without_secret(env)
+    (Path(env["DIGEST_STATE"]) / "secret").mkdir(parents=True)  # not a file: unreadable
+    result = invoke(env, "run", "--day", DAY)
+    assert result.exit_code == 1
+    assert result.output.count("secret") >= 2  # each digest says why
+    recorded = ledger(env)
+    assert recorded and all(s == "pending" and "secret" in (why or "") for s, why in recorded.values())
+    assert invoke(env, "status").exit_code == 0
+
+
+def test_a_run_tells_each_stage_as_it_ends_so_a_failure_in_sending_keeps_what_came_before(
+    env, monkeypatch
+):
+    from digest.errors import DigestError
+    from digest.roster import load_roster
+
+    settings = Settings.load(env=env)
+    roster = load_roster(settings.subscribers)
+    told: list[str] = []
+    with Digest(settings).opened() as digest:
+        digest.run(roster, day=date(2026, 11, 20), stage=lambda report, name: told.append(name))
+        assert told == ["fetched", "ingested", "delivered"]
+
+        def stopped(*args, **kwargs):
+            raise DigestError("the store went away")
+
+        monkeypatch.setattr(Digest, "deliver", stopped)
+        told.clear()
+        with pytest.raises(DigestError):
+            digest.run(roster, day=date(2026, 11, 20), stage=lambda report, name: told.append(name))
+        assert told == ["fetched", "ingested"]

@@ -10,7 +10,7 @@ import pytest
 
 from digest.errors import ConfigError
 from digest.roster import MAX_SUBSCRIBERS_BYTES, load_subscribers, parse_subscribers
-from digest.settings import Settings, check_address
+from digest.settings import Settings, check_address, redacted
 
 ONE = """\
 subscribers:
@@ -209,3 +209,30 @@ def test_a_bad_test_address_is_refused_naming_the_flag(address: str):
 
 def test_a_good_test_address_is_normalized():
     assert check_address("Alice@Example.ORG", "--to") == "Alice@example.org"
+
+
+@pytest.mark.parametrize("name", ["Digest, Inc.", 'The "Daily" Digest', "Lab (bots)", "Lab; papers"])
+def test_a_from_name_with_special_characters_stays_one_quoted_name(name: str):
+    quoted_name = '"' + name.replace('"', '\\"') + '"'
+    smtp = Settings.load(env={"DIGEST_FROM": f"{quoted_name} <digest@example.org>"}).smtp
+    assert smtp.from_address.display_name == name
+    assert smtp.from_address.addr_spec == "digest@example.org"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://digest:pw@db.example.org:5433/papers", "postgresql://digest@db.example.org:5433/papers"),
+        ("postgresql://digest:pw@h1:5432,h2:5433/papers", "postgresql://digest@h1,h2:5432,5433/papers"),
+        ("postgresql:///papers?host=/run/postgresql&password=pw", "postgresql:///run/postgresql/papers"),
+        ("postgresql://digest:p%40ss@[::1]/papers", "postgresql://digest@::1/papers"),
+    ],
+)
+def test_a_redacted_database_url_names_hosts_as_libpq_reads_them_and_never_the_password(url: str, shown: str):
+    assert redacted(url) == shown
+    assert "pw" not in redacted(url) and "p@ss" not in redacted(url)
+
+
+@pytest.mark.parametrize("url", ["postgresql://a:secret@host/x?nosuchparam=1", "postgres://[bad", "postgresql://%zz@h/x"])
+def test_an_unreadable_database_url_is_redacted_to_a_placeholder(url: str):
+    assert redacted(url) == "postgresql://(an invalid URL)"

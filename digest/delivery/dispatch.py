@@ -9,7 +9,7 @@ brake when the server keeps refusing.
           we did not expect; that worker's connection is closed, never reused)
     after `max_failures` failed, pending or unknown results in a row: stop taking jobs, say why
 
-The caller (pipeline.deliver) records every result in the ledger from its own thread, so
+The caller (send.send_ranked) records every result in the ledger from its own thread, so
 the SQLite connection never crosses threads.
 """
 

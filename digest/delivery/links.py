@@ -21,8 +21,9 @@ import os
 import secrets
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import quote
 
@@ -114,21 +115,28 @@ def verify_token(key: str, token: str, purpose: str, subscriber: Subscriber) -> 
     return claim if hmac.compare_digest(given, expected) else None
 
 
-@dataclass(frozen=True)
 class LinkMaker:
-    """The links of every digest of a run, made with the secret read once: the mailto
-    unsubscribe always; with a public origin (DIGEST_BASE_URL) the signed one-click unsubscribe,
-    the archive and the votes."""
+    """The links of every digest of a run: the mailto unsubscribe always; with a public origin
+    (DIGEST_BASE_URL) the signed one-click unsubscribe, the archive and the votes. The From
+    address and the secret are read at the first digest and kept: a problem with either is that
+    digest's failure (reported, and tried again by the next run), never the whole run's."""
 
-    sender: str  # the From address, for the mailto
-    base_url: str | None = None
-    key: str = field(default="", repr=False)
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        base = settings.web.base_url
+        self.base_url = base.rstrip("/") if base else None
+
+    @cached_property
+    def sender(self) -> str:
+        return self.settings.smtp.from_address.addr_spec
+
+    @cached_property
+    def key(self) -> str:
+        return secret(self.settings)
 
     @classmethod
     def for_settings(cls, settings: Settings) -> LinkMaker:
-        base = settings.web.base_url
-        sender = settings.smtp.from_address.addr_spec
-        return cls(sender, base.rstrip("/"), secret(settings)) if base else cls(sender)
+        return cls(settings)
 
     def for_digest(self, subscriber: Subscriber, day: date, paper_ids: Sequence[str] = ()) -> Links:
         """The links of `subscriber`'s digest for `day`."""

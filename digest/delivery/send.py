@@ -75,10 +75,14 @@ class Mailroom:
         return cls(
             smtp=settings.smtp,
             outbox=settings.outbox,
-            archive=settings.store.state_dir / "archive",
+            archive=cls.archive_of(settings),
             links=LinkMaker.for_settings(settings),
             templates=settings.templates,
         )
+
+    @staticmethod
+    def archive_of(settings: Settings) -> Path:
+        return settings.store.state_dir / "archive"
 
     def render(self, sub: Subscriber, day: date, papers: Sequence[Ranked]) -> Digest:
         """The digest with its links, made once for the HTML, the text and the headers."""
@@ -116,6 +120,11 @@ class Mailroom:
             backoff=self.smtp.backoff,
             max_failures=self.smtp.max_failures,
         )
+
+
+def archived(settings: Settings, day: date, subscriber_id: str) -> Path:
+    """Where the digest sent to `subscriber_id` for `day` is kept as a page."""
+    return Mailroom.archive_of(settings) / day.isoformat() / f"{subscriber_id}.html"
 
 
 def still_due(

@@ -186,7 +186,7 @@ class LedgerQueries:
     # --- plans: ranked picks waiting for the workers ------------------------------------
 
     def save_plans(self, day: date, plans: Mapping[str, Mapping[str, Any]]) -> None:
-        """Each subscriber's plan for `day` (a JSON-able dict: digest.queue); a new ranking
+        """Each subscriber's plan for `day` (a JSON-able dict: digest.delivery.queue); a new ranking
         replaces an older one."""
         now = utc_now()
         with self.transaction() as conn:
