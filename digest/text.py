@@ -113,13 +113,18 @@ _SCRIPT = re.compile(r"([_^])(?:\{([^{}]{1,12})\}|([A-Za-z0-9+\-]))")
 
 
 def _scripts(text: str) -> str:
-    """x^2 -> x², a_{ij}... kept as written when a character has no Unicode form."""
+    """x^2 -> x², a_{ij} -> aᵢⱼ; a script with a character that has no Unicode form is kept
+    in parentheses, R^{n\\times d} -> R^(n×d), so it never runs into the next word."""
 
     def one(m: re.Match[str]) -> str:
         body = m.group(2) if m.group(2) is not None else m.group(3)
         table = _SUPER if m.group(1) == "^" else _SUB
         out = body.translate(table)
-        return out if all(ord(ch) > 127 for ch in out) else m.group(0)
+        if all(ord(ch) > 127 for ch in out):
+            return out
+        if m.group(2) is None or len(body) == 1:
+            return m.group(0)
+        return m.group(1) + (body if body.startswith("(") and body.endswith(")") else f"({body})")
 
     return _SCRIPT.sub(one, text)
 
@@ -129,17 +134,38 @@ def _math_text(latex: str) -> str:
         from pylatexenc.latex2text import LatexNodes2Text
     except ImportError:  # pragma: no cover - a dependency; the raw math is still readable enough
         return latex
-    converter = LatexNodes2Text(math_mode="text", strict_latex_spaces=True)
+    converter = LatexNodes2Text(math_mode="text", strict_latex_spaces="based-on-source")
     try:
         return converter.latex_to_text(_scripts(latex)).strip()
     except Exception:  # noqa: BLE001 - odd LaTeX from a feed must never break a mail
         return latex
 
 
+# display math and the other inline forms: $$...$$, \[...\], \(...\), then $...$ as above
+_ANY_MATH = re.compile(
+    r"\$\$(?P<display>.+?)\$\$|\\\[(?P<bracket>.+?)\\\]|\\\((?P<paren>.+?)\\\)|" + _MATH.pattern, re.DOTALL
+)
+_EM_DASH = re.compile(r"(?<!-)---(?!-)")
+_EN_DASH = re.compile(r"(?<!-)--(?!-)")
+
+
+def _dashes(text: str) -> str:
+    """TeX's dashes as a reader sees them: "---" an em dash, "--" an en dash (Erdős–Rényi)."""
+    return _EN_DASH.sub("\u2013", _EM_DASH.sub("\u2014", text)) if "--" in text else text
+
+
 def readable(text: str) -> str:
-    """`text` with its $...$ math as readable Unicode ("$\\bf{D^3}$QE" -> "D³QE"); for display
-    only: the stored text stays as ingested. Text outside $...$ is left alone ("50% of"
-    would be a LaTeX comment)."""
-    if "$" not in text:
-        return text
-    return _MATH.sub(lambda m: _math_text(m.group(1)), text)
+    """`text` with its math as readable Unicode ("$\\bf{D^3}$QE" -> "D³QE"), whichever way it is
+    delimited ($...$, $$...$$, \\(...\\), \\[...\\]), and TeX dashes outside math as dashes; for
+    display only: the stored text stays as ingested. Text outside math is otherwise left alone
+    ("50% of" would be a LaTeX comment)."""
+    if "$" not in text and "\\" not in text:
+        return _dashes(text)
+    out, last = [], 0
+    for m in _ANY_MATH.finditer(text):
+        out.append(_dashes(text[last : m.start()]))
+        latex = next(g for g in m.groups() if g is not None)
+        out.append(_math_text(latex))
+        last = m.end()
+    out.append(_dashes(text[last:]))
+    return "".join(out)

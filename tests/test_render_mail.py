@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import date
 from email import message_from_bytes, policy
+from email.header import decode_header, make_header
 from pathlib import Path
+
+import pytest
 
 from digest.delivery import render
 from digest.delivery.mail import OutboxMailer, build_message, serialize
 from digest.models import Links, Paper, Ranked, Subscriber
+from digest.settings import Settings
 
 DAY = date(2026, 11, 19)
 SUB = Subscriber(id="alice", email="alice@example.org", name="Alice Liddell", keywords=("diffusion models",))
@@ -157,3 +162,49 @@ def test_the_why_line_names_the_own_paper_a_pick_is_close_to_in_html_and_text():
         "It matches your interest “diffusion models”."
         " It is close to your paper “Graph <i>networks</i> for molecules”."
     )
+
+
+@pytest.mark.parametrize(
+    ("written", "shown"),
+    [
+        (r"a loss \(1/\tau^{2}\) scaled", "a loss 1/τ² scaled"),
+        (r"for \(T \in R^{n\times d}\) inputs", "for T ∈ R^(n× d) inputs"),
+        (r"display \[a_i + b_i\] math", "display aᵢ + bᵢ math"),
+        (r"display $$x^2$$ math", "display x² math"),
+        (r"$\mathcal{O}(n \log n)$ time", "𝒪(n log n) time"),
+        (r"weights $W^{(l)}_{ij}$", "weights W^(l)ᵢⱼ"),
+        ("Erdős--Rényi graphs", "Erdős–Rényi graphs"),
+        ("graphs --- a study", "graphs — a study"),
+        ("pages 10--20, not ---- rules", "pages 10–20, not ---- rules"),
+        (r"$a-b$ and a--b", "a-b and a–b"),
+        (r"a back\slash and 50% of $5", r"a back\slash and 50% of $5"),
+    ],
+)
+def test_every_math_delimiter_and_tex_dash_reads_as_text(written: str, shown: str):
+    from digest.text import readable
+
+    assert readable(written) == shown
+
+
+@pytest.mark.parametrize(
+    "topics",
+    [
+        ("recommender systems", "graph neural networks"),  # the fold fell right after "networks "
+        ("graph neural networks", "Erdős–Rényi graphs"),
+        ("日本語の論文", "ニューラルネットワーク"),
+        ("emoji 🧪 tests and a very long interest that makes the subject wrap twice at least",),
+    ],
+)
+def test_a_non_ascii_subject_reads_back_exactly_with_single_spaces_and_short_lines(topics):
+    smtp = Settings.load(env={}).smtp
+    papers = [replace(_ranked(), matched=(t,)) for t in topics for _ in range(2)]
+    digest = render.render(SUB, DAY, papers, LINKS)
+    outgoing = serialize(build_message(digest, smtp), smtp, key="k")
+    head = outgoing.data.split(b"\r\n\r\n", 1)[0]
+    assert head.isascii() and max(len(line) for line in head.split(b"\r\n")) <= 78
+    parsed = message_from_bytes(outgoing.data, policy=policy.default)
+    assert parsed["Subject"] == digest.subject and "  " not in digest.subject
+    raw_subject = re.search(rb"Subject: (.*?)\r\n(?! )", head + b"\r\n", re.S)
+    assert raw_subject is not None
+    strict = str(make_header(decode_header(raw_subject.group(1).decode("ascii").replace("\r\n", ""))))
+    assert strict == digest.subject  # as a client that follows RFC 2047 reads it

@@ -3,6 +3,7 @@ default, shipped beside the real one as httpx ships MockTransport)."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import email.policy
 import os
@@ -29,11 +30,35 @@ from ..text import one_line
 VERBATIM_HEADERS = frozenset({"list-unsubscribe", "list-unsubscribe-post", "list-id"})
 
 
+_WORD_BYTES = 42  # UTF-8 bytes per encoded word: 56 base64 characters, 68 with its =?utf-8?b?...?=
+
+
+def encoded_words(text: str) -> list[str]:
+    """`text` as RFC 2047 encoded words, whole characters in each, every one under 75 characters.
+    A reader's client joins them with the whitespace between them dropped (RFC 2047 6.2), so the
+    text's own spaces, inside the words, are kept exactly."""
+    words, chunk = [], b""
+    for ch in text:
+        data = ch.encode("utf-8")
+        if chunk and len(chunk) + len(data) > _WORD_BYTES:
+            words.append(chunk)
+            chunk = b""
+        chunk += data
+    if chunk:
+        words.append(chunk)
+    return [f"=?utf-8?b?{base64.b64encode(w).decode('ascii')}?=" for w in words]
+
+
 class _WirePolicy(email.policy.EmailPolicy):
     def fold_binary(self, name: str, value: str) -> bytes:
         text = str(value)
         if name.lower() in VERBATIM_HEADERS and text.isascii() and len(name) + len(text) < 990:
             return f"{name}: {one_line(text)}{self.linesep}".encode("ascii")
+        if name.lower() == "subject" and not text.isascii() and not self.utf8:
+            # the email package folds "networks =?utf-8?b?4oCU?=" with the space left at the end
+            # of the line, which a client shows as two: the subject is encoded here, word by word
+            folded = f"{self.linesep} ".join(encoded_words(one_line(text)))
+            return f"{name}: {folded}{self.linesep}".encode("ascii")
         return super().fold_binary(name, value)
 
 
