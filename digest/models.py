@@ -157,12 +157,13 @@ class Ranked:
 
     paper: Paper
     score: float  # 0..1: (1 - trending_weight) * relevance + trending_weight * trending
-    matched: tuple[str, ...] = ()
+    matched: tuple[str, ...] = ()  # the reader's keywords it clearly matches, strongest first
     keyphrases: tuple[str, ...] = ()
     relevance: float | None = None  # 0..1: how well the paper fits the subscriber's best interest
     trending: float | None = None  # 0..1: community upvotes, log-scaled and capped
     liked_like: str | None = None  # the title of a paper the reader up-voted that this one resembles
     close_to: str | None = None  # the title of the subscriber's own paper nearest to this one
+    from_papers: tuple[str, ...] = ()  # phrases distilled from the reader's own papers it matches
 
 
 @dataclass(frozen=True)

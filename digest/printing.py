@@ -116,6 +116,7 @@ def ranked_json(ranking: Mapping[str, Sequence[Ranked]]) -> str:
                     "trending": r.trending,
                     "liked_like": r.liked_like,
                     "close_to": r.close_to,
+                    "from_papers": list(r.from_papers),
                     "matched": list(r.matched),
                     "keyphrases": list(r.keyphrases),
                 }

@@ -60,6 +60,10 @@ def _digest_html() -> str:
         unsubscribe_mailto="mailto:digest@example.org",
         unsubscribe_https="https://digest.example.org/unsubscribe?t=x",
         archive="https://digest.example.org/archive/2026-11-20/alice?t=y",
+        feedback={
+            r.paper.id: (f"https://digest.example.org/feedback?t=m{i}", f"https://digest.example.org/feedback?t=l{i}")
+            for i, r in enumerate(papers)
+        },
     )
     return render.render(sub, date(2026, 11, 20), papers, links).html
 
@@ -152,3 +156,39 @@ def test_every_image_has_alt_text_and_no_web_font_is_loaded(page: Path):
     html = page.read_text()
     assert all("alt=" in tag for tag in re.findall(r"<img\b[^>]*>", html))
     assert "fonts.googleapis" not in html and "@import" not in html and "<link" not in html
+
+
+def _measured(page: Path, tmp_path: Path, expression: str, *extra: str, width: int) -> str:
+    """What a JavaScript `expression` gives once the page has laid out, in Chromium."""
+    probe = tmp_path / "measure.html"
+    script = (
+        "<script>window.addEventListener('load', () => document.body.setAttribute('data-measured',"
+        f" String({expression})));</script>"
+    )
+    probe.write_text(page.read_text().replace("</body>", script + "</body>"), encoding="utf-8")
+    dom = _chromium(*extra, "--virtual-time-budget=3000", "--dump-dom", probe.as_uri(), width=width)
+    found = re.search(r'data-measured="([^"]*)"', dom)
+    assert found, dom[:500]
+    return found.group(1)
+
+
+def test_vote_links_are_tap_targets_of_44_px_apart_from_each_other_at_375_px(page: Path, tmp_path: Path):
+    boxes = _measured(
+        page,
+        tmp_path,
+        "[...document.querySelectorAll('a.vote')].map(a => { const r = a.getBoundingClientRect();"
+        " return [r.left, r.top, r.width, r.height].map(Math.round).join(' '); }).join(';')",
+        width=375,
+    )
+    rects = [tuple(map(int, box.split())) for box in boxes.split(";")]
+    assert len(rects) == 10  # more and less for each of the five papers
+    assert all(h >= 44 and w >= 44 for _, _, w, h in rects)
+    for (x1, y1, w1, h1), (x2, y2, _, _) in zip(rects[::2], rects[1::2], strict=True):
+        assert x2 >= x1 + w1 + 8 or y2 >= y1 + h1  # side by side with a gap, or one under the other
+
+
+def test_the_footer_divider_follows_the_dark_theme(page: Path, tmp_path: Path):
+    colour = "getComputedStyle(document.querySelector('.divider p')).borderTopColor"
+    assert _measured(page, tmp_path, colour, width=600) == "rgb(228, 231, 235)"
+    dark = _measured(page, tmp_path, colour, *DARK, width=600)
+    assert dark == "rgb(44, 51, 59)"

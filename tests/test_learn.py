@@ -180,7 +180,7 @@ def test_a_vote_changes_the_next_days_order_and_the_mail_says_why(tmp_path: Path
         cli, ["preview", "--user", "alice", "--day", "2026-11-20", "--format", "text"], env=env
     )
     text = Path(preview.output.strip().splitlines()[-1].removeprefix("wrote ")).read_text()
-    assert f"It is like “{robot['liked_like']}”, which you marked." in text
+    assert f"is like “{robot['liked_like']}”, which you liked." in text
     check = runner.invoke(cli, ["subscribers", "check"], env=env).output
     assert "2 votes shape their ranking (2 more, 0 less like this" in check
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -316,3 +317,24 @@ def test_plans_are_deleted_once_their_digests_have_settled_and_old_ones_at_the_n
         again = digest(mail, "run", "--enqueue", "--day", DAY)
         assert f"{'carol':<14} failed" in again.output  # (exit status 1 for her)
     assert _plans(env) == [("bob", "2026-11-19")]  # the old day's went; the unknown one stays a week
+
+
+def test_a_plan_round_trips_every_field_and_one_from_another_version_still_reads(store):
+    import json
+
+    from digest.delivery.queue import from_plan, plan_of
+    from digest.models import Paper, Ranked, Subscriber
+
+    paper = Paper(
+        id="2611.00001", title="A paper", abstract="It does a thing.", day=date(2026, 11, 20)
+    )
+    store.add_papers([paper])
+    sub = Subscriber(id="ann", email="ann@example.org", keywords=("graphs",), profile_papers=("a.bib",))
+    ranked = Ranked(
+        paper, 0.5, ("graphs",), ("a thing",), from_papers=("graph learning",), close_to="Mine"
+    )
+    saved = json.loads(json.dumps(plan_of(sub, [ranked])))  # as the store keeps it
+    assert from_plan(saved, store) == (sub, [ranked])
+    older = {**saved, "picks": [{k: v for k, v in saved["picks"][0].items() if k != "from_papers"}]}
+    older["picks"][0]["a_field_since_removed"] = 1
+    assert from_plan(older, store)[1] == [replace(ranked, from_papers=())]

@@ -3,14 +3,16 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date
 
+import numpy as np
 import pytest
 
 from digest.models import Paper, Subscriber, paper_identity
 from digest.ranking import rank
-from digest.ranking.embed import HashingEmbedder
+from digest.ranking.embed import HashingEmbedder, normalize, text_hash
 from digest.ranking.features import featurize, lexical, tokens
+from digest.ranking.keyphrases import is_acronym
 from digest.ranking.profile import Profile
-from digest.ranking.scores import _lexical_matrix
+from digest.ranking.scores import MATCH_FLOOR, _lexical_matrix, score_matrix
 from digest.ranking.signals import History
 
 
@@ -275,3 +277,40 @@ def test_keywords_and_own_papers_both_reach_a_digest_neither_drowning_the_other(
     assert {r.paper.id for r in _rank(sub, feats)} <= {p.id for p in keyword_hits}
     only_own = _rank(replace(sub, keywords=()), feats, profiles={"dana": _profile(MOLECULES)})
     assert {r.paper.id for r in only_own} <= {p.id for p in near_own}
+
+
+class _Table:
+    """An embedder that knows a few texts' vectors by heart (unknown texts are orthogonal to
+    them): to make a phrase look like a keyword as a real model can."""
+
+    model_id = "table"
+
+    def __init__(self, vectors: dict[str, list[float]]):
+        self.vectors = vectors
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        dim = len(next(iter(self.vectors.values())))
+        rows = [self.vectors.get(t, [0.0] * (dim - 1) + [1.0]) for t in texts]
+        return normalize(np.array(rows, dtype=np.float32))
+
+
+@pytest.mark.parametrize("acronym", ["CODE-GEN", "CG", "CODEGENs"])
+def test_a_keyword_is_not_matched_through_an_acronym_alone(acronym: str):
+    # the model reads the acronym's letters as the keyword (cosine 1 here); the paper's words
+    # and its own embedding say something else
+    paper = _paper(f"{acronym}: quiz questions for students", "A tool that writes quiz questions.")
+    table = _Table({"code generation": [1, 0, 0], acronym: [1, 0, 0], paper.text: [0.6, 0.8, 0]})
+    cache = {text_hash(paper.text): [acronym, "quiz questions"]}
+    features, _ = featurize([paper], table, cache)
+    matrix = score_matrix(features, ["code generation"], table.encode(["code generation"]))
+    assert matrix.evidence[0, 0] < MATCH_FLOOR
+    spelled = _paper("Code generation quiz questions", "A tool that writes quiz questions.")
+    table.vectors[spelled.text] = [0.6, 0.8, 0]
+    features, _ = featurize([spelled], table, {text_hash(spelled.text): ["code generation"]})
+    matrix = score_matrix(features, ["code generation"], table.encode(["code generation"]))
+    assert matrix.evidence[0, 0] >= MATCH_FLOOR  # the words themselves still count
+
+
+def test_acronyms_are_phrases_of_capitals_only():
+    assert all(is_acronym(p) for p in ["GNN", "CODE-GEN", "LLMs", "GPT-4", "RAG", "COVID-19"])
+    assert not any(is_acronym(p) for p in ["ImageNet", "LLaMA-2", "graph GNN", "A", "X-ray", "3D", "code"])

@@ -159,8 +159,8 @@ def test_the_why_line_names_the_own_paper_a_pick_is_close_to_in_html_and_text():
     assert "It is close to your paper “Graph &lt;i&gt;networks&lt;/i&gt; for molecules”." in digest.html
     both = replace(ranked, matched=("diffusion models",))
     assert render.why_line(both) == (
-        "It matches your interest “diffusion models”."
-        " It is close to your paper “Graph <i>networks</i> for molecules”."
+        "It matches your interest “diffusion models”,"
+        " and is close to your paper “Graph <i>networks</i> for molecules”."
     )
 
 
@@ -208,3 +208,52 @@ def test_a_non_ascii_subject_reads_back_exactly_with_single_spaces_and_short_lin
     assert raw_subject is not None
     strict = str(make_header(decode_header(raw_subject.group(1).decode("ascii").replace("\r\n", ""))))
     assert strict == digest.subject  # as a client that follows RFC 2047 reads it
+
+
+def test_a_why_line_is_one_sentence_of_at_most_two_reasons_whatever_applies():
+    long_title = "A Very Long Title of One of the Reader's Own Papers That Goes On and On About Graphs"
+    ranked = replace(
+        _ranked(),
+        matched=("diffusion models", "image generation", "sampling"),
+        close_to=long_title,
+        liked_like="Another Paper",
+    )
+    why = render.why_line(ranked)
+    assert why == (
+        "It matches your interests “diffusion models” and “image generation”,"
+        " and is close to your paper “A Very Long Title of One of the Reader's Own Papers That…”."
+    )
+    assert why.count(".") == 1 and len(why) < 200
+
+
+def test_a_phrase_from_the_readers_papers_is_never_called_their_interest():
+    ranked = replace(_ranked(), matched=(), from_papers=("contrastive emotion representation learning",))
+    digest = render.render(replace(SUB, keywords=(), profile_papers=("papers.bib",)), DAY, [ranked], LINKS)
+    why = "It is like your papers on “contrastive emotion representation learning”."
+    assert render.why_line(ranked) == why and why in digest.text
+    assert "interest" not in render.why_line(ranked)
+    assert "contrastive emotion" not in digest.subject and "close to your own" in digest.subject
+    assert "close to your own papers" in digest.text.split("\n\n")[1]
+
+
+def test_the_subject_uses_only_the_readers_own_words():
+    picks = [_ranked(), replace(_ranked(), matched=(), from_papers=("emotion recognition",))]
+    subject = render.subject_for(picks, DAY)
+    assert subject.startswith("2 new papers on diffusion models —") and "emotion" not in subject
+
+
+def test_the_footer_says_why_the_mail_comes_and_what_to_do_never_a_file():
+    links = Links(
+        "mailto:digest@localhost?subject=unsubscribe%20alice",
+        unsubscribe_https="https://d.example.org/unsubscribe?t=u",
+        archive="https://d.example.org/archive/2026-11-19/alice?t=a",
+        feedback={"2511.00001": ("https://d.example.org/feedback?t=m", "https://d.example.org/feedback?t=l")},
+    )
+    reader = replace(SUB, profile_papers=("mine.bib",))
+    digest = render.render(reader, DAY, [_ranked()], links)
+    for part in (digest.text, digest.html):
+        assert "subscribers.yaml" not in part and ".yaml" not in part
+        assert "alice@example.org" in part and "your interests (diffusion models)" in part
+        assert "your own papers" in part and "reply to this email" in part
+    assert "teach it what you want" in digest.text
+    assert "teach it what you want" not in render.render(SUB, DAY, [_ranked()], LINKS).text  # no votes

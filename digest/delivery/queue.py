@@ -28,9 +28,9 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigError, StoreError
 from ..models import Ranked, Status, Subscriber
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from ..store.postgres import PostgresStore
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 TASK = "digest.send_batch"
 QUEUE = "digest-send"
@@ -95,18 +96,22 @@ def plan_of(sub: Subscriber, ranked: Sequence[Ranked]) -> dict[str, Any]:
     return {"subscriber": asdict(sub), "picks": [{**asdict(r), "paper": r.paper.id} for r in ranked]}
 
 
-def _tuples(fields: dict[str, Any], *names: str) -> dict[str, Any]:
-    return {**fields, **{n: tuple(fields.get(n) or ()) for n in names}}
+def _revived(cls: type[T], saved: dict[str, Any]) -> T:
+    """A dataclass from its saved JSON: lists back to tuples, whatever fields it has now; a
+    field a plan lacks (saved by an older version) takes its default, one it no longer knows is
+    dropped."""
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in known})
 
 
 def from_plan(plan: dict[str, Any], store: DeliveryStore) -> tuple[Subscriber, list[Ranked]]:
     """A saved plan back as the subscriber and their Ranked papers (a paper no longer stored
     is left out)."""
-    sub = Subscriber(**_tuples(plan["subscriber"], "keywords", "exclude", "profile_papers"))
+    sub = _revived(Subscriber, plan["subscriber"])
     picks = plan["picks"]
     papers = store.papers_by_id(p["paper"] for p in picks)
     ranked = [
-        Ranked(**_tuples({**p, "paper": papers[p["paper"]]}, "matched", "keyphrases"))
+        _revived(Ranked, {**p, "paper": papers[p["paper"]]})
         for p in picks
         if p["paper"] in papers
     ]

@@ -79,9 +79,14 @@ def author_line(r: Ranked) -> str:
 
 
 def gist(papers: Sequence[Ranked], n: int = 2) -> list[str]:
-    """The interests most of today's papers matched, most common first."""
+    """The reader's own keywords most of today's papers matched, most common first."""
     counts = Counter(r.matched[0] for r in papers if r.matched)
     return [k for k, _ in counts.most_common(n)]
+
+
+def near_own_papers(papers: Sequence[Ranked]) -> bool:
+    """Some of the picks came through the reader's own papers."""
+    return any(r.close_to or r.from_papers for r in papers)
 
 
 def day_label(day: date) -> str:
@@ -92,11 +97,13 @@ def subject_for(papers: Sequence[Ranked], day: date) -> str:
     if not papers:
         return f"No new papers for your interests today — {day_label(day)}"
     n = len(papers)
-    topics = ", ".join(gist(papers))
+    topics = ", ".join(gist(papers))  # the reader's words, never phrases we distilled
     noun = "paper" if n == 1 else "papers"
-    return (
-        f"{n} new {noun} on {topics} — {day_label(day)}" if topics else f"{n} new {noun} — {day_label(day)}"
-    )
+    if topics:
+        return f"{n} new {noun} on {topics} — {day_label(day)}"
+    if near_own_papers(papers):
+        return f"{n} new {noun} close to your own — {day_label(day)}"
+    return f"{n} new {noun} — {day_label(day)}"
 
 
 def render(
@@ -128,6 +135,8 @@ def render(
     ]
     topics = [one_line(t) for t in gist(papers)]
     context = {
+        "own": near_own_papers(papers),
+        "footer": footer(subscriber, voting=bool(links.feedback)),
         "subscriber": subscriber,
         "name": greeting_name(subscriber),
         "day": day_label(day),
@@ -150,18 +159,51 @@ def greeting_name(subscriber: Subscriber) -> str:
     return words[0] if words else subscriber.id
 
 
+WHY_TITLE_CHARS = 60  # a title quoted in a why-line is cut to this, at a word
+
+
 def why_line(r: Ranked) -> str:
-    """One sentence: the interests the paper matched, the own paper it is close to, the paper
-    the reader liked that it resembles; whichever apply."""
-    parts = []
+    """One short sentence, at most two reasons, each saying where it comes from: the reader's
+    keywords are "your interest", a phrase distilled from their papers is "your papers on ...",
+    their own paper and the paper they liked are named."""
+    reasons = []
     if r.matched:
-        quoted = ", ".join(f"“{k}”" for k in r.matched)
-        parts.append(f"It matches your interest{'s' if len(r.matched) > 1 else ''} {quoted}.")
+        shown = " and ".join(f"“{k}”" for k in r.matched[:2])
+        reasons.append(f"matches your interest{'s' if len(r.matched[:2]) > 1 else ''} {shown}")
     if r.close_to:
-        parts.append(f"It is close to your paper “{readable(r.close_to)}”.")
+        reasons.append(f"is close to your paper “{_cut(readable(r.close_to))}”")
+    elif r.from_papers:
+        reasons.append(f"is like your papers on “{r.from_papers[0]}”")
     if r.liked_like:
-        parts.append(f"It is like “{readable(r.liked_like)}”, which you marked.")
-    return " ".join(parts) or "It is close to your interests, though no single one matched strongly."
+        reasons.append(f"is like “{_cut(readable(r.liked_like))}”, which you liked")
+    if not reasons:
+        return "It is close to your interests, though no single one matched strongly."
+    first, *rest = reasons[:2]
+    return f"It {first}" + (f", and {rest[0]}" if rest else "") + "."
+
+
+def _cut(title: str, limit: int = WHY_TITLE_CHARS) -> str:
+    title = one_line(title)
+    return title if len(title) <= limit else title[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "…"
+
+
+def footer(subscriber: Subscriber, *, voting: bool) -> dict[str, str]:
+    """What the reader can do, and why they get the mail, in their terms (never a file they
+    don't have)."""
+    keywords = list(subscriber.keywords)
+    picked = []
+    if keywords:
+        shown = ", ".join(keywords[:3]) + (f" and {len(keywords) - 3} more" if len(keywords) > 3 else "")
+        picked.append(f"your interests ({shown})")
+    if subscriber.profile_papers:
+        picked.append("your own papers")
+    why = f"You get this digest at {subscriber.email} because you are on the Paper Digest list"
+    why += f"; its papers are picked for {' and '.join(picked)}." if picked else "."
+    return {
+        "why": one_line(why),
+        "votes": "“More like this” and “Less like this” teach it what you want." if voting else "",
+        "reply": "To change your interests or ask anything, reply to this email.",
+    }
 
 
 def _preheader(papers: Sequence[Ranked], topics: list[str]) -> str:

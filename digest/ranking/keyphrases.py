@@ -86,6 +86,16 @@ def _title_case(word: str) -> bool:
     return all(part[:1].isupper() and part[1:].islower() for part in word.split("-") if part)
 
 
+_ACRONYM = re.compile(r"(?=(?:[^A-Z]*[A-Z]){2})[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)*s?")
+
+
+def is_acronym(phrase: str) -> bool:
+    """A phrase of acronyms only ("GNN", "CODE-GEN", "LLMs"): its embedding is the model's guess
+    at the letters, not what the paper says."""
+    words = phrase.split()
+    return bool(words) and all(_ACRONYM.fullmatch(w) for w in words)
+
+
 def _tag(word: str, tag: str) -> str:
     """The tagger's tag, except that acronyms are names, a Title Case word (a paper's title) is
     tagged as its lower case form would be (the tagger takes every capitalized word for a name)

@@ -2,6 +2,8 @@
 day (columns), at once. For a keyword k and a paper p, two numbers in 0..1::
 
     s(k, p) = W_DOC * cos(k, p) + W_PHRASE * max cos(k, keyphrase) + W_LEX * lexical(k, p)
+              (the max over keyphrases that are not acronyms alone: "CODE-GEN" is no evidence
+              of "code generation"; the words of the paper are)
     r(k, p) = sigmoid(W_WORDS * t + W_SQRT_WORDS * sqrt(t) + W_PAPER_COS * cos(k, p)
                       + W_TITLE_COS * cos(k, title) - KEYWORD_MIDPOINT),   t = tfidf(k, p)
 
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import keyphrases
 from .features import Lexicon, PaperFeatures, tfidf_similarity, tokens
 
 # Evidence s(k, p), absolute: the paper as a whole says most; its best keyphrase catches a
@@ -84,14 +87,21 @@ def score_matrix(
         return ScoreMatrix(keywords, empty, empty)
     doc = keyword_vectors @ features.vectors.T
     phrase = np.zeros((n_kw, n_papers), dtype=np.float32)  # papers without keyphrases score 0 here
+    worded = np.zeros((n_kw, n_papers), dtype=np.float32)  # the same, acronyms left out
     if len(features.phrase_vectors):
         # phrase rows are grouped paper by paper: one reduceat takes each paper's best phrase
         owners, starts = np.unique(features.phrase_owner, return_index=True)
-        best = np.maximum.reduceat(features.phrase_vectors @ keyword_vectors.T, starts, axis=0)
-        phrase[:, owners] = best.T
+        cosines = features.phrase_vectors @ keyword_vectors.T
+        phrase[:, owners] = np.maximum.reduceat(cosines, starts, axis=0).T
+        acronyms = np.array([keyphrases.is_acronym(ph) for group in features.keyphrases for ph in group])
+        if acronyms.any():
+            cosines[acronyms] = 0.0
+            worded[:, owners] = np.maximum.reduceat(cosines, starts, axis=0).T
+        else:
+            worded = phrase
     lex = _lexical_matrix(features.token_lists, keywords, features.lexicon).T
     # cosines below 0 mean "unrelated", not "less than unrelated": clipped, so s stays in 0..1
-    evidence = W_DOC * np.clip(doc, 0, 1) + W_PHRASE * np.clip(phrase, 0, 1) + W_LEX * lex
+    evidence = W_DOC * np.clip(doc, 0, 1) + W_PHRASE * np.clip(worded, 0, 1) + W_LEX * lex
     evidence = np.ascontiguousarray(evidence, dtype=np.float32)
     titles = doc if features.title_vectors is None else keyword_vectors @ features.title_vectors.T
     logit = (

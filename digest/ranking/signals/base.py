@@ -12,7 +12,8 @@ a signal overrides only the hooks it has something to say for (the others say no
     admit(on_topic)   (P,) papers it puts on topic once the others have spoken (votes: papers
                       like one the reader liked)
     veto()            (P,) papers never to pick (sent before, voted on, about an `exclude`)
-    explain(chosen)   the Ranked fields it fills for the picks (matched, close_to, liked_like)
+    explain(chosen)   the Ranked fields it fills for the picks (matched, from_papers, close_to,
+                      liked_like)
 """
 
 from __future__ import annotations

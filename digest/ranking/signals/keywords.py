@@ -1,7 +1,7 @@
 """The keywords a subscriber wrote: one interest each (relevance r(k, p), digest.ranking.scores);
 a clear hit (evidence s(k, p) >= MATCH_FLOOR) puts a paper on topic; `exclude` vetoes the papers
-about its phrases; the keywords a pick matched, and the phrases distilled from their own papers,
-are shown as "matched" chips."""
+about its phrases; the keywords a pick matched, the reader's own words, are shown as "matched"
+(the phrases distilled from their papers are the own-papers signal's: `from_papers`)."""
 
 from __future__ import annotations
 
@@ -31,14 +31,17 @@ class Keywords(Signal):
         return excluded(self.reader.matrix, phrases) if phrases else None
 
     def explain(self, chosen: list[int]) -> dict[str, list]:
-        matrix, profile = self.reader.matrix, self.reader.profile
-        keywords = list(self.reader.subscriber.keywords)
-        labels = keywords + [
-            p for p in (profile.phrases if profile else ()) if p not in keywords and p in matrix.index
-        ]
-        # plain Python numbers from here: a few picks, and numpy scalars are slow one by one
-        per_label = matrix.evidence[matrix.rows(labels)][:, chosen].T.tolist()
-        return {"matched": [_matched(column, labels) for column in per_label]}
+        return {"matched": matched(self.reader, list(self.reader.subscriber.keywords), chosen)}
+
+
+def matched(reader: Reader, labels: list[str], chosen: list[int]) -> list[tuple[str, ...]]:
+    """For each pick, the `labels` (rows of the reader's matrix) it is a clear hit for."""
+    labels = [label for label in labels if label in reader.matrix.index]
+    if not labels:
+        return [() for _ in chosen]
+    # plain Python numbers from here: a few picks, and numpy scalars are slow one by one
+    per_label = reader.matrix.evidence[reader.matrix.rows(labels)][:, chosen].T.tolist()
+    return [_matched(column, labels) for column in per_label]
 
 
 def _matched(evidence: list[float], labels: list[str]) -> tuple[str, ...]:
