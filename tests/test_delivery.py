@@ -255,3 +255,25 @@ def test_dkim_signature_covers_the_list_headers_and_verifies(env, tmp_path: Path
     assert dkim.verify(
         data, dnsfunc=lambda name, timeout=5: record if name == b"mail._domainkey.example.org." else None
     )
+
+
+def test_starttls_against_a_server_without_it_stops_the_run_and_names_the_setting(env):
+    handler = Scripted()
+    with serving(handler) as controller:  # plain SMTP: no STARTTLS offered
+        result = send(smtp(env, controller, DIGEST_SMTP_SECURITY="starttls"))
+    assert result.exit_code == 1
+    assert "does not offer STARTTLS" in result.output
+    assert "DIGEST_SMTP_SECURITY=starttls" in result.output and "DIGEST_SMTP_SECURITY=ssl" in result.output
+    assert handler.received == []
+    assert set(ledger(env).values()) <= {"pending"}  # nothing lost: the next run sends them
+
+
+def test_a_failed_tls_handshake_names_the_security_setting_and_what_would_work(env):
+    handler = Scripted()
+    with serving(handler) as controller:  # plain SMTP, spoken to as if it were TLS from the first byte
+        result = send(smtp(env, controller, DIGEST_SMTP_SECURITY="ssl"))
+    assert result.exit_code == 1
+    assert "TLS handshake" in result.output
+    assert "DIGEST_SMTP_SECURITY=ssl" in result.output and "DIGEST_SMTP_SECURITY=starttls" in result.output
+    assert handler.received == []
+    assert set(ledger(env).values()) <= {"pending"}

@@ -224,6 +224,17 @@ class _SMTP_SSL(smtplib.SMTP_SSL, _SMTP):  # noqa: N801 - mirrors smtplib's name
     pass
 
 
+# What to try when DIGEST_SMTP_SECURITY does not match what the server speaks (its values:
+# digest.settings.SECURITY_MODES).
+_SECURITY_HINT = {
+    "ssl": "ssl expects TLS from the first byte (usually port 465); if the server starts in plain "
+    "text and offers STARTTLS (usually port 587), set DIGEST_SMTP_SECURITY=starttls",
+    "starttls": "if the server speaks TLS from the first byte (usually port 465), set "
+    "DIGEST_SMTP_SECURITY=ssl",
+    "none": "set DIGEST_SMTP_SECURITY=starttls or ssl to match the server",
+}
+
+
 class SMTPMailer:
     """smtplib over one reused connection (reopened when the server drops it); none, starttls
     or ssl, with certificates verified against the system CAs or DIGEST_SMTP_CA_FILE.
@@ -256,6 +267,15 @@ class SMTPMailer:
             else:
                 smtp = _SMTP(s.host, port, timeout=self.timeout)
                 if mode == "starttls":
+                    smtp.ehlo_or_helo_if_needed()
+                    if not smtp.has_extn("starttls"):
+                        raise SendError(
+                            f"{s.host}:{port} does not offer STARTTLS, and DIGEST_SMTP_SECURITY=starttls "
+                            "needs it; set DIGEST_SMTP_SECURITY=ssl if the server speaks TLS from the "
+                            "first byte (usually port 465), or none only for a server on this machine "
+                            "or a trusted network",
+                            fatal=True,
+                        )
                     smtp.starttls(context=self._context())
             if s.user:
                 smtp.login(s.user, s.password or "")
@@ -274,9 +294,21 @@ class SMTPMailer:
                 "set DIGEST_SMTP_CA_FILE to its CA",
                 fatal=True,
             ) from exc
+        except ssl.SSLError as exc:  # the handshake itself: the two ends disagree on TLS
+            _close(smtp)
+            raise SendError(
+                f"the TLS handshake with {s.host}:{port} failed ({exc.reason or exc}) with "
+                f"DIGEST_SMTP_SECURITY={mode}; {_SECURITY_HINT[mode]}",
+                fatal=True,
+            ) from exc
+        except SendError:
+            _close(smtp)
+            raise
         except (OSError, smtplib.SMTPException) as exc:
             _close(smtp)
-            raise SendError(f"cannot connect to SMTP {s.host}:{port} ({mode}): {exc}") from exc
+            raise SendError(
+                f"cannot connect to SMTP {s.host}:{port} (DIGEST_SMTP_SECURITY={mode}): {exc}"
+            ) from exc
         return smtp
 
     def _options(self, smtp: _SMTP, outgoing: Outgoing) -> list[str]:
