@@ -21,8 +21,9 @@ from .app import Digest, RunReport
 from .delivery.queue import require_postgres
 from .errors import ConfigError, DigestError, NotFoundError
 from .ingest.files import inbox_files
+from .models import Roster, Subscriber
 from .printing import Line
-from .roster import find, load_roster, load_sources, load_subscribers
+from .roster import find, load_roster, load_sources
 from .settings import Settings, check_address
 from .store import open_store
 from .store.copy import TABLES, copy_store, terminal_progress
@@ -109,8 +110,14 @@ def _opened(settings: Settings) -> Any:
     return Digest.open(settings)
 
 
-def _subscribers(settings: Settings, user: str | None) -> list:
-    subs = load_subscribers(settings.subscribers)
+def _roster(settings: Settings) -> Roster:
+    """subscribers.yaml, checked against these settings (an address at a host without a dot
+    is good only when the SMTP host is this machine)."""
+    return load_roster(settings.subscribers, smtp_host=settings.smtp.host)
+
+
+def _subscribers(settings: Settings, user: str | None = None) -> list[Subscriber]:
+    subs = list(_roster(settings).subscribers)
     return [find(subs, user)] if user else subs
 
 
@@ -229,7 +236,7 @@ def send(user: str | None, day: date | None, dry_run: bool, to: str | None, retr
     if to and not user:
         raise click.UsageError("--to needs --user")
     settings = _settings()
-    to = check_address(to, "--to") if to is not None else None
+    to = check_address(to, "--to", settings.smtp.host) if to is not None else None
     subs = _subscribers(settings, user)
     with _opened(settings) as digest:
         day = digest.day(day)
@@ -251,7 +258,7 @@ def run(day: date | None, enqueue: bool) -> None:
     settings = _settings()
     if enqueue:
         require_postgres(settings)
-    roster = load_roster(settings.subscribers)  # refuse a broken file before doing anything
+    roster = _roster(settings)  # refuse a broken file before doing anything
     terminal = sys.stdout.isatty()  # under cron, hourly: say only what changed
 
     def say(report: RunReport, stage: str) -> None:
@@ -309,8 +316,9 @@ def schedule(list_only: bool) -> None:
     each digest at its subscriber's local send time; SIGTERM stops it cleanly."""
     settings = _settings()
     if list_only:
-        echo(printing.schedule_list(load_subscribers(settings.subscribers), settings.clock()))
+        echo(printing.schedule_list(_subscribers(settings), settings.clock()))
         return
+    _roster(settings)  # its addresses checked against the SMTP host before the daemon starts
     from .daemon import Daemon
 
     Daemon(settings).run()
@@ -340,7 +348,7 @@ def feedback(subscriber_id: str, paper_id: str, vote: str) -> None:
     """Record a reader's "more like this" (up) or "less like this" (down) for a paper, or take
     it back (clear): the same as the links in the mail."""
     settings = _settings()
-    sub = find(load_subscribers(settings.subscribers), subscriber_id)
+    sub = find(_subscribers(settings), subscriber_id)
     with _opened(settings) as digest:
         if vote != "clear" and not digest.store.papers_by_id([paper_id]):
             raise NotFoundError(f"no stored paper {paper_id!r}; see `digest papers`")
@@ -359,7 +367,7 @@ def subscribers() -> None:
 def subscribers_resubscribe(subscriber_id: str) -> None:
     """Lift SUBSCRIBER_ID's unsubscribe (they asked to come back); editing subscribers.yaml never does."""
     settings = _settings()
-    sub = find(load_subscribers(settings.subscribers), subscriber_id)
+    sub = find(_subscribers(settings), subscriber_id)
     with _opened(settings) as digest:
         lifted = digest.store.resubscribe(sub.id)
     click.echo(f"{sub.id}: {'subscribed again' if lifted else 'was not unsubscribed'}")
@@ -370,7 +378,7 @@ def subscribers_resubscribe(subscriber_id: str) -> None:
 def subscribers_check() -> None:
     """Validate subscribers.yaml and list the subscribers (exit 2 on any problem)."""
     settings = _settings()
-    subs = load_subscribers(settings.subscribers)
+    subs = _subscribers(settings)
     with _opened(settings) as digest:
         gone = digest.store.unsubscribed()
         votes: dict[str, list[int]] = {}
@@ -416,7 +424,7 @@ def status() -> None:
     with _opened(settings) as digest:
         view = digest.status()
     try:
-        subs: list | str = load_subscribers(settings.subscribers)
+        subs: list | str = _subscribers(settings)
     except DigestError as exc:
         subs = str(exc).splitlines()[0]
     echo(printing.status(view, subs, settings.clock()))

@@ -34,11 +34,12 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError
 
 from . import yamlfile
 from .errors import ConfigError, NotFoundError
 from .models import Roster, Source, Subscriber
+from .settings import mailbox
 from .text import SLUG, has_controls, http_url, quoted
 
 log = logging.getLogger("digest")
@@ -120,15 +121,19 @@ def _text_problem(value: str, longest: int) -> str | None:
 _TOP_LEVEL = {"defaults", "subscribers", "sources"}
 
 
-def parse_subscribers(text: str, path: str = "subscribers.yaml") -> list[Subscriber]:
+def parse_subscribers(
+    text: str, path: str = "subscribers.yaml", *, smtp_host: str | None = None
+) -> list[Subscriber]:
     """Every subscriber in the file, or ConfigError listing every problem found."""
-    return list(parse_roster(text, path).subscribers)
+    return list(parse_roster(text, path, smtp_host=smtp_host).subscribers)
 
 
-def parse_roster(text: str, path: str = "subscribers.yaml") -> Roster:
-    """The whole file, subscribers and sources, read once; ConfigError listing every problem."""
+def parse_roster(text: str, path: str = "subscribers.yaml", *, smtp_host: str | None = None) -> Roster:
+    """The whole file, subscribers and sources, read once; ConfigError listing every problem.
+    `smtp_host` (DIGEST_SMTP_HOST; None: the outbox) decides whether an address at a host
+    without a dot (root@localhost) can be delivered (digest.settings.mailbox)."""
     with yamlfile.collector_paused():
-        return _parse_roster(text, path)
+        return _parse_roster(text, path, smtp_host)
 
 
 def _document(text: str, path: str) -> tuple[dict[str, Any], yaml.Node | None]:
@@ -148,7 +153,7 @@ def _document(text: str, path: str) -> tuple[dict[str, Any], yaml.Node | None]:
     return data, root
 
 
-def _parse_roster(text: str, path: str) -> Roster:
+def _parse_roster(text: str, path: str, smtp_host: str | None) -> Roster:
     data, root = _document(text, path)
     unknown_top = set(data) - _TOP_LEVEL
     problems = [
@@ -206,7 +211,7 @@ def _parse_roster(text: str, path: str) -> Roster:
             problems.append(f"{who}, field 'email'{line('email')}: required")
         else:
             try:
-                email = validate_email(email, check_deliverability=False).normalized
+                email = mailbox(email, smtp_host)
             except EmailNotValidError as exc:
                 problems.append(f"{who}, field 'email'{line('email')}: {exc}")
             else:
@@ -312,13 +317,14 @@ def find(subscribers: Iterable[Subscriber], sid: str) -> Subscriber:
     raise NotFoundError(f"no subscriber {sid!r} in the subscribers file (known: {known})")
 
 
-def load_subscribers(path: Path) -> list[Subscriber]:
-    return list(load_roster(path).subscribers)
+def load_subscribers(path: Path, *, smtp_host: str | None = None) -> list[Subscriber]:
+    return list(load_roster(path, smtp_host=smtp_host).subscribers)
 
 
-def load_roster(path: Path) -> Roster:
-    """subscribers.yaml, subscribers and sources, read and checked once."""
-    return parse_roster(read_text(path), str(path))
+def load_roster(path: Path, *, smtp_host: str | None = None) -> Roster:
+    """subscribers.yaml, subscribers and sources, read and checked once (`smtp_host`: as
+    parse_roster's)."""
+    return parse_roster(read_text(path), str(path), smtp_host=smtp_host)
 
 
 def read_text(path: Path) -> str:
@@ -337,12 +343,13 @@ RECHECK = 5.0  # seconds after which the bytes are hashed again even if the stat
 class SubscriberFile:
     """The last good version of one subscribers.yaml; safe to share between threads."""
 
-    def __init__(self, path: Path, *, required: bool = True):
+    def __init__(self, path: Path, *, required: bool = True, smtp_host: str | None = None):
         """Read the file now. `required`: a file that cannot be used raises ConfigError (the
         scheduler refuses to start on it); otherwise the problem is logged and the roster is
         empty until the file is fixed (`digest serve` still answers, and says a link does not
-        work)."""
+        work). `smtp_host`: as parse_roster's."""
         self.path = path
+        self.smtp_host = smtp_host
         self.problem: str | None = None  # why the file on disk is not the version in use
         self._roster = Roster(())
         self._index: dict[str, Subscriber] = {}
@@ -353,7 +360,7 @@ class SubscriberFile:
         self._lock = threading.Lock()
         if required:
             stat, text = self._look(), read_text(path)
-            self._take(parse_roster(text, str(path)), _sha(text))
+            self._take(parse_roster(text, str(path), smtp_host=smtp_host), _sha(text))
             self._stat, self._checked = stat, time.monotonic()
         else:
             self.refresh()
@@ -384,7 +391,7 @@ class SubscriberFile:
             if digest == self._hash:
                 return False
             try:
-                roster = parse_roster(text, str(self.path))
+                roster = parse_roster(text, str(self.path), smtp_host=self.smtp_host)
             except ConfigError as exc:
                 return self._refused(exc, digest)
             self._take(roster, digest)

@@ -15,8 +15,11 @@ the clock, the log level).
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import math
 import os
+import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -64,6 +67,12 @@ class SMTPSettings:
     max_failures: int = 10  # stop the run after this many failed recipients in a row
     sender: str = DEFAULT_SENDER  # DIGEST_FROM, checked: one mailbox
     dkim: DKIM | None = None
+
+    @property
+    def local(self) -> bool:
+        """Mail stays on this machine (the outbox, or a server on loopback): addresses at a host
+        without a dot (root@localhost, me@myhost) can be delivered."""
+        return is_this_machine(self.host)
 
     @cached_property
     def from_address(self) -> Address:
@@ -217,10 +226,10 @@ class _Reader:
             raise ConfigError(
                 f"DIGEST_SMTP_SECURITY={quoted(security)} is not one of {', '.join(SECURITY_MODES)}"
             )
-        sender = self.raw("DIGEST_FROM")
+        sender, host = self.raw("DIGEST_FROM"), self.raw("DIGEST_SMTP_HOST")
         return self.given(
             SMTPSettings,
-            host=self.raw("DIGEST_SMTP_HOST"),
+            host=host,
             port=self.number("DIGEST_SMTP_PORT", int, 1),
             security=security,
             user=self.raw("DIGEST_SMTP_USER"),
@@ -232,7 +241,7 @@ class _Reader:
             retries=self.number("DIGEST_SMTP_RETRIES", int, 0),
             backoff=self.number("DIGEST_SMTP_BACKOFF", float, 0),
             max_failures=self.number("DIGEST_SMTP_MAX_FAILURES", int, 1),
-            sender=_check_sender(sender) if sender is not None else None,
+            sender=_check_sender(sender, host) if sender is not None else None,
             dkim=self.dkim(),
         )
 
@@ -317,19 +326,59 @@ def redacted(url: str) -> str:
     return f"postgresql://{user}{parts.get('host', '')}{port}/{parts.get('dbname', '')}"
 
 
-def check_address(value: str, what: str) -> str:
-    """One e-mail address given by hand (`--to`), normalized; ConfigError naming `what` if not."""
+def is_this_machine(host: str | None) -> bool:
+    """DIGEST_SMTP_HOST names this machine: unset (the outbox), localhost, a loopback address
+    (127.0.0.1, ::1) or the machine's own host name."""
+    if not host:
+        return True
+    name = host.strip().strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost") or name == socket.gethostname().lower():
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+_HOST_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$", re.IGNORECASE)
+LOCAL_ONLY = "has no domain with a dot; allowed only when DIGEST_SMTP_HOST is this machine"
+
+
+def mailbox(address: str, smtp_host: str | None = None) -> str:
+    """`address` normalized, or EmailNotValidError saying why not. An address at a host without
+    a dot (root@localhost, me@myhost) is a mailbox of this machine: good when mail is handed to
+    a server here (`smtp_host` unset, localhost, loopback), refused with that reason otherwise."""
+    try:
+        return validate_email(address, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        local, _, host = address.rpartition("@")
+        if not local or not _HOST_NAME.match(host):
+            raise
+        if not is_this_machine(smtp_host):
+            raise EmailNotValidError(
+                f"{address} {LOCAL_ONLY} (localhost, 127.0.0.1, ::1, or unset for the outbox; it is "
+                f"{smtp_host})"
+            ) from exc
+        # email-validator refuses such hosts outright (localhost is a special-use name): the
+        # local part is checked on its own, the host is one DNS label
+        checked = validate_email(f"{local}@example.org", check_deliverability=False).normalized
+        return f"{checked.rpartition('@')[0]}@{host.lower()}"
+
+
+def check_address(value: str, what: str, smtp_host: str | None = None) -> str:
+    """One e-mail address given by hand (`--to`), normalized; ConfigError naming `what` if not.
+    `smtp_host`: DIGEST_SMTP_HOST, which decides whether root@localhost can be delivered."""
     if has_controls(value) or any(ch in value for ch in "\r\n"):
         raise ConfigError(f"{what} {quoted(value)} holds control characters or line breaks; give one address")
     try:
-        return validate_email(value.strip(), check_deliverability=False).normalized
+        return mailbox(value.strip(), smtp_host)
     except EmailNotValidError as exc:
         raise ConfigError(f"{what} {quoted(value)} is not an e-mail address ({exc})") from exc
 
 
-def _check_sender(raw: str) -> str:
+def _check_sender(raw: str, smtp_host: str | None) -> str:
     """DIGEST_FROM: one mailbox, "Name <user@domain>" or "user@domain"; nothing that could add a
-    header or a second address."""
+    header or a second address. A host without a dot only when mail stays on this machine."""
     if has_controls(raw) or any(ch in raw for ch in "\r\n"):
         raise ConfigError(
             f"DIGEST_FROM={quoted(raw)} holds a line break or control character; give one address "
@@ -340,7 +389,7 @@ def _check_sender(raw: str) -> str:
         raise ConfigError(f"DIGEST_FROM={quoted(raw)} must be exactly one address such as digest@example.org")
     name, addr = addresses[0]
     try:
-        validate_email(addr, check_deliverability=False)
+        mailbox(addr, smtp_host)
     except EmailNotValidError as exc:
         raise ConfigError(f"DIGEST_FROM={quoted(raw)} has no usable address ({exc})") from exc
     if not name:

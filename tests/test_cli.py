@@ -370,3 +370,28 @@ def test_papers_shows_math_readably_and_json_keeps_the_stored_text(env: dict[str
     assert "D³QE: a detector" in invoke(env, "papers", "--day", "2026-11-21").output
     (paper,) = json.loads(invoke(env, "papers", "--day", "2026-11-21", "--json").output)
     assert paper["title"] == r"$\bf{D^3}$QE: a detector"
+
+
+def test_a_subscriber_at_a_local_host_is_checked_against_the_smtp_host(env, tmp_path: Path):
+    subs = tmp_path / "subscribers.yaml"
+    subs.write_text("subscribers:\n  - id: root\n    email: root@localhost\n    keywords: [diffusion]\n")
+    env = {**env, "DIGEST_SUBSCRIBERS": str(subs)}
+    assert invoke(env, "subscribers", "check").exit_code == 0  # the outbox: this machine
+    assert invoke({**env, "DIGEST_SMTP_HOST": "127.0.0.1"}, "subscribers", "check").exit_code == 0
+    refused = invoke({**env, "DIGEST_SMTP_HOST": "smtp.example.org"}, "subscribers", "check")
+    assert refused.exit_code == 2
+    assert (
+        "subscriber 'root', field 'email' (line 3): root@localhost has no domain with a dot; "
+        "allowed only when DIGEST_SMTP_HOST is this machine" in refused.output
+    )
+
+
+def test_a_test_copy_to_a_local_mailbox_goes_to_the_outbox(env, tmp_path: Path):
+    invoke(env, "ingest")
+    result = invoke(env, "send", "--user", "alice", "--to", "me@myhost")
+    assert result.exit_code == 0, result.output
+    (eml,) = (tmp_path / "var" / "outbox").rglob("test-alice.eml")
+    assert "To: me@myhost" in eml.read_text()
+    remote = {**env, "DIGEST_SMTP_HOST": "smtp.example.org"}
+    refused = invoke(remote, "send", "--user", "alice", "--to", "me@myhost")
+    assert refused.exit_code == 2 and "allowed only when DIGEST_SMTP_HOST is this machine" in refused.output

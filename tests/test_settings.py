@@ -236,3 +236,43 @@ def test_a_redacted_database_url_names_hosts_as_libpq_reads_them_and_never_the_p
 @pytest.mark.parametrize("url", ["postgresql://a:secret@host/x?nosuchparam=1", "postgres://[bad", "postgresql://%zz@h/x"])
 def test_an_unreadable_database_url_is_redacted_to_a_placeholder(url: str):
     assert redacted(url) == "postgresql://(an invalid URL)"
+
+
+# --- addresses at a host without a dot: this machine's mailboxes -----------------------------
+
+LOCAL_HOSTS = [None, "localhost", "127.0.0.1", "::1"]
+LOCAL_ONLY = "has no domain with a dot; allowed only when DIGEST_SMTP_HOST is this machine"
+
+
+@pytest.mark.parametrize("host", LOCAL_HOSTS)
+@pytest.mark.parametrize("address", ["root@localhost", "me@myhost"])
+def test_an_address_at_a_local_host_is_accepted_when_mail_stays_on_this_machine(host, address: str):
+    env = {"DIGEST_FROM": f"Digest <{address}>", **({"DIGEST_SMTP_HOST": host} if host else {})}
+    assert Settings.load(env=env).smtp.from_address.addr_spec == address
+    assert check_address(address, "--to", host) == address
+    text = ONE.replace("alice@example.org", address)
+    assert parse_subscribers(text, "subs.yaml", smtp_host=host)[0].email == address
+
+
+@pytest.mark.parametrize("address", ["root@localhost", "me@myhost"])
+def test_an_address_at_a_local_host_is_refused_with_the_reason_when_mail_leaves_the_machine(address: str):
+    env = {"DIGEST_FROM": address, "DIGEST_SMTP_HOST": "smtp.example.org"}
+    with pytest.raises(ConfigError, match="DIGEST_FROM") as info:
+        Settings.load(env=env)
+    assert LOCAL_ONLY in str(info.value) and "smtp.example.org" in str(info.value)
+    with pytest.raises(ConfigError, match="--to") as info:
+        check_address(address, "--to", "smtp.example.org")
+    assert LOCAL_ONLY in str(info.value)
+    text = ONE.replace("alice@example.org", address)
+    with pytest.raises(ConfigError) as info:
+        parse_subscribers(text, "subs.yaml", smtp_host="smtp.example.org")
+    assert str(info.value) == (
+        f"subs.yaml: subscriber 'alice', field 'email' (line 3): {address} {LOCAL_ONLY} "
+        "(localhost, 127.0.0.1, ::1, or unset for the outbox; it is smtp.example.org)"
+    )
+
+
+def test_a_local_host_address_still_needs_a_good_local_part_and_host_name():
+    for bad in ["a b@localhost", "x@my_host", "@localhost", "x@-host"]:
+        with pytest.raises(ConfigError, match="--to"):
+            check_address(bad, "--to", None)
