@@ -215,8 +215,21 @@ def preview(user: str, day: date | None, fmt: str, out: Path | None, open_browse
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(mail.html if fmt == "html" else mail.text, encoding="utf-8")
     click.echo(f"wrote {out}")
-    if open_browser:
-        webbrowser.open(out.resolve().as_uri())
+    if open_browser and not _opened_in_browser(out):
+        click.echo(
+            f"digest: no browser could be opened here; open {out.resolve().as_uri()} in a browser "
+            f"(copy {out.resolve()} to a machine with one if this is a server), or see the digest "
+            f"as text: digest preview --user {sub.id} --format text",
+            err=True,
+        )
+
+
+def _opened_in_browser(path: Path) -> bool:
+    """webbrowser says False (or raises) on a machine with no browser: a server, a container."""
+    try:
+        return webbrowser.open(path.resolve().as_uri())
+    except webbrowser.Error:
+        return False
 
 
 @cli.command()

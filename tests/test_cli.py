@@ -395,3 +395,24 @@ def test_a_test_copy_to_a_local_mailbox_goes_to_the_outbox(env, tmp_path: Path):
     remote = {**env, "DIGEST_SMTP_HOST": "smtp.example.org"}
     refused = invoke(remote, "send", "--user", "alice", "--to", "me@myhost")
     assert refused.exit_code == 2 and "allowed only when DIGEST_SMTP_HOST is this machine" in refused.output
+
+
+@pytest.mark.parametrize("browser", ["refuses", "raises"])
+def test_preview_open_without_a_browser_says_where_the_file_is_and_how_to_open_it(
+    env, tmp_path: Path, monkeypatch, browser: str
+):
+    import webbrowser
+
+    def no_browser(url: str) -> bool:  # a machine without one: a server, a container, CI
+        if browser == "raises":
+            raise webbrowser.Error("could not locate runnable browser")
+        return False
+
+    monkeypatch.setattr(webbrowser, "open", no_browser)
+    invoke(env, "ingest")
+    result = invoke(env, "preview", "--user", "alice", "--open")
+    assert result.exit_code == 0
+    written = tmp_path / "var" / "preview" / "2026-11-20" / "alice.html"
+    assert written.exists()
+    assert f"no browser could be opened here; open {written.resolve().as_uri()}" in result.stderr
+    assert "--format text" in result.stderr
