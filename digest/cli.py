@@ -329,7 +329,10 @@ def schedule(list_only: bool) -> None:
     each digest at its subscriber's local send time; SIGTERM stops it cleanly."""
     settings = _settings()
     if list_only:
-        echo(printing.schedule_list(_subscribers(settings), settings.clock()))
+        subs = _subscribers(settings)
+        with _opened(settings) as digest:
+            gone = digest.store.unsubscribed()
+        echo(printing.schedule_list(subs, settings.clock(), gone))
         return
     _roster(settings)  # its addresses checked against the SMTP host before the daemon starts
     from .daemon import Daemon

@@ -156,12 +156,16 @@ def next_send_text(sub: Subscriber, now: datetime, gone: Mapping[str, Unsubscrib
     return format(next_send(sub, now), fmt) if sub.active else "inactive"
 
 
-def schedule_list(subscribers: Iterable[Subscriber], now: datetime) -> list[Line]:
-    """`digest schedule --list`: each subscriber's next send in their zone and in UTC."""
+def schedule_list(
+    subscribers: Iterable[Subscriber], now: datetime, gone: Mapping[str, Unsubscribe]
+) -> list[Line]:
+    """`digest schedule --list`: each subscriber's next send in their zone and in UTC; one who
+    unsubscribed (`gone`) or is not `active` is shown so, with no next send."""
     lines = [Line(f"{'subscriber':<14} {'time zone':<22} {'next send (local)':<24} next send (UTC)")]
     for s in subscribers:
-        local = next_send_text(s, now, {}, "%a %d %b %H:%M %Z")
-        utc = f"{next_send(s, now).astimezone(UTC):%a %d %b %H:%M}" if s.active else "-"
+        local = next_send_text(s, now, gone, "%a %d %b %H:%M %Z")
+        due = s.active and s.id not in gone
+        utc = f"{next_send(s, now).astimezone(UTC):%a %d %b %H:%M}" if due else "-"
         lines.append(Line(f"{s.id:<14} {s.timezone:<22} {local:<24} {utc}"))
     return lines
 

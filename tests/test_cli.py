@@ -190,6 +190,23 @@ def test_schedule_list_prints_each_next_send_in_local_time_and_utc(env: dict[str
     assert "Sat 21 Nov 06:45 IST" in lines["carol"] and "Sat 21 Nov 01:15" in lines["carol"]  # 10:30 there
 
 
+def test_schedule_list_shows_unsubscribed_and_inactive_readers_with_no_next_send(env, tmp_path: Path):
+    subs = tmp_path / "subscribers.yaml"
+    subs.write_text(
+        SUBSCRIBERS.read_text().replace("  - id: carol\n", "  - id: carol\n    active: false\n")
+    )
+    env = {**env, "DIGEST_SUBSCRIBERS": str(subs), "DIGEST_NOW": "2026-11-20T05:00:00Z"}
+    with opened(env["DIGEST_DB"]) as store:
+        store.unsubscribe("bob", "one-click")  # the link in the mail
+    result = invoke(env, "schedule", "--list")
+    assert result.exit_code == 0
+    lines = {line.split()[0]: line for line in result.output.splitlines()[1:]}
+    assert "Fri 20 Nov 07:30 CET" in lines["alice"]
+    assert lines["bob"].split()[2] == "unsubscribed" and "(one-click)" in lines["bob"]
+    assert lines["bob"].endswith(" -") and " Nov " not in lines["bob"]
+    assert lines["carol"].split()[2:] == ["inactive", "-"]
+
+
 def test_run_sends_only_to_those_whose_local_morning_has_come(env: dict[str, str]):
     early = invoke({**env, "DIGEST_NOW": "2026-11-20T07:00:00Z"}, "run")  # 08:00 Berlin, 02:00 New York
     assert early.exit_code == 0
