@@ -41,14 +41,12 @@ def _day(value: str | None) -> date | None:
         raise click.BadParameter(f"{value!r} is not a date like 2026-03-12") from exc
 
 
-def _day_option(f: F) -> F:
-    return click.option(
-        "--day",
-        "day",
-        metavar="YYYY-MM-DD",
-        callback=lambda c, p, v: _day(v),
-        help="The digest day (default: the newest day with papers).",
-    )(f)
+NEWEST_DAY = "The digest day (default: the newest day with papers, or today when there are none)."
+
+
+def _day_option(help: str = NEWEST_DAY) -> Callable[[F], F]:  # noqa: A002 - click's own word
+    """--day YYYY-MM-DD, with what the command does without it (each says its own)."""
+    return click.option("--day", "day", metavar="YYYY-MM-DD", callback=lambda c, p, v: _day(v), help=help)
 
 
 def handles_errors(f: F) -> F:
@@ -123,7 +121,10 @@ def _subscribers(settings: Settings, user: str | None = None) -> list[Subscriber
 
 @cli.command()
 @click.argument("paths", nargs=-1)
-@_day_option
+@_day_option(
+    "File every paper read under this day, even from a file named with another date (default: "
+    "the date in the file's name, else today)."
+)
 @click.option("--force", is_flag=True, help="Read files again even if ingested before.")
 @handles_errors
 def ingest(paths: tuple[str, ...], day: date | None, force: bool) -> None:
@@ -149,8 +150,13 @@ def ingest(paths: tuple[str, ...], day: date | None, force: bool) -> None:
 
 
 @cli.command()
-@_day_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (see the contract).")
+@_day_option("The day whose papers to list (default: the newest day with papers).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the papers as a JSON list, one object per paper (the README lists the fields).",
+)
 @handles_errors
 def papers(day: date | None, as_json: bool) -> None:
     """List the stored papers of a day."""
@@ -168,14 +174,20 @@ def papers(day: date | None, as_json: bool) -> None:
 
 @cli.command("rank")
 @click.option("--user", help="Only this subscriber id.")
-@_day_option
+@_day_option()
 @click.option(
     "--limit",
     type=click.IntRange(min=0),
     default=None,
     help="Papers per subscriber (default: their max_papers; 0: every paper).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (see the contract).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print JSON: each subscriber id with its ranked papers, best first, each with its score "
+    "and why it was picked (the README lists the fields).",
+)
 @handles_errors
 def rank_cmd(user: str | None, day: date | None, limit: int | None, as_json: bool) -> None:
     """Rank the day's papers for each subscriber, with the keywords that matched."""
@@ -194,7 +206,7 @@ def rank_cmd(user: str | None, day: date | None, limit: int | None, as_json: boo
 
 @cli.command()
 @click.option("--user", required=True, help="Subscriber id.")
-@_day_option
+@_day_option()
 @click.option("--format", "fmt", type=click.Choice(["html", "text"]), default="html", show_default=True)
 @click.option(
     "--out", type=click.Path(path_type=Path), help="Write here (default: var/preview/DAY/USER.html)."
@@ -234,7 +246,7 @@ def _opened_in_browser(path: Path) -> bool:
 
 @cli.command()
 @click.option("--user", help="Only this subscriber id.")
-@_day_option
+@_day_option()
 @click.option("--dry-run", is_flag=True, help="List who would get what; send nothing.")
 @click.option(
     "--to",
@@ -260,7 +272,12 @@ def send(user: str | None, day: date | None, dry_run: bool, to: str | None, retr
 
 
 @cli.command()
-@_day_option
+@_day_option(
+    "Send this day's digest to everyone not sent it yet, whatever their local time; inbox files "
+    "without a date in their name, and {date} in source URLs, take this day too (default: each "
+    "subscriber's digest for their own local date, once their send time has come; files and "
+    "URLs take today)."
+)
 @click.option(
     "--enqueue", is_flag=True, help="Rank here, and leave the sending to `digest worker`s (PostgreSQL)."
 )
@@ -304,7 +321,7 @@ def worker(until_done: bool, concurrency: int) -> None:
 
 
 @cli.command("fetch")
-@_day_option
+@_day_option("The day that {date} in a source's URL stands for (default: today).")
 @handles_errors
 def fetch_cmd(day: date | None) -> None:
     """Fetch the sources listed under `sources:` in subscribers.yaml now (`run` and `schedule`

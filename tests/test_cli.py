@@ -433,3 +433,36 @@ def test_preview_open_without_a_browser_says_where_the_file_is_and_how_to_open_i
     assert written.exists()
     assert f"no browser could be opened here; open {written.resolve().as_uri()}" in result.stderr
     assert "--format text" in result.stderr
+
+
+DAY_HELP = {  # what each command does without --day, as its code does it
+    "ingest": "the date in the file's name, else today",
+    "papers": "the newest day with papers",
+    "rank": "the newest day with papers",
+    "preview": "the newest day with papers",
+    "send": "the newest day with papers",
+    "run": "their own local date, once their send time has come",
+    "fetch": "(default: today)",
+}
+
+
+@pytest.mark.parametrize("command", sorted(DAY_HELP))
+def test_day_help_says_what_the_command_does_without_it(command: str):
+    help_text = " ".join(CliRunner().invoke(cli, [command, "--help"]).output.split())
+    assert DAY_HELP[command] in help_text
+
+
+@pytest.mark.parametrize("command", ["papers", "rank"])
+def test_json_help_says_what_it_prints_and_where_the_fields_are(command: str):
+    help_text = " ".join(CliRunner().invoke(cli, [command, "--help"]).output.split())
+    assert "contract" not in help_text
+    assert "JSON" in help_text and "the README lists the fields" in help_text
+
+
+def test_without_day_ingest_files_undated_papers_today_and_papers_lists_the_newest_day(env, tmp_path: Path):
+    undated = tmp_path / "undated.jsonl"
+    undated.write_text('{"title": "An undated paper", "abstract": "About nothing in particular."}\n')
+    today = {**env, "DIGEST_NOW": "2030-01-02T12:00:00Z"}
+    assert invoke(today, "ingest", str(undated)).exit_code == 0
+    listed = invoke(today, "papers")
+    assert listed.output.splitlines()[-1] == "1 papers on 2030-01-02"
