@@ -20,25 +20,26 @@ refuses a broken one instead.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import logging
 import os
 import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import yaml
 from email_validator import EmailNotValidError
 
 from . import yamlfile
 from .errors import ConfigError, NotFoundError
-from .models import Roster, Source, Subscriber
+from .models import Roster, Source, Subscriber, arxiv_id_from
 from .settings import mailbox
 from .text import SLUG, has_controls, http_url, quoted
 
@@ -56,6 +57,34 @@ def _did_you_mean(key: object, choices: set[str]) -> str:
     return f" (did you mean {quoted(close[0])}?)" if close else ""
 
 
+@functools.cache
+def _zones() -> dict[str, str]:
+    """Every IANA zone name this machine knows, by its lower-case form."""
+    return {name.lower(): name for name in available_timezones()}
+
+
+def _zone_did_you_mean(value: object) -> str:
+    """' (did you mean 'America/Los_Angeles'?)' for a misspelled zone, in any case."""
+    zones = _zones()
+    close = difflib.get_close_matches(str(value).lower(), sorted(zones), n=1, cutoff=0.8)
+    return f" (did you mean {quoted(zones[close[0]])}?)" if close else ""
+
+
+_STORED_ID = re.compile(r"^t:[0-9a-f]{16}$")  # models.paper_identity of a paper without an arXiv id
+
+
+def _missing_profile_file(entry: str, base: Path) -> bool:
+    """A profile_papers entry is a file relative to subscribers.yaml's folder, or the id of a
+    stored paper (an arXiv id, or t:<hash>): one shaped like neither and not on disk is a
+    mistake the file can be refused for now (an id is looked up in the store when ranking)."""
+    if arxiv_id_from(entry) == entry or _STORED_ID.match(entry):
+        return False
+    try:
+        return not (base / entry).exists()
+    except (OSError, ValueError):  # a name too long, a NUL byte
+        return True
+
+
 def _as_str_list(value: Any) -> tuple[str, ...] | None:
     if isinstance(value, str):
         return (value,)
@@ -64,12 +93,13 @@ def _as_str_list(value: Any) -> tuple[str, ...] | None:
     return None
 
 
-def _check_fields(entry: dict[str, Any], who: str, line: Any) -> list[str]:
-    """Problems with one subscriber's (or the defaults') field values."""
+def _check_fields(entry: dict[str, Any], who: str, line: Callable[..., str], base: Path) -> list[str]:
+    """Problems with one subscriber's (or the defaults') field values; `line(name, *index)` says
+    where a field (or an item of its list) is, `base` is the folder profile files are relative to."""
     problems: list[str] = []
 
-    def bad(name: str, what: str) -> None:
-        problems.append(f"{who}, field {name!r}{line(name)}: {what}")
+    def bad(name: str, what: str, *index: int) -> None:
+        problems.append(f"{who}, field {name!r}{line(name, *index)}: {what}")
 
     for name, longest in (("keywords", MAX_PHRASE), ("exclude", MAX_PHRASE), ("profile_papers", 1000)):
         if name not in entry:
@@ -79,11 +109,24 @@ def _check_fields(entry: dict[str, Any], who: str, line: Any) -> list[str]:
             bad(name, "must be a list of strings")
         elif problem := next(filter(None, (_text_problem(v, longest) for v in items)), None):
             bad(name, problem)
+        elif name == "profile_papers":
+            for j, v in enumerate(items):
+                if _missing_profile_file(v.strip(), base):
+                    bad(
+                        name,
+                        f"{quoted(v)} is neither a file (relative to {base}) nor the id of a paper "
+                        "such as 2401.12345",
+                        *([j] if isinstance(entry[name], list) else []),
+                    )
     if "timezone" in entry:
         try:
             ZoneInfo(str(entry["timezone"]))
         except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder, a name too long
-            bad("timezone", f"{quoted(entry['timezone'])} is not an IANA time zone such as Europe/Berlin")
+            zone = entry["timezone"]
+            bad(
+                "timezone",
+                f"{quoted(zone)} is not an IANA time zone such as Europe/Berlin{_zone_did_you_mean(zone)}",
+            )
     if "send_time" in entry and not _HHMM.match(str(entry["send_time"])):
         bad("send_time", f'{quoted(entry["send_time"])} is not a 24-hour HH:MM time such as "07:30"')
     if "max_papers" in entry:
@@ -172,12 +215,13 @@ def _parse_roster(text: str, path: str, smtp_host: str | None) -> Roster:
             f" (line {yamlfile.line_of(root, 'defaults', key)})"
         )
 
-    def defaults_line(name: str) -> str:
-        n = yamlfile.line_of(root, "defaults", name)
+    def defaults_line(name: str, *index: int) -> str:
+        n = yamlfile.line_of(root, "defaults", name, *index) or yamlfile.line_of(root, "defaults", name)
         return f" (line {n})" if n else ""
 
+    base = Path(path).resolve().parent  # profile_papers are relative to the file's folder
     problems += _check_fields(
-        {k: v for k, v in defaults.items() if k in _DEFAULTABLE}, f"{path}: defaults", defaults_line
+        {k: v for k, v in defaults.items() if k in _DEFAULTABLE}, f"{path}: defaults", defaults_line, base
     )
 
     subscribers: list[Subscriber] = []
@@ -191,8 +235,12 @@ def _parse_roster(text: str, path: str, smtp_host: str | None) -> Roster:
         sid = entry.get("id")
         who = f"{path}: subscriber {quoted(sid)}" if sid else f"{path}: subscriber #{i + 1}"
 
-        def line(name: str, i: int = i) -> str:
-            n = yamlfile.line_of(root, "subscribers", i, name) or yamlfile.line_of(root, "subscribers", i)
+        def line(name: str, *index: int, i: int = i) -> str:
+            n = (
+                yamlfile.line_of(root, "subscribers", i, name, *index)
+                or yamlfile.line_of(root, "subscribers", i, name)
+                or yamlfile.line_of(root, "subscribers", i)
+            )
             return f" (line {n})" if n else ""
 
         before = len(problems)
@@ -222,7 +270,9 @@ def _parse_roster(text: str, path: str, smtp_host: str | None) -> Roster:
                     )
                 seen_emails[email.lower()] = str(sid)
         merged = {**{k: v for k, v in defaults.items() if k in _DEFAULTABLE}, **entry}
-        problems += _check_fields({k: v for k, v in entry.items() if k in _SUBSCRIBER_FIELDS}, who, line)
+        problems += _check_fields(
+            {k: v for k, v in entry.items() if k in _SUBSCRIBER_FIELDS}, who, line, base
+        )
         if not _as_str_list(merged.get("keywords") or []) and not _as_str_list(
             merged.get("profile_papers") or []
         ):

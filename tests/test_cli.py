@@ -326,14 +326,32 @@ def test_profile_papers_rank_by_nearness_and_name_the_closest_own_paper(env, tmp
     assert ranked[0]["close_to"] in own
 
 
-def test_missing_profile_paper_is_a_config_error_naming_it(env, tmp_path: Path):
+def test_subscribers_check_lists_a_missing_profile_file_and_a_misspelled_zone_with_the_other_problems(
+    env, tmp_path: Path
+):
+    (tmp_path / "papers").mkdir()
+    (tmp_path / "papers" / "erin.jsonl").write_text('{"title": "A paper", "abstract": "Its abstract."}\n')
     subs = tmp_path / "subscribers.yaml"
     subs.write_text(
-        "subscribers:\n  - id: dana\n    email: dana@example.org\n    profile_papers: [nope.jsonl]\n"
+        "subscribers:\n"
+        "  - id: dana\n"
+        "    emial: dana@example.org\n"
+        "    timezone: America/Los_Angles\n"
+        "    profile_papers:\n"
+        "      - papers/erin.jsonl\n"
+        "      - nope.jsonl\n"
+        "      - '2401.12345'\n"  # a stored paper's id: looked up when ranking
     )
     result = CliRunner().invoke(cli, ["subscribers", "check"], env={**env, "DIGEST_SUBSCRIBERS": str(subs)})
     assert result.exit_code == 2
-    assert "'profile_papers': 'nope.jsonl' is neither a file" in result.output
+    assert result.stderr.splitlines() == [
+        f"digest: {subs}: subscriber 'dana': unknown field 'emial' (did you mean 'email'?) (line 3)",
+        f"digest: {subs}: subscriber 'dana', field 'email' (line 2): required",
+        f"digest: {subs}: subscriber 'dana', field 'profile_papers' (line 7): 'nope.jsonl' is neither a file "
+        f"(relative to {tmp_path}) nor the id of a paper such as 2401.12345",
+        f"digest: {subs}: subscriber 'dana', field 'timezone' (line 4): 'America/Los_Angles' is not an IANA "
+        "time zone such as Europe/Berlin (did you mean 'America/Los_Angeles'?)",
+    ]
 
 
 def test_nothing_new_sends_a_short_note_only_to_those_who_asked(env, tmp_path: Path):
