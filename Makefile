@@ -16,15 +16,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
 
-# Ingest the bundled sample dumps, rank, render, deliver into var/outbox, print where the mails are.
-# --day sends the newest sample day's digest to everyone now, whatever their local send time.
+# Ingest the bundled sample dumps, rank, render, deliver into var/demo/outbox, print where the mails
+# are. --day sends the newest sample day's digest to everyone now, whatever their local send time.
+# The demo keeps a database, outbox and state of its own under var/demo/ and never uses SMTP, so
+# a real install (var/digest.db) never sees its sample days: `digest send` there never picks one.
 DEMO_DAY := 2026-11-20
+DEMO_DB := var/demo/digest.db
 demo: install
-	DIGEST_INBOX=samples $(BIN)/digest run --day $(DEMO_DAY)
-	@echo "Open an HTML file above in a browser, or try: $(BIN)/digest preview --user alice"
+	DIGEST_DB=$(DEMO_DB) DIGEST_OUTBOX=var/demo/outbox DIGEST_SMTP_HOST= DIGEST_INBOX=samples \
+	  $(BIN)/digest run --day $(DEMO_DAY)
+	@echo "The demo's mails are in var/demo/outbox/$(DEMO_DAY)/, its database is $(DEMO_DB) (state: var/demo/)."
+	@echo "Open an HTML file above in a browser, or try: DIGEST_DB=$(DEMO_DB) $(BIN)/digest preview --user alice"
 
 lint: install
-	$(BIN)/ruff check digest tests benchmarks
+	$(BIN)/ruff check digest tests benchmarks setup.py
 
 # The email's browser tests need Debian's chromium; install it when missing (CI runs as root).
 browser:

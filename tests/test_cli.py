@@ -484,3 +484,50 @@ def test_without_day_ingest_files_undated_papers_today_and_papers_lists_the_newe
     assert invoke(today, "ingest", str(undated)).exit_code == 0
     listed = invoke(today, "papers")
     assert listed.output.splitlines()[-1] == "1 papers on 2030-01-02"
+
+
+def test_make_demo_keeps_its_own_database_and_outbox_so_a_real_install_never_sees_its_days(tmp_path: Path):
+    """The demo's own command line (from `make -n demo`), run in an empty folder: its papers, mail
+    and state go under var/demo/, and a real install's `send --dry-run` there picks none of its days."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    ROOT = Path(__file__).resolve().parent.parent
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    recipe = subprocess.run(
+        ["make", "-n", "-s", "-C", str(ROOT), "demo"], capture_output=True, text=True, check=True
+    ).stdout
+    line = next(r for r in recipe.replace("\\\n", " ").splitlines() if " run --day " in r)
+    words = shlex.split(line)
+    at = next(i for i, w in enumerate(words) if w.endswith("/digest"))
+    demo_env = dict(w.split("=", 1) for w in words[:at])
+    assert demo_env["DIGEST_DB"].startswith("var/demo/") and demo_env["DIGEST_OUTBOX"].startswith("var/demo/")
+    assert demo_env["DIGEST_SMTP_HOST"] == ""  # never real mail, whatever the shell exports
+    shutil.copytree(SAMPLES, tmp_path / demo_env["DIGEST_INBOX"])
+    base = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")},
+        "PYTHONPATH": str(ROOT),
+        "DIGEST_SUBSCRIBERS": str(SUBSCRIBERS),
+        "DIGEST_MODEL": "hashing",
+        "DIGEST_NOW": "2026-12-01T12:00:00Z",
+    }
+
+    def digest(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "digest", *args]
+        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+    demo = digest({**base, **demo_env}, *words[at + 1 :])
+    assert demo.returncode == 0, demo.stderr
+    assert "var/demo/outbox/2026-11-20/alice.eml" in demo.stdout  # it still says where the mails are
+    assert sorted(p.name for p in (tmp_path / "var" / "demo" / "outbox" / "2026-11-20").glob("*.eml")) == [
+        "alice.eml",
+        "bob.eml",
+        "carol.eml",
+    ]
+    assert not (tmp_path / "var" / "digest.db").exists()
+    real = digest(base, "send", "--dry-run")  # the real install: ./var/digest.db, empty
+    assert real.returncode == 0, real.stderr
+    assert "2026-11-" not in real.stdout
