@@ -27,14 +27,16 @@ from datetime import date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 
-from . import schedule
+import numpy as np
+
+from . import progress, schedule
 from .delivery import queue
 from .delivery.send import DeliveryReport, Mailroom, send_ranked, still_due
 from .ingest.fetch import FetchOutcome, all_sources_failed, fetch_sources
-from .ingest.files import FileOutcome, ingest, ingest_inbox
-from .models import Delivery, Ranked, Roster, Source, Subscriber
+from .ingest.files import FileOutcome, inbox_files, ingest
+from .models import Delivery, Ranked, Roster, Source, Status, Subscriber
 from .models import Digest as Mail
-from .ranking.embed import Embedder, embedder_for
+from .ranking.embed import Embedder, SpanEmbedder, Spans, embedder_for
 from .ranking.profile import Profile
 from .ranking.ranker import Ranker
 from .settings import Settings
@@ -130,7 +132,7 @@ class Digest:
     @property
     def ranker(self) -> Ranker:
         if self._ranker is None:
-            self._ranker = Ranker.for_settings(self.store, self.settings, self.embedder)
+            self._ranker = Ranker.for_settings(self.store, self.settings, shown(self.embedder))
         return self._ranker
 
     @cached_property
@@ -148,33 +150,54 @@ class Digest:
     # --- ingest ------------------------------------------------------------------------------
 
     def ingest(
-        self, inputs: Iterable[Path | str], *, day: date | None = None, force: bool = False
+        self,
+        inputs: Iterable[Path | str],
+        *,
+        day: date | None = None,
+        force: bool = False,
+        today: date | None = None,
     ) -> list[FileOutcome]:
-        return ingest(
-            self.store,
-            inputs,
-            day=day,
-            today=self.settings.clock().date(),
-            force=force,
-            allow_private=self.settings.fetch.allow_private,
-        )
+        """Files and URLs into the store; one whose name has no date arrives on `day`, else
+        `today` (default: now)."""
+        inputs = list(inputs)
+        if not inputs:
+            return []
+        shown = progress.current()
+        files = f"{len(inputs)} file{'s' if len(inputs) != 1 else ''}"
+        with shown.stage(f"reading {files}") as stage:
+            outcomes = ingest(
+                self.store,
+                shown.bar(inputs, "reading", "file"),
+                day=day,
+                today=today or self.settings.clock().date(),
+                force=force,
+                allow_private=self.settings.fetch.allow_private,
+            )
+            stage.done = f"read {files} ({sum(o.papers for o in outcomes):,} papers)"
+        return outcomes
 
     def ingest_inbox(self, *, today: date | None = None) -> list[FileOutcome]:
         """The inbox's new files; one whose name has no date arrives on `today` (default: now)."""
-        return ingest_inbox(self.store, self.settings, today=today)
+        return self.ingest(inbox_files(self.settings.inbox), today=today)
 
     def fetch(self, sources: Sequence[Source], *, day: date | None = None) -> list[FetchOutcome]:
         """The configured sources, fetched now; `{date}` in a URL becomes `day` (default today)."""
         if not sources:
             return []
-        return fetch_sources(self.store, self.settings, sources, day=day or self.settings.clock().date())
+        what = f"{len(sources)} source{'s' if len(sources) != 1 else ''}"
+        with progress.current().stage(f"fetching {what}", f"fetched {what}"):
+            return fetch_sources(self.store, self.settings, sources, day=day or self.settings.clock().date())
 
     # --- ranking -----------------------------------------------------------------------------
 
     def rank(
         self, subscribers: Sequence[Subscriber], day: date, *, limit: int | None = None
     ) -> dict[str, list[Ranked]]:
-        return self.ranker.rank_all(subscribers, day, limit=limit)
+        readers = f"{len(subscribers)} subscriber{'s' if len(subscribers) != 1 else ''}"
+        with progress.current().stage(
+            f"ranking {day}'s papers for {readers}", f"ranked {day}'s papers for {readers}"
+        ):
+            return self.ranker.rank_all(subscribers, day, limit=limit)
 
     def profile(self, subscriber: Subscriber) -> Profile | None:
         """The subscriber's own papers as ranking sees them (the phrases distilled from them)."""
@@ -208,18 +231,24 @@ class Digest:
             )
         if not due:
             return report
-        return send_ranked(
-            self.store,
-            self.mailroom,
-            day,
-            due,
-            ranked,
-            report=report,
-            dry_run=dry_run,
-            to=to,
-            retry_unknown=retry_unknown,
-            no_empty=no_empty,
-        )
+        digests = f"{len(due)} digest{'s' if len(due) != 1 else ''}"
+        shown = progress.Progress(progress.QUIET) if dry_run else progress.current()  # a dry run is quick
+        with shown.stage(f"sending {digests}") as said:
+            report = send_ranked(
+                self.store,
+                self.mailroom,
+                day,
+                due,
+                ranked,
+                report=report,
+                dry_run=dry_run,
+                to=to,
+                retry_unknown=retry_unknown,
+                no_empty=no_empty,
+            )
+            sent = sum(o.status == Status.SENT for o in report.outcomes)
+            said.done = f"sent {sent} of {digests}"
+        return report
 
     def deliver_due(
         self, subscribers: Sequence[Subscriber], *, now: datetime | None = None, **kw: bool
@@ -282,6 +311,54 @@ class Digest:
     def work(self, *, until_done: bool = False, concurrency: int = 1) -> None:
         """Send what `run(enqueue=True)` queued, as one of any number of workers (PostgreSQL)."""
         queue.run_worker(self.settings, until_done=until_done, concurrency=concurrency)
+
+
+class _Shown:
+    """The model, saying its long stages (digest.progress): loading it, and each pass over many
+    texts. It sits under the embedding cache, so it only sees the texts the model must embed."""
+
+    MANY = 64  # texts: fewer take a moment and are not a stage of their own
+
+    def __init__(self, inner: Embedder):
+        self.inner = inner
+        self.model_id = inner.model_id
+
+    def _ready(self, many: bool) -> progress.Progress:
+        """The command's progress, the model loaded (a stage of its own), and the model's own
+        bars (MiniLM's `progress`) on only for a pass that is a stage: no bar without its line."""
+        shown = progress.current()
+        if hasattr(self.inner, "progress"):
+            self.inner.progress = shown.bars  # type: ignore[attr-defined]
+        if getattr(self.inner, "_model", False) is None:  # a model not loaded yet (MiniLM)
+            with shown.stage(f"loading the model ({self.model_id})", "loaded the model"):
+                self.inner.model  # type: ignore[attr-defined]  # noqa: B018 - loads it
+        if hasattr(self.inner, "progress"):
+            self.inner.progress = shown.bars and many  # type: ignore[attr-defined]
+        return shown
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        shown = self._ready(len(texts) >= self.MANY)
+        if len(texts) < self.MANY:
+            return self.inner.encode(texts)
+        kind = "phrases" if sum(map(len, texts)) / len(texts) < 64 else "texts"
+        with shown.stage(f"embedding {len(texts):,} {kind}", f"embedded {len(texts):,} {kind}"):
+            return self.inner.encode(texts)
+
+
+class _ShownSpans(_Shown):
+    inner: SpanEmbedder
+
+    def encode_spans(self, texts: list[str], spans: list[Spans]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The model's pass over the papers (and their keyphrase candidates): the long one."""
+        shown = self._ready(True)
+        papers = f"{len(texts):,} paper{'s' if len(texts) != 1 else ''}"
+        with shown.stage(f"embedding {papers}", f"embedded {papers}"):
+            return self.inner.encode_spans(texts, spans)
+
+
+def shown(embedder: Embedder) -> Embedder:
+    """`embedder`, saying its long stages; a SpanEmbedder stays one."""
+    return _ShownSpans(embedder) if isinstance(embedder, SpanEmbedder) else _Shown(embedder)
 
 
 __all__ = ["Digest", "RunReport"]

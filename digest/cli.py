@@ -3,6 +3,7 @@ digest.printing makes, exit 0/1/2 (see the README)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import json
@@ -16,13 +17,14 @@ from typing import Any, TypeVar
 
 import click
 
-from . import printing
+from . import printing, progress
 from .app import Digest, RunReport
 from .delivery.queue import require_postgres
 from .errors import ConfigError, DigestError, NotFoundError
 from .ingest.files import inbox_files
 from .models import Roster, Subscriber
 from .printing import Line
+from .progress import Progress
 from .roster import find, load_roster, load_sources
 from .settings import Settings, check_address
 from .store import open_store
@@ -71,17 +73,32 @@ def handles_errors(f: F) -> F:
 @click.option(
     "--outbox", type=click.Path(path_type=Path), help="Where .eml files go without SMTP [DIGEST_OUTBOX]"
 )
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="Show no progress on stderr: no stage lines, no bars (problems are still said). Without "
+    "it, long work shows a line per stage and a bar on a terminal, and without a terminal "
+    "(cron) one line for each stage that took 10 s or more.",
+)
 @click.version_option(package_name="digest")
 @click.pass_context
-def cli(ctx: click.Context, **flags: Any) -> None:
+def cli(ctx: click.Context, quiet: bool, **flags: Any) -> None:
     """A personalized research-paper newsletter: ingest the day's papers, rank them for each
     subscriber, and mail each one a digest."""
     ctx.obj = flags
+    ctx.meta["digest.quiet"] = quiet
+    ctx.with_resource(progress.using(Progress.for_stderr(quiet=quiet)))
+
+
+def _quiet() -> bool:
+    return bool(click.get_current_context().meta.get("digest.quiet"))
 
 
 def _configure_logging(settings: Settings) -> None:
-    """One line per event on stderr; on a terminal everything, under cron only problems."""
-    level = settings.log_level or ("INFO" if sys.stderr.isatty() else "WARNING")
+    """One line per event on stderr; on a terminal everything (unless --quiet), under cron
+    only problems."""
+    level = settings.log_level or ("INFO" if sys.stderr.isatty() and not _quiet() else "WARNING")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s digest: %(message)s", "%Y-%m-%d %H:%M:%S"))
     logger = logging.getLogger("digest")
@@ -441,8 +458,9 @@ def db_copy(target: str, no_cache: bool) -> None:
     if not settings.store.url and not settings.store.db.exists():  # opening it would make an empty one
         raise ConfigError(f"{settings.store.db} does not exist; point DIGEST_DB or --db at the store to copy")
     into = Settings.load(env={}, db=target)  # the same reading of a file or URL as DIGEST_DB's
-    with open_store(settings) as source, open_store(into) as destination, terminal_progress() as progress:
-        copied = copy_store(source, destination, cache=not no_cache, progress=progress)
+    bars = contextlib.nullcontext(None) if _quiet() else terminal_progress()
+    with open_store(settings) as source, open_store(into) as destination, bars as shown:
+        copied = copy_store(source, destination, cache=not no_cache, progress=shown)
     for table in TABLES:
         rows = f"{copied[table.name]:>10}" if table.name in copied else f"{'-':>10}  (--no-cache)"
         click.echo(f"{table.name:<13} {rows}")

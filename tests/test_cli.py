@@ -531,3 +531,40 @@ def test_make_demo_keeps_its_own_database_and_outbox_so_a_real_install_never_see
     real = digest(base, "send", "--dry-run")  # the real install: ./var/digest.db, empty
     assert real.returncode == 0, real.stderr
     assert "2026-11-" not in real.stdout
+
+
+def test_without_a_terminal_each_long_stage_leaves_one_line_on_stderr_and_json_stays_pure(env, monkeypatch):
+    from digest import progress
+
+    invoke(env, "ingest")
+    monkeypatch.setattr(progress, "LONG", 3600.0)  # an hourly run under cron: every stage is quick
+    quick = invoke(env, "rank", "--json")
+    assert quick.stderr == ""
+    assert set(json.loads(quick.stdout)) == {"alice", "bob", "carol"}
+    monkeypatch.setattr(progress, "LONG", 0.0)  # every stage counts as long
+    ranked = invoke(env, "rank", "--json")
+    assert set(json.loads(ranked.stdout)) == {"alice", "bob", "carol"}  # stdout: the JSON alone
+    said = ranked.stderr.splitlines()
+    assert all(line.startswith("digest: ") and " in " in line for line in said)
+    assert said[-1].startswith("digest: ranked 2026-11-20's papers for 3 subscribers in ")
+
+
+def test_a_run_says_each_stage_once_without_a_terminal_and_nothing_with_quiet(env, monkeypatch):
+    from digest import progress
+
+    monkeypatch.setattr(progress, "LONG", 0.0)
+    run = invoke(env, "run", "--day", "2026-11-20")
+    assert run.exit_code == 0
+    said = run.stderr.splitlines()
+    assert said[0].startswith("digest: read 3 files (25 papers) in ")
+    assert said[-1].startswith("digest: sent 3 of 3 digests in ")
+    assert any(line.startswith("digest: ranked 2026-11-20's papers for 3 subscribers in ") for line in said)
+    assert "digest:" not in run.stdout  # the results, on stdout, as before
+    quiet = [
+        invoke(env, "--quiet", "run", "--day", "2026-11-20"),  # the inbox is read again
+        invoke(env, "--quiet", "send", "--user", "alice", "--to", "me@example.org"),  # ranks, sends
+        invoke(env, "-q", "rank", "--json"),
+    ]
+    assert [r.exit_code for r in quiet] == [0, 0, 0]
+    assert [r.stderr for r in quiet] == ["", "", ""]
+    assert "test-alice.eml" in quiet[1].stdout and json.loads(quiet[2].stdout)

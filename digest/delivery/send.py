@@ -16,12 +16,12 @@ picks the front door saved for them.
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
+from .. import progress
 from ..errors import DigestError
 from ..models import Digest, Links, Ranked, Status, Subscriber
 from ..settings import Settings, SMTPSettings
@@ -258,9 +258,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def _progress(items: Sequence, what: str) -> Iterable:
-    """A progress bar on a terminal for long batches; silent under cron."""
-    if len(items) < 20 or not sys.stderr.isatty():
+    """A progress bar on a terminal for long batches; silent under cron and with --quiet."""
+    if len(items) < 20:
         return items
-    from tqdm import tqdm
-
-    return tqdm(items, desc=what, unit="mail", file=sys.stderr)
+    return progress.current().bar(items, what, "mail")

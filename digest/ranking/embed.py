@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
@@ -164,12 +165,14 @@ def _pool(spans: Spans, tokens, offsets: list[tuple[int, int]]) -> np.ndarray:  
     return ((inside @ tokens) / counts).numpy()
 
 
-def _progress(items: range, show: bool, what: str):  # noqa: ANN202 - an iterable over items
-    if not show or len(items) < 2:
+def _progress(items: range, show: bool, what: str) -> Iterable[int]:
+    """`items` with a bar on stderr when this model shows progress and the command does
+    (digest.progress: a terminal, and no --quiet)."""
+    if not show:
         return items
-    from tqdm import tqdm
+    from .. import progress
 
-    return tqdm(items, desc=what, unit="batch")
+    return progress.current().bar(items, what, "batch")
 
 
 class HashingEmbedder:
