@@ -31,7 +31,8 @@ log = logging.getLogger("digest")
 class Daemon:
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.file = SubscriberFile(settings.subscribers)  # refuses to start on a broken file
+        # refuses to start on a broken file; an address is checked against where the mail goes
+        self.file = SubscriberFile(settings.subscribers, smtp_host=settings.smtp.host)
         self.embedder = embedder_for(settings.ranking.model)  # loaded once, on first use
         self.scheduler = None
 

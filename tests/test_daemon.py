@@ -56,6 +56,17 @@ def test_a_broken_edit_keeps_the_last_good_version_and_says_why(settings: Settin
     assert "subscriber 'bob', field 'send_time'" in caplog.text
 
 
+@pytest.mark.parametrize(("host", "taken"), [("smtp.example.org", False), ("127.0.0.1", True)])
+def test_a_reloaded_address_at_a_local_host_is_checked_against_where_the_mail_goes(
+    settings: Settings, host: str, taken: bool
+):
+    daemon = Daemon(replace(settings, smtp=replace(settings.smtp, host=host)))
+    root = "  - {id: root, email: root@localhost, keywords: [graphs]}\n"
+    settings.subscribers.write_text(ALICE % "07:00" + root)
+    assert daemon.reload() is taken
+    assert ("root" in [s.id for s in daemon.subscribers]) is taken
+
+
 def test_a_syntax_error_saved_between_two_sends_stops_neither_the_send_nor_the_sources(
     settings: Settings, caplog
 ):
