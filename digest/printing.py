@@ -19,6 +19,7 @@ from .schedule import next_send
 from .settings import Settings
 from .store import Unsubscribe
 from .text import mask_query, one_line, readable
+from .tldr import tldr
 
 
 class Line(NamedTuple):
@@ -111,6 +112,7 @@ def ranked_json(ranking: Mapping[str, Sequence[Ranked]]) -> str:
                 {
                     "paper_id": r.paper.id,
                     "title": one_line(r.paper.title),
+                    "tldr": paper_tldr(r.paper),
                     "score": r.score,
                     "relevance": r.relevance,
                     "trending": r.trending,
@@ -139,7 +141,13 @@ def paper_json(p: Paper) -> dict[str, Any]:
     d["authors"] = [one_line(a) for a in p.authors]
     d["categories"] = [one_line(c) for c in p.categories]
     d["source"] = source_name(p.source)
+    d["tldr"] = paper_tldr(p)
     return d
+
+
+def paper_tldr(p: Paper) -> str | None:
+    """One sentence saying what the paper does (digest.tldr), or None without an abstract."""
+    return tldr(p.title, p.abstract) or None
 
 
 def source_name(source: str | None) -> str | None:

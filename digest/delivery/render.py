@@ -5,7 +5,6 @@ The templates see a small view model built here, so they hold no logic beyond lo
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Sequence
 from datetime import date
@@ -18,6 +17,7 @@ from mjml import mjml2html
 from ..errors import ConfigError
 from ..models import Digest, Links, Ranked, Subscriber
 from ..text import one_line, readable
+from ..tldr import tldr
 
 # An installed wheel carries its templates inside the package; a source checkout (and an
 # editable install) uses the top-level templates/ folder, the one users edit.
@@ -30,9 +30,6 @@ def default_templates() -> Path:
     return PACKAGED_TEMPLATES if PACKAGED_TEMPLATES.is_dir() else SOURCE_TEMPLATES
 
 
-EXCERPT_SENTENCES = 3
-EXCERPT_CHARS = 420
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\[])")
 
 
 @lru_cache(maxsize=4)
@@ -53,15 +50,6 @@ def environment(folder: Path | None = None) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-
-
-def excerpt(abstract: str, sentences: int = EXCERPT_SENTENCES, limit: int = EXCERPT_CHARS) -> str:
-    """The first few sentences, cut at a word boundary with an ellipsis when too long."""
-    parts = _SENTENCE_END.split(abstract.strip())
-    text = " ".join(parts[:sentences])
-    if len(text) > limit:
-        text = text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "…"
-    return text
 
 
 def author_line(r: Ranked) -> str:
@@ -123,7 +111,7 @@ def render(
             "title": one_line(readable(r.paper.title)),
             "link": r.paper.link,
             "authors": one_line(author_line(r)),
-            "excerpt": one_line(readable(excerpt(r.paper.abstract))),
+            "tldr": one_line(readable(tldr(r.paper.title, r.paper.abstract))),
             "matched": [one_line(k) for k in r.matched],
             "keyphrases": [one_line(readable(k)) for k in r.keyphrases[:3]],
             "upvotes": r.paper.upvotes,
