@@ -53,6 +53,7 @@ bench: install
 	$(BIN)/python benchmarks/ingest_bench.py
 	$(BIN)/python benchmarks/send_bench.py
 	$(BIN)/python benchmarks/rank_quality.py
+	$(BIN)/python benchmarks/tldr_bench.py
 	$(BIN)/python benchmarks/rank_bench.py
 	$(BIN)/python benchmarks/feedback_bench.py
 
