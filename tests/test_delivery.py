@@ -268,6 +268,38 @@ def test_starttls_against_a_server_without_it_stops_the_run_and_names_the_settin
     assert set(ledger(env).values()) <= {"pending"}  # nothing lost: the next run sends them
 
 
+def test_a_server_that_drops_the_tls_handshake_is_tried_again_not_blamed_on_the_setting(env):
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drop() -> None:  # read the ClientHello, then hang up: the server went away
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.recv(4096)
+
+    thread = threading.Thread(target=drop, daemon=True)
+    thread.start()
+    try:
+        port = str(listener.getsockname()[1])
+        dropped = {"DIGEST_SMTP_HOST": "127.0.0.1", "DIGEST_SMTP_PORT": port, "DIGEST_SMTP_SECURITY": "ssl"}
+        result = send({**env, **dropped})
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+    assert result.exit_code == 1
+    assert "TLS handshake" not in result.output and "cannot connect" in result.output
+    assert set(ledger(env).values()) == {"pending"}  # the next run tries again
+
+
 def test_a_failed_tls_handshake_names_the_security_setting_and_what_would_work(env):
     handler = Scripted()
     with serving(handler) as controller:  # plain SMTP, spoken to as if it were TLS from the first byte

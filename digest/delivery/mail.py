@@ -226,6 +226,8 @@ class _SMTP_SSL(smtplib.SMTP_SSL, _SMTP):  # noqa: N801 - mirrors smtplib's name
 
 # What to try when DIGEST_SMTP_SECURITY does not match what the server speaks (its values:
 # digest.settings.SECURITY_MODES).
+# TLS errors that say the connection was dropped, not that the two ends disagree on TLS
+_DROPPED = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
 _SECURITY_HINT = {
     "ssl": "ssl expects TLS from the first byte (usually port 465); if the server starts in plain "
     "text and offers STARTTLS (usually port 587), set DIGEST_SMTP_SECURITY=starttls",
@@ -294,9 +296,11 @@ class SMTPMailer:
                 "set DIGEST_SMTP_CA_FILE to its CA",
                 fatal=True,
             ) from exc
-        except ssl.SSLError as exc:  # the handshake itself: the two ends disagree on TLS
+        except ssl.SSLError as exc:
             _close(smtp)
-            raise SendError(
+            if isinstance(exc, _DROPPED):  # the server went away mid-handshake: try again later
+                raise SendError(f"cannot connect to SMTP {s.host}:{port}: {exc}") from exc
+            raise SendError(  # the handshake itself: the two ends disagree on TLS
                 f"the TLS handshake with {s.host}:{port} failed ({exc.reason or exc}) with "
                 f"DIGEST_SMTP_SECURITY={mode}; {_SECURITY_HINT[mode]}",
                 fatal=True,
