@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -35,7 +34,6 @@ import numpy as np
 from digest import tldr
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scitldr"
-PICKER = re.compile(r"\b(?:we (?:propose|present|introduce|show)|this paper|in this work)\b", re.I)
 
 
 def load(split: str, limit: int = 0) -> list[dict]:
@@ -72,7 +70,7 @@ def methods(score) -> dict[str, Method]:  # noqa: ANN001
         return sentences[0]
 
     def picker(row: dict, sentences: list[str]) -> str:
-        return next((s for s in sentences if PICKER.search(s)), sentences[0])
+        return next((s for s in sentences if tldr.PICKER.search(s)), sentences[0])
 
     def ceiling(row: dict, sentences: list[str]) -> str:
         return max(sentences, key=lambda s: best_of_golds(score, s, row["target"])[0])

@@ -142,7 +142,7 @@ def _math_text(latex: str) -> str:
 
 
 # display math and the other inline forms: $$...$$, \[...\], \(...\), then $...$ as above
-_ANY_MATH = re.compile(
+ANY_MATH = re.compile(
     r"\$\$(?P<display>.+?)\$\$|\\\[(?P<bracket>.+?)\\\]|\\\((?P<paren>.+?)\\\)|" + _MATH.pattern, re.DOTALL
 )
 _EM_DASH = re.compile(r"(?<!-)---(?!-)")
@@ -162,7 +162,7 @@ def readable(text: str) -> str:
     if "$" not in text and "\\" not in text:
         return _dashes(text)
     out, last = [], 0
-    for m in _ANY_MATH.finditer(text):
+    for m in ANY_MATH.finditer(text):
         out.append(_dashes(text[last : m.start()]))
         latex = next(g for g in m.groups() if g is not None)
         out.append(_math_text(latex))

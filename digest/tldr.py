@@ -22,9 +22,10 @@ from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
 
-from .text import one_line
+from .text import ANY_MATH, one_line
 
 MAX_WORDS = 40  # a TL;DR past this is shortened: parentheses, a trailing clause, then a cut
+MAX_CHARS = 300  # and never longer than this (a text without spaces: CJK, a pasted formula)
 
 # --- sentences ------------------------------------------------------------------------------------
 
@@ -79,11 +80,13 @@ def _ends_here(text: str, start: int, m: re.Match[str], rest: str) -> bool:
     if core in _SOFT and not rest[0].isupper():
         return False
     if len(core) == 1 and core.isalpha() and word[0].isupper() and rest[0].isupper():  # "J. Smith"
-        return not (len(next_word) <= 2 or (next_word[1:2].islower() and not opener))
+        return opener or not (len(next_word) <= 2 or next_word[1:2].islower())
     return True
 
 
 # --- features -----------------------------------------------------------------------------------
+# Their own light tokenizer and stemmer, not digest.text.words: the weights below were fitted on
+# these features as they are, and a change here is a change of the fit (tldr_bench.py --fit).
 
 _STOP = frozenset(
     """a an the of for to in on and or with by from as at is are be this that these those we our it
@@ -147,7 +150,9 @@ _CUES: dict[str, re.Pattern[str]] = {
     "names_method": re.compile(r"\b(?:called|named|dubbed|termed|coined|which we call|we call)\b", re.I),
     "acronym_def": re.compile(r"\([A-Z][A-Za-z0-9-]*[A-Z][A-Za-z0-9-]*\)"),
 }
-_PICKER = re.compile(r"\b(?:we (?:propose|present|introduce|show)|this paper|in this work)\b", re.I)
+PICKER = re.compile(  # the "we propose" picker: the first sentence saying so
+    r"\b(?:we (?:propose|present|introduce|show)|this paper|in this work)\b", re.I
+)
 
 FEATURES: tuple[str, ...] = (
     ("pos_rel", "is_first", "is_last", "is_second", "idx_ge3", "n_sent", "is_picker", "is_first_cue")
@@ -163,7 +168,7 @@ def features(title: str, sentences: Sequence[str]) -> list[list[float]]:
     title_words = set(_content(title))
     words = [_content(s) for s in sentences]
     bags = [set(w) for w in words]
-    picker = next((i for i, s in enumerate(sentences) if _PICKER.search(s)), 0)
+    picker = next((i for i, s in enumerate(sentences) if PICKER.search(s)), 0)
     claims = (_CUES["we_propose"], _CUES["this_paper"])
     first_cue = next((i for i, s in enumerate(sentences) if any(c.search(s) for c in claims)), -1)
     recall = [len(b & title_words) / max(1, len(title_words)) for b in bags]
@@ -256,7 +261,30 @@ _CLAUSE = re.compile(
 def compress(sentence: str, limit: int = MAX_WORDS) -> str:
     """`sentence` without its lead-in ("In this paper, we" -> "We"), and when still past `limit`
     words without parentheses, then cut at the last clause that leaves 8 to `limit` words, then
-    cut at `limit` words with an ellipsis."""
+    cut at `limit` words with an ellipsis. Math ($...$, \\(...\\), ...) counts as one word and is
+    never cut into or stripped of its parentheses."""
+    masked, formulas = _masked(sentence)
+    out = _shortened(masked, limit)
+    for i, formula in enumerate(formulas):
+        out = out.replace(f"\ue000{i}\ue001", formula)
+    if len(out) > MAX_CHARS:
+        out = out[:MAX_CHARS].rsplit(" ", 1)[0] if " " in out[:MAX_CHARS] else out[:MAX_CHARS]
+        out = out.rstrip(" ,;:.") + "…"
+    return out
+
+
+def _masked(text: str) -> tuple[str, list[str]]:
+    """`text` with each formula replaced by a placeholder word, and the formulas."""
+    formulas: list[str] = []
+
+    def hide(m: re.Match[str]) -> str:
+        formulas.append(m.group(0))
+        return f"\ue000{len(formulas) - 1}\ue001"
+
+    return ANY_MATH.sub(hide, text.replace("\ue000", "").replace("\ue001", "")), formulas
+
+
+def _shortened(sentence: str, limit: int) -> str:
     out = sentence
     for lead, replacement in _LEADS:
         shorter = lead.sub(replacement, out, count=1)

@@ -33,6 +33,8 @@ RESULT = "On five benchmarks it cuts the cost by 40% at equal accuracy."
         ("As in Smith et al. We extend it.", ["As in Smith et al.", "We extend it."]),
         ("Accuracy rose to 93.5 percent. Then it fell.", ["Accuracy rose to 93.5 percent.", "Then it fell."]),
         ("Work by J. Smith is cited. We go on.", ["Work by J. Smith is cited.", "We go on."]),
+        ("We study method A. We propose B.", ["We study method A.", "We propose B."]),
+        ("See part A. In it we go on.", ["See part A.", "In it we go on."]),
         ("It (see Fig. 2. for details) holds. Next.", ["It (see Fig. 2. for details) holds.", "Next."]),
         ("The U.S. Census helps. We use it.", ["The U.S. Census helps.", "We use it."]),
         ("Is it? Yes! Indeed.", ["Is it?", "Yes!", "Indeed."]),
@@ -77,6 +79,24 @@ def test_a_long_sentence_loses_its_parentheses_then_a_trailing_clause_then_is_cu
     assert len(cut.split()) == tldr.MAX_WORDS and cut.endswith("…")
 
 
+def test_math_counts_as_one_word_and_is_never_cut_into_or_stripped_of_its_parentheses():
+    words = " ".join(f"w{i}" for i in range(36))
+    bound = r"$\mathcal{O}(n \log n + m \log m + k \log k)$"
+    assert tldr.compress(f"We prove {words} {bound} time.") == f"We prove {words} {bound} time."
+    inline = r"\(O(\sqrt{n})\)"
+    some = " ".join(f"w{i}" for i in range(30))
+    long = f"We give a bound {inline} on {some} (an aside that goes on and on)."
+    assert tldr.compress(long) == f"We give a bound {inline} on {some}."
+    endless = "We " + " ".join(f"x{i}" for i in range(38)) + " $a + b + c + d + e + f$ and more words."
+    cut = tldr.compress(endless)
+    assert cut.count("$") in (0, 2) and cut.endswith("…")
+
+
+def test_a_text_without_spaces_gives_a_tldr_of_bounded_length():
+    said = tldr.tldr("日本語の題", "本研究では新しい手法を提案する" * 60 + "。")
+    assert 0 < len(said) <= tldr.MAX_CHARS + 1 and said.endswith("…")
+
+
 def test_no_abstract_no_tldr_and_one_sentence_is_its_own():
     assert tldr.tldr("A title", "") == ""
     assert tldr.tldr("A title", "   ") == ""
@@ -97,6 +117,7 @@ def test_every_tldr_of_a_real_day_is_one_line_of_at_most_forty_words(tmp_path, d
 def test_rank_json_gives_each_pick_its_tldr(tmp_path, database: str):
     env = mail_env(tmp_path, database)
     result = CliRunner().invoke(cli, ["rank", "--day", "2026-11-20", "--json"], env=env)
+    assert result.exit_code == 0, result.output
     picks = [pick for rows in json.loads(result.output).values() for pick in rows]
     assert picks and all(isinstance(p["tldr"], str) and p["tldr"] for p in picks)
 
