@@ -13,7 +13,7 @@ one another, each typed against its own narrow view of the store::
 The morning job, as `Digest.run` reads::
 
     fetched  = fetch_sources(store, roster.sources)            # ingest.fetch
-    ingested = ingest_inbox(store)                             # ingest.files
+    ingested = ingest(store, inbox_files(inbox))               # ingest.files
     for day, readers in schedule.due(subscribers, now, ledger):
         report, due = still_due(store, readers, day)           # delivery.send: ledger, unsubscribes
         ranked = ranker.rank_all(due, day)                     # ranking.ranker

@@ -5,7 +5,7 @@ ranker, the mailroom and the links. `digest run` and every other command, the sc
     with Digest.open(settings) as digest:
         digest.run(roster)                       what cron and the scheduler call, hourly:
             fetched  = ingest.fetch.fetch_sources(store, roster.sources)    sources -> store
-            ingested = ingest.files.ingest_inbox(store)                     inbox -> store
+            ingested = ingest.files.ingest(store, inbox_files(inbox))       inbox -> store
             for each day with readers due now (schedule.due, the ledger):
                 due    = delivery.send.still_due(store, readers, day)       not sent, subscribed
                 ranked = ranking.ranker.Ranker.rank_all(due, day)           store -> picks
@@ -233,7 +233,7 @@ class Digest:
             return report
         digests = f"{len(due)} digest{'s' if len(due) != 1 else ''}"
         shown = progress.Progress(progress.QUIET) if dry_run else progress.current()  # a dry run is quick
-        with shown.stage(f"sending {digests}") as said:
+        with progress.using(shown), shown.stage(f"sending {digests}") as said:  # its bar too
             report = send_ranked(
                 self.store,
                 self.mailroom,

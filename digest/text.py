@@ -122,8 +122,8 @@ def _scripts(text: str) -> str:
         out = body.translate(table)
         if all(ord(ch) > 127 for ch in out):
             return out
-        if m.group(2) is None or len(body) == 1:
-            return m.group(0)
+        if m.group(2) is None or len(body) == 1 or re.fullmatch(r"\\[A-Za-z]+", body):
+            return m.group(0)  # one symbol ("\\infty", "\\max") needs no parentheses
         return m.group(1) + (body if body.startswith("(") and body.endswith(")") else f"({body})")
 
     return _SCRIPT.sub(one, text)
@@ -146,7 +146,7 @@ ANY_MATH = re.compile(
     r"\$\$(?P<display>.+?)\$\$|\\\[(?P<bracket>.+?)\\\]|\\\((?P<paren>.+?)\\\)|" + _MATH.pattern, re.DOTALL
 )
 _EM_DASH = re.compile(r"(?<!-)---(?!-)")
-_EN_DASH = re.compile(r"(?<!-)--(?!-)")
+_EN_DASH = re.compile(r"(?<![-<])--(?![->])")  # not an arrow ("-->", "<--")
 
 
 def _dashes(text: str) -> str:

@@ -314,3 +314,14 @@ def test_a_keyword_is_not_matched_through_an_acronym_alone(acronym: str):
 def test_acronyms_are_phrases_of_capitals_only():
     assert all(is_acronym(p) for p in ["GNN", "CODE-GEN", "LLMs", "GPT-4", "RAG", "COVID-19"])
     assert not any(is_acronym(p) for p in ["ImageNet", "LLaMA-2", "graph GNN", "A", "X-ray", "3D", "code"])
+
+
+def test_a_keyword_that_is_the_acronym_still_matches_through_it():
+    paper = _paper("RAG: quiz questions for students", "A tool that writes quiz questions.")
+    table = _Table({"RAG": [1, 0, 0], "rag systems": [1, 0, 0], paper.text: [0.55, 0.83, 0]})
+    features, _ = featurize([paper], table, {text_hash(paper.text): ["RAG", "quiz questions"]})
+    keywords = ["RAG", "rag systems", "code generation"]
+    table.vectors["code generation"] = [1, 0, 0]
+    matrix = score_matrix(features, keywords, table.encode(keywords))
+    assert matrix.evidence[0, 0] >= MATCH_FLOOR and matrix.evidence[1, 0] >= MATCH_FLOOR
+    assert matrix.evidence[2, 0] < MATCH_FLOOR  # the same acronym says nothing of another keyword

@@ -177,6 +177,8 @@ def test_the_why_line_names_the_own_paper_a_pick_is_close_to_in_html_and_text():
         ("graphs --- a study", "graphs — a study"),
         ("pages 10--20, not ---- rules", "pages 10–20, not ---- rules"),
         (r"$a-b$ and a--b", "a-b and a–b"),
+        (r"the $\ell_{\infty}$ norm and $x_{\max}$", "the ℓ_∞ norm and x_max"),
+        ("a --> b <-- c", "a --> b <-- c"),
         (r"a back\slash and 50% of $5", r"a back\slash and 50% of $5"),
     ],
 )
@@ -232,7 +234,7 @@ def test_a_phrase_from_the_readers_papers_is_never_called_their_interest():
     why = "It is like your papers on “contrastive emotion representation learning”."
     assert render.why_line(ranked) == why and why in digest.text
     assert "interest" not in render.why_line(ranked)
-    assert "contrastive emotion" not in digest.subject and "close to your own" in digest.subject
+    assert "contrastive emotion" not in digest.subject and "close to your papers" in digest.subject
     assert "close to your own papers" in digest.text.split("\n\n")[1]
 
 

@@ -90,7 +90,7 @@ def subject_for(papers: Sequence[Ranked], day: date) -> str:
     if topics:
         return f"{n} new {noun} on {topics} — {day_label(day)}"
     if near_own_papers(papers):
-        return f"{n} new {noun} close to your own — {day_label(day)}"
+        return f"{n} new {noun} close to your papers — {day_label(day)}"
     return f"{n} new {noun} — {day_label(day)}"
 
 
@@ -113,7 +113,6 @@ def render(
             "authors": one_line(author_line(r)),
             "tldr": one_line(readable(tldr(r.paper.title, r.paper.abstract))),
             "matched": [one_line(k) for k in r.matched],
-            "keyphrases": [one_line(readable(k)) for k in r.keyphrases[:3]],
             "upvotes": r.paper.upvotes,
             "why": one_line(why_line(r)),
             "more": links.feedback.get(r.paper.id, (None, None))[0],
@@ -199,4 +198,4 @@ def _preheader(papers: Sequence[Ranked], topics: list[str]) -> str:
         return "Nothing new matched your interests today."
     lead = readable(papers[0].paper.title)
     more = f" and {len(papers) - 1} more" if len(papers) > 1 else ""
-    return f"{lead}{more}" + (f" — on {', '.join(topics)}" if topics else "")
+    return one_line(f"{lead}{more}" + (f" — on {', '.join(topics)}" if topics else ""))

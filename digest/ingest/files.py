@@ -4,7 +4,7 @@
                                digest.sources) and stored in one transaction; a bad one is
                                reported and stores nothing, the rest go on; a file seen before
                                (same bytes) is skipped
-    ingest_inbox(store, ...)   the same for the inbox's new files (what every run starts with)
+    inbox_files(folder)        the inbox's new files, for `ingest` (what every run starts with)
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from pathlib import Path
 
 from .. import sources
 from ..errors import InputError, StoreError
-from ..settings import Settings
 from ..store import IngestStore
 from ..text import mask_query
 
@@ -92,15 +91,4 @@ def inbox_files(inbox: Path) -> list[Path]:
         p
         for p in inbox.iterdir()
         if p.is_file() and not p.name.startswith(".") and not p.name.endswith((".part", ".tmp", "~"))
-    )
-
-
-def ingest_inbox(store: IngestStore, settings: Settings, *, today: date | None = None) -> list[FileOutcome]:
-    """The inbox's files into the store (what every run and every daemon poll starts with);
-    a file whose name has no date arrives on `today` (default: the settings' clock)."""
-    return ingest(
-        store,
-        inbox_files(settings.inbox),
-        today=today or settings.clock().date(),
-        allow_private=settings.fetch.allow_private,
     )

@@ -93,9 +93,10 @@ def score_matrix(
         owners, starts = np.unique(features.phrase_owner, return_index=True)
         cosines = features.phrase_vectors @ keyword_vectors.T
         phrase[:, owners] = np.maximum.reduceat(cosines, starts, axis=0).T
-        acronyms = np.array([keyphrases.is_acronym(ph) for group in features.keyphrases for ph in group])
-        if acronyms.any():
-            cosines[acronyms] = 0.0
+        flat = [ph for group in features.keyphrases for ph in group]
+        acronyms = [row for row, ph in enumerate(flat) if keyphrases.is_acronym(ph)]
+        if acronyms:
+            _drop_acronyms(cosines, [flat[row] for row in acronyms], acronyms, keywords)
             worded[:, owners] = np.maximum.reduceat(cosines, starts, axis=0).T
         else:
             worded = phrase
@@ -112,6 +113,21 @@ def score_matrix(
     )
     relevance = np.ascontiguousarray(sigmoid(logit), dtype=np.float32)
     return ScoreMatrix(keywords, evidence, np.ascontiguousarray(phrase, dtype=np.float32), relevance)
+
+
+def _drop_acronyms(cosines: np.ndarray, phrases: list[str], rows: list[int], keywords: Sequence[str]) -> None:
+    """Zero the (phrase, keyword) cosines of acronym keyphrases, except where the keyword itself
+    holds the acronym ("RAG" for "RAG", "GNN" for "GNN explainability")."""
+    holding: dict[str, list[int]] = {}
+    for j, keyword in enumerate(keywords):
+        for word in set(keyword.lower().split()):
+            holding.setdefault(word, []).append(j)
+    kept = {
+        (i, j): cosines[row, j] for i, row in enumerate(rows) for j in holding.get(phrases[i].lower(), ())
+    }
+    cosines[rows] = 0.0
+    for (i, j), value in kept.items():
+        cosines[rows[i], j] = value
 
 
 def words_logit(tfidf: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """A subscriber's own papers (`profile_papers`): one more interest, r(own, p) on the keywords'
 scale (digest.ranking.profile); a paper near enough to them (PROFILE_FLOOR) is on topic and names
 the closest one ("close to your paper ...", `close_to`), and the phrases distilled from their
-papers that it clearly matches (`from_papers`: "on ..., as your papers are", never presented as
+papers that it clearly matches (`from_papers`: "like your papers on ...", never presented as
 something the reader wrote)."""
 
 from __future__ import annotations
