@@ -227,6 +227,11 @@ class _Reader:
                 f"DIGEST_SMTP_SECURITY={quoted(security)} is not one of {', '.join(SECURITY_MODES)}"
             )
         sender, host = self.raw("DIGEST_FROM"), self.raw("DIGEST_SMTP_HOST")
+        if sender is None and not is_this_machine(host):
+            raise ConfigError(
+                f"DIGEST_FROM is not set, and its default {DEFAULT_SENDER} {LOCAL_ONLY}"
+                f" (it is {host}); set DIGEST_FROM to an address at your domain"
+            )
         return self.given(
             SMTPSettings,
             host=host,

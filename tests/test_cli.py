@@ -413,7 +413,8 @@ def test_a_subscriber_at_a_local_host_is_checked_against_the_smtp_host(env, tmp_
     env = {**env, "DIGEST_SUBSCRIBERS": str(subs)}
     assert invoke(env, "subscribers", "check").exit_code == 0  # the outbox: this machine
     assert invoke({**env, "DIGEST_SMTP_HOST": "127.0.0.1"}, "subscribers", "check").exit_code == 0
-    refused = invoke({**env, "DIGEST_SMTP_HOST": "smtp.example.org"}, "subscribers", "check")
+    remote = {**env, "DIGEST_SMTP_HOST": "smtp.example.org", "DIGEST_FROM": "digest@example.org"}
+    refused = invoke(remote, "subscribers", "check")
     assert refused.exit_code == 2
     assert (
         "subscriber 'root', field 'email' (line 3): root@localhost has no domain with a dot; "
@@ -427,7 +428,7 @@ def test_a_test_copy_to_a_local_mailbox_goes_to_the_outbox(env, tmp_path: Path):
     assert result.exit_code == 0, result.output
     (eml,) = (tmp_path / "var" / "outbox").rglob("test-alice.eml")
     assert "To: me@myhost" in eml.read_text()
-    remote = {**env, "DIGEST_SMTP_HOST": "smtp.example.org"}
+    remote = {**env, "DIGEST_SMTP_HOST": "smtp.example.org", "DIGEST_FROM": "digest@example.org"}
     refused = invoke(remote, "send", "--user", "alice", "--to", "me@myhost")
     assert refused.exit_code == 2 and "allowed only when DIGEST_SMTP_HOST is this machine" in refused.output
 

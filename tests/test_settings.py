@@ -276,3 +276,11 @@ def test_a_local_host_address_still_needs_a_good_local_part_and_host_name():
     for bad in ["a b@localhost", "x@my_host", "@localhost", "x@-host"]:
         with pytest.raises(ConfigError, match="--to"):
             check_address(bad, "--to", None)
+
+
+def test_the_default_from_address_is_refused_when_mail_leaves_the_machine():
+    assert Settings.load(env={}).smtp.from_address.addr_spec == "digest@localhost"  # the outbox
+    assert Settings.load(env={"DIGEST_SMTP_HOST": "127.0.0.1"}).smtp.sender.endswith("<digest@localhost>")
+    with pytest.raises(ConfigError, match="DIGEST_FROM is not set") as info:
+        Settings.load(env={"DIGEST_SMTP_HOST": "smtp.example.org"})
+    assert "smtp.example.org" in str(info.value) and len(str(info.value).splitlines()) == 1
