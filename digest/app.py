@@ -126,7 +126,8 @@ class Digest:
     def embedder(self) -> Embedder:
         """The model, loaded on first use and kept for the life of this Digest."""
         if self._embedder is None:
-            self._embedder = embedder_for(self.settings.ranking.model)
+            ranking = self.settings.ranking
+            self._embedder = embedder_for(ranking.model, download=ranking.download)
         return self._embedder
 
     @property
@@ -329,7 +330,7 @@ class _Shown:
         shown = progress.current()
         if hasattr(self.inner, "progress"):
             self.inner.progress = shown.bars  # type: ignore[attr-defined]
-        if getattr(self.inner, "_model", False) is None:  # a model not loaded yet (MiniLM)
+        if getattr(self.inner, "loaded", True) is False:  # a model not loaded yet
             with shown.stage(f"loading the model ({self.model_id})", "loaded the model"):
                 self.inner.model  # type: ignore[attr-defined]  # noqa: B018 - loads it
         if hasattr(self.inner, "progress"):

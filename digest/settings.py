@@ -133,10 +133,13 @@ class StoreSettings:
 @dataclass(frozen=True)
 class RankingSettings:
     """DIGEST_MODEL (minilm, the bundled all-MiniLM-L6-v2; hashing, a tiny lexical stand-in for
-    fast tests) and DIGEST_CATCHUP_DAYS (papers of earlier days never sent stay eligible)."""
+    fast tests; a folder holding a sentence-transformers model; a hub name, fetched only with
+    DIGEST_MODEL_DOWNLOAD=1) and DIGEST_CATCHUP_DAYS (papers of earlier days never sent stay
+    eligible)."""
 
     model: str = "minilm"
     catchup_days: int = 3
+    download: bool = False  # DIGEST_MODEL_DOWNLOAD: the operator allows fetching DIGEST_MODEL
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,10 @@ class _Reader:
 
     def __init__(self, env: Mapping[str, str], flags: Mapping[str, Any]):
         self.env, self.flags = env, flags
+
+    def flag(self, var: str) -> bool | None:
+        """A yes/no setting, None when not given (the default holds)."""
+        return _check_flag(var, self.env[var]) if var in self.env else None
 
     def raw(self, var: str) -> str | None:
         flag = self.flags.get(var.removeprefix("DIGEST_").lower())
@@ -217,6 +224,7 @@ class _Reader:
                 RankingSettings,
                 model=self.raw("DIGEST_MODEL"),
                 catchup_days=self.number("DIGEST_CATCHUP_DAYS", int, 1),
+                download=self.flag("DIGEST_MODEL_DOWNLOAD"),
             ),
         )
 
@@ -265,9 +273,6 @@ class _Reader:
         return DKIM(*parts)  # type: ignore[arg-type]
 
     def fetch(self) -> FetchSettings:
-        private = None
-        if "DIGEST_INGEST_ALLOW_PRIVATE" in self.env:
-            private = _check_flag("DIGEST_INGEST_ALLOW_PRIVATE", self.env["DIGEST_INGEST_ALLOW_PRIVATE"])
         return self.given(
             FetchSettings,
             timeout=self.number("DIGEST_FETCH_TIMEOUT", float, 0.1),
@@ -275,7 +280,7 @@ class _Reader:
             retries=self.number("DIGEST_FETCH_RETRIES", int, 0),
             backoff=self.number("DIGEST_FETCH_BACKOFF", float, 0),
             interval=self.number("DIGEST_FETCH_INTERVAL", float, 0),
-            allow_private=private,
+            allow_private=self.flag("DIGEST_INGEST_ALLOW_PRIVATE"),
         )
 
     def store(self) -> StoreSettings:

