@@ -138,6 +138,9 @@ class Subscriber:
     keywords: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     profile_papers: tuple[str, ...] = ()
+    authors: tuple[str, ...] = ()  # followed: their papers come first (digest.ranking.names)
+    always: tuple[str, ...] = ()  # phrases: a paper that says one is always included
+    categories: tuple[str, ...] = ()  # arXiv categories ("cs.RO", "cs.*") the other picks come from
     timezone: str = "UTC"
     send_time: str = "07:00"
     max_papers: int = 10
@@ -164,6 +167,8 @@ class Ranked:
     liked_like: str | None = None  # the title of a paper the reader up-voted that this one resembles
     close_to: str | None = None  # the title of the subscriber's own paper nearest to this one
     from_papers: tuple[str, ...] = ()  # phrases distilled from the reader's own papers it matches
+    followed: str | None = None  # the followed author it is by, as the reader wrote the name
+    always: str | None = None  # the `always` phrase it says
 
 
 @dataclass(frozen=True)

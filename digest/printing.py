@@ -15,6 +15,7 @@ from .delivery.send import PROBLEMS, DeliveryReport, archived
 from .ingest.fetch import FetchOutcome
 from .ingest.files import FileOutcome
 from .models import Paper, Ranked, Status, Subscriber
+from .names import ambiguous_name as ambiguous
 from .schedule import next_send
 from .settings import Settings
 from .store import Unsubscribe
@@ -97,7 +98,9 @@ def delivered(report: DeliveryReport, settings: Settings) -> list[Line]:
 def ranked(picks: Sequence[Ranked]) -> list[Line]:
     lines = []
     for i, r in enumerate(picks, start=1):
-        matched = one_line(", ".join(r.matched)) or "-"
+        why = [f"by {r.followed}"] if r.followed else []
+        why += [f"always: {r.always}"] if r.always else []
+        matched = one_line(", ".join([*why, *r.matched])) or "-"
         lines.append(
             Line(f"  {i:>2}. {r.score:.3f}  {one_line(readable(r.paper.title))[:70]:<70}  [{matched}]")
         )
@@ -119,6 +122,8 @@ def ranked_json(ranking: Mapping[str, Sequence[Ranked]]) -> str:
                     "liked_like": r.liked_like,
                     "close_to": r.close_to,
                     "from_papers": list(r.from_papers),
+                    "followed": r.followed,
+                    "always": r.always,
                     "matched": list(r.matched),
                     "keyphrases": list(r.keyphrases),
                 }
@@ -207,6 +212,21 @@ def subscribers_checked(
                     f"{', '.join(distilled[s.id])}"
                 )
             )
+        lines += _steering(s)
+    return lines
+
+
+def _steering(s: Subscriber) -> list[Line]:
+    """The fields a reader steers with: followed authors (an initial that may be several people
+    is said), always-phrases, categories."""
+    lines = []
+    if s.authors:
+        shown = [f"{a} (an initial: may match several people)" if ambiguous(a) else a for a in s.authors]
+        lines.append(Line(f"{'':<14} follows {'; '.join(shown)}: their papers come first"))
+    if s.always:
+        lines.append(Line(f"{'':<14} always: {', '.join(s.always)}"))
+    if s.categories:
+        lines.append(Line(f"{'':<14} categories: {', '.join(s.categories)} (papers without any: by content)"))
     return lines
 
 

@@ -44,6 +44,7 @@ log = logging.getLogger("digest")
 
 _SUBSCRIBER_FIELDS = {f.name for f in fields(Subscriber)}
 _DEFAULTABLE = _SUBSCRIBER_FIELDS - {"id", "email"}
+_WANTS = ("keywords", "profile_papers", "authors", "always")  # a subscriber names at least one
 MAX_SUBSCRIBERS_BYTES = 32 * 2**20  # 20,000 subscribers take about 2 MB; 300,000 fit
 
 _TOP_LEVEL = {"defaults", "subscribers", "sources"}
@@ -158,10 +159,10 @@ def _parse_roster(text: str, path: str, smtp_host: str | None) -> Roster:
         problems += _check_fields(
             {k: v for k, v in entry.items() if k in _SUBSCRIBER_FIELDS}, who, line, base
         )
-        if not _as_str_list(merged.get("keywords") or []) and not _as_str_list(
-            merged.get("profile_papers") or []
-        ):
-            problems.append(f"{who}, field 'keywords'{line('keywords')}: required (or give profile_papers)")
+        if not any(_as_str_list(merged.get(k) or []) for k in _WANTS):
+            problems.append(
+                f"{who}, field 'keywords'{line('keywords')}: required (or profile_papers, authors or always)"
+            )
         if len(problems) > before:
             continue
         subscribers.append(
@@ -172,6 +173,9 @@ def _parse_roster(text: str, path: str, smtp_host: str | None) -> Roster:
                 keywords=_as_str_list(merged.get("keywords") or []) or (),
                 exclude=_as_str_list(merged.get("exclude") or []) or (),
                 profile_papers=_as_str_list(merged.get("profile_papers") or []) or (),
+                authors=_as_str_list(merged.get("authors") or []) or (),
+                always=_as_str_list(merged.get("always") or []) or (),
+                categories=_as_str_list(merged.get("categories") or []) or (),
                 timezone=str(merged.get("timezone", "UTC")),
                 send_time=str(merged.get("send_time", "07:00")),
                 max_papers=int(merged.get("max_papers", 10)),

@@ -21,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from .models import arxiv_id_from
+from .names import parse as parse_name
 from .text import has_controls, quoted
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -45,6 +46,12 @@ def _zone_did_you_mean(value: object) -> str:
     return f" (did you mean {quoted(zones[close[0]])}?)" if close else ""
 
 
+# an arXiv category ("cs.RO", "math.AG", "astro-ph.GA", "hep-th", "q-bio.NC") or a group ("cs.*")
+_CATEGORY = re.compile(r"^([a-z][a-z-]*)(?:\.(?:[A-Za-z][A-Za-z-]*|\*))?$")
+ARXIV_ARCHIVES = frozenset(
+    """cs math physics q-bio q-fin stat eess econ astro-ph cond-mat gr-qc hep-ex hep-lat hep-ph
+    hep-th math-ph nlin nucl-ex nucl-th quant-ph""".split()  # noqa: SIM905
+)
 _STORED_ID = re.compile(r"^t:[0-9a-f]{16}$")  # models.paper_identity of a paper without an arXiv id
 
 
@@ -76,7 +83,8 @@ def _check_fields(entry: dict[str, Any], who: str, line: Callable[..., str], bas
     def bad(name: str, what: str, *index: int) -> None:
         problems.append(f"{who}, field {name!r}{line(name, *index)}: {what}")
 
-    for name, longest in (("keywords", MAX_PHRASE), ("exclude", MAX_PHRASE), ("profile_papers", 1000)):
+    lists = ("keywords", "exclude", "always", "authors", "categories")
+    for name, longest in (*((n, MAX_PHRASE) for n in lists), ("profile_papers", 1000)):
         if name not in entry:
             continue
         items = [entry[name]] if isinstance(entry[name], str) else entry[name]
@@ -84,6 +92,19 @@ def _check_fields(entry: dict[str, Any], who: str, line: Callable[..., str], bas
             bad(name, "must be a list of strings")
         elif problem := next(filter(None, (_text_problem(v, longest) for v in items)), None):
             bad(name, problem)
+        elif name == "categories":
+            for j, v in enumerate(items):
+                found = _CATEGORY.match(v.strip())
+                if not found or found.group(1) not in ARXIV_ARCHIVES:
+                    bad(
+                        name,
+                        f"{quoted(v)} is not an arXiv category such as cs.RO, or a group such as cs.*",
+                        *([j] if isinstance(entry[name], list) else []),
+                    )
+        elif name == "authors":
+            for j, v in enumerate(items):
+                if parse_name(v) is None:
+                    bad(name, f"{quoted(v)} is not a name", *([j] if isinstance(entry[name], list) else []))
         elif name == "profile_papers":
             for j, v in enumerate(items):
                 if _missing_profile_file(v.strip(), base):

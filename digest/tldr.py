@@ -244,7 +244,7 @@ _LEADS = (
         re.compile(
             r"^(?:Specifically|In particular|Concretely|Therefore|Thus|Hence|Consequently|Moreover"
             r"|Furthermore|Additionally|In addition|Finally|However|Overall|Inspired by this|As a result"
-            r"|First|Second|Third|Then),\s+",
+            r"|First|Second|Third|Then|In fact|Indeed),\s+",
             re.I,
         ),
         "",

@@ -16,6 +16,7 @@ from mjml import mjml2html
 
 from ..errors import ConfigError
 from ..models import Digest, Links, Ranked, Subscriber
+from ..names import Followed
 from ..text import one_line, readable
 from ..tldr import tldr
 
@@ -57,7 +58,10 @@ def author_line(r: Ranked) -> str:
     if p.authors:
         names = list(p.authors)
         first = ", ".join(names[:3])
-        return first + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+        if r.followed and more and not Followed([r.followed]).match(names[:3]):
+            more += f", including {r.followed}"  # the reason it is here is never hidden in "more"
+        return first + more
     parts = []
     if p.organization:
         parts.append(p.organization)
@@ -150,10 +154,14 @@ WHY_TITLE_CHARS = 60  # a title quoted in a why-line is cut to this, at a word
 
 
 def why_line(r: Ranked) -> str:
-    """One short sentence, at most two reasons, each saying where it comes from: the reader's
-    keywords are "your interest", a phrase distilled from their papers is "your papers on ...",
-    their own paper and the paper they liked are named."""
+    """One short sentence, at most two reasons, each saying where it comes from: a followed author
+    and an `always` phrase first; the reader's keywords are "your interest", a phrase distilled
+    from their papers is "your papers on ...", their own paper and the paper they liked are named."""
     reasons = []
+    if r.followed:
+        reasons.append(f"is by {r.followed}, whom you follow")
+    if r.always:
+        reasons.append(f"says “{r.always}”, which you always want")
     if r.matched:
         shown = " and ".join(f"“{k}”" for k in r.matched[:2])
         reasons.append(f"matches your interest{'s' if len(r.matched[:2]) > 1 else ''} {shown}")

@@ -8,7 +8,10 @@ view of the day is then what their signals (digest.ranking.signals) say, asked i
                    (their keywords; their own papers), then moved by their votes' share
     score(p)     = (1 - w) * relevance(p) + w * trending(upvotes of p)          in 0..1
     eligible(p)  = on topic for some signal (or admitted by their votes), score >= min_score,
-                   vetoed by none (sent before, voted on, about an `exclude` phrase)
+                   vetoed by none (sent before, voted on, about an `exclude` phrase), in their
+                   categories if they name some (a paper without categories is in)
+    pinned(p)    = by a followed author, or saying an `always` phrase: first, whatever the rest
+                   says (vetoes aside), followed authors' papers before always-phrases'
 
 with w the subscriber's trending_weight. Selection keeps a fair share per interest, and each pick
 says why (the keywords it matched, the own paper it is close to, the liked paper it is like).
@@ -77,9 +80,28 @@ def eligible(reader: Reader, signals: Sequence[Signal], view: Blend, *, every: b
     n = len(reader.features.papers)
     mask = np.ones(n, dtype=bool) if every else on_topic & (view.score >= reader.subscriber.min_score)
     for s in signals:
-        if (vetoed := s.veto()) is not None:
-            mask &= ~vetoed
-    return mask
+        if (allowed := s.restrict()) is not None:
+            mask &= allowed
+    return mask & ~vetoed(signals, n)
+
+
+def vetoed(signals: Sequence[Signal], n: int) -> np.ndarray:
+    """(P,) papers some signal says never to pick."""
+    out = np.zeros(n, dtype=bool)
+    for s in signals:
+        if (veto := s.veto()) is not None:
+            out |= veto
+    return out
+
+
+def pinned(signals: Sequence[Signal], view: Blend, never: np.ndarray) -> list[int]:
+    """The papers pinned first, each signal's in REGISTRY order, best score first within one."""
+    out: list[int] = []
+    for s in signals:
+        if (pins := s.pin()) is not None:
+            ids = np.flatnonzero(pins & ~never)
+            out += [int(i) for i in ids[np.argsort(-view.score[ids], kind="stable")] if int(i) not in out]
+    return out
 
 
 def select(reader: Reader, *, limit: int | None = None) -> list[Ranked]:
@@ -87,17 +109,25 @@ def select(reader: Reader, *, limit: int | None = None) -> list[Ranked]:
     and the per-interest quota; `limit=0` returns every eligible paper, scored."""
     signals = signals_for(reader)
     view = blend(reader, signals)
-    if not len(view.relevance_rows) or not reader.features.papers:
+    if not reader.features.papers:
         return []
-    candidates = np.flatnonzero(eligible(reader, signals, view, every=limit == 0))
+    n = len(reader.features.papers)
+    first = pinned(signals, view, vetoed(signals, n))
+    mask = eligible(reader, signals, view, every=limit == 0)
+    mask[first] = False
+    candidates = np.flatnonzero(mask)
     order = candidates[np.argsort(-view.score[candidates], kind="stable")]  # ties: arrival order
     if limit == 0:
-        chosen = order.tolist()
+        chosen = first + order.tolist()
     else:
         cap = reader.subscriber.max_papers if limit is None else limit
-        interests = view.relevance_rows[:, order].argmax(axis=0)  # only for the few eligible
+        first = first[:cap]
+        if len(view.relevance_rows):
+            interests = view.relevance_rows[:, order].argmax(axis=0)  # only for the few eligible
+        else:
+            interests = np.zeros(len(order), dtype=np.int64)
         pairs = list(zip(order.tolist(), interests.tolist(), strict=True))
-        chosen = select_diverse(pairs, cap, n_interests=len(view.relevance_rows))
+        chosen = first + select_diverse(pairs, cap - len(first), n_interests=len(view.relevance_rows))
     why: dict[str, list] = {}
     for s in signals:
         why.update(s.explain(chosen))

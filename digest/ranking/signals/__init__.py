@@ -1,12 +1,15 @@
 """The signals that shape a subscriber's ranking, in the order `rank.blend`, `rank.eligible` and
 `rank.select` ask them (the protocol: digest.ranking.signals.base). A new kind of evidence, such
-as followed authors, is one new module here and one line in REGISTRY."""
+as followed authors (authors.py), is one new module here and one line in REGISTRY."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from .always import Always
+from .authors import FollowedAuthors
 from .base import History, Reader, Signal
+from .categories import Categories
 from .keywords import Keywords
 from .own_papers import OwnPapers
 from .seen import Seen
@@ -19,6 +22,9 @@ REGISTRY: tuple[Callable[[Reader], Signal | None], ...] = (
     LearnedVotes.of,
     Seen.of,
     Trending.of,
+    FollowedAuthors.of,  # pinned first: their papers, then the always-phrases'
+    Always.of,
+    Categories.of,
 )
 
 

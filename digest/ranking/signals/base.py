@@ -12,8 +12,11 @@ a signal overrides only the hooks it has something to say for (the others say no
     admit(on_topic)   (P,) papers it puts on topic once the others have spoken (votes: papers
                       like one the reader liked)
     veto()            (P,) papers never to pick (sent before, voted on, about an `exclude`)
+    pin()             (P,) papers that come first whatever the rest says (followed authors, then
+                      `always` phrases, in REGISTRY order); a veto still holds
+    restrict()        (P,) the only papers the other picks may come from (categories)
     explain(chosen)   the Ranked fields it fills for the picks (matched, from_papers, close_to,
-                      liked_like)
+                      liked_like, followed, always)
 """
 
 from __future__ import annotations
@@ -82,6 +85,12 @@ class Signal:
         return None
 
     def veto(self) -> np.ndarray | None:
+        return None
+
+    def pin(self) -> np.ndarray | None:
+        return None
+
+    def restrict(self) -> np.ndarray | None:
         return None
 
     def explain(self, chosen: list[int]) -> dict[str, list]:
