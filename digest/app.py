@@ -36,7 +36,7 @@ from .ingest.fetch import FetchOutcome, all_sources_failed, fetch_sources
 from .ingest.files import FileOutcome, inbox_files, ingest
 from .models import Delivery, Ranked, Roster, Source, Status, Subscriber
 from .models import Digest as Mail
-from .ranking.embed import Embedder, SpanEmbedder, Spans, embedder_for
+from .ranking.embed import Embedder, SpanEmbedder, Spans, embedder_of
 from .ranking.profile import Profile
 from .ranking.ranker import Ranker
 from .settings import Settings
@@ -126,8 +126,7 @@ class Digest:
     def embedder(self) -> Embedder:
         """The model, loaded on first use and kept for the life of this Digest."""
         if self._embedder is None:
-            ranking = self.settings.ranking
-            self._embedder = embedder_for(ranking.model, download=ranking.download)
+            self._embedder = embedder_of(self.settings.ranking)
         return self._embedder
 
     @property

@@ -21,7 +21,7 @@ from .app import Digest, RunReport
 from .delivery.send import PROBLEMS
 from .errors import DigestError
 from .models import Subscriber
-from .ranking.embed import embedder_for
+from .ranking.embed import embedder_of
 from .roster import SubscriberFile
 from .settings import Settings
 
@@ -33,7 +33,7 @@ class Daemon:
         self.settings = settings
         # refuses to start on a broken file; an address is checked against where the mail goes
         self.file = SubscriberFile(settings.subscribers, smtp_host=settings.smtp.host)
-        self.embedder = embedder_for(settings.ranking.model)  # loaded once, on first use
+        self.embedder = embedder_of(settings.ranking)  # loaded once, on first use
         self.scheduler = None
 
     @property

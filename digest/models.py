@@ -138,7 +138,7 @@ class Subscriber:
     keywords: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     profile_papers: tuple[str, ...] = ()
-    authors: tuple[str, ...] = ()  # followed: their papers come first (digest.ranking.names)
+    authors: tuple[str, ...] = ()  # followed: their papers come first (digest.names)
     always: tuple[str, ...] = ()  # phrases: a paper that says one is always included
     categories: tuple[str, ...] = ()  # arXiv categories ("cs.RO", "cs.*") the other picks come from
     timezone: str = "UTC"

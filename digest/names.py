@@ -30,7 +30,8 @@ How a name is read:
   capitals without dots are initials too: "JP Vert" = "J. P. Vert" (unless the whole name is in
   capitals), so "JP Vert" matches "Jean-Philippe Vert" and "J.-P. Vert" (J for the first name,
   P a middle initial that the other side lacks) but also "Jean Paul Vert".
-- Surname first without a comma is understood only when the rest are initials: "Bottou L.".
+- Surname first without a comma is understood only when the rest are initials: "Bottou L.";
+  "BOTTOU Léon" or "Zhang San" are read as given name first (write "Bottou, Léon").
 - Ignored: anything in brackets ("Léon Bottou (Meta)"), digits and footnote marks, other
   punctuation, apostrophes ("O'Brien" = "OBrien"), and the suffixes Jr, Sr, II, III, IV.
 - A single word ("NVIDIA") is a name with no given names; it matches only the same single word.
@@ -48,7 +49,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-__all__ = ["Followed", "Name", "ambiguous", "ambiguous_name", "matches", "parse"]
+__all__ = ["Followed", "Name", "ambiguous", "ambiguous_name", "author_index", "matches", "parse"]
 
 # letters NFKD does not decompose into a base letter plus accents (lower case: we fold after casefold)
 _SPELLED = str.maketrans({
@@ -281,6 +282,16 @@ def _probes(name: Name) -> set[str]:
     return {letters[start:] for start in range(len(letters) - 1)}
 
 
+def author_index(author_lists: Iterable[Iterable[str]]) -> dict[str, list[int]]:
+    """Folded name word -> the items (papers) with an author holding it: built once for a day,
+    it spares every follower a pass over every author."""
+    index: dict[str, list[int]] = {}
+    for i, authors in enumerate(author_lists):
+        for word in {_fold_word(w) for author in authors for w in _PROBE.findall(author)}:
+            index.setdefault(word, []).append(i)
+    return index
+
+
 class Followed:
     """A subscriber's followed names, parsed once, indexed by the tails of their surnames."""
 
@@ -295,6 +306,11 @@ class Followed:
             self._names.append((written, name))
             for probe in _probes(name):
                 self._index.setdefault(probe, []).append(position)
+
+    @property
+    def words(self) -> set[str]:
+        """Every folded word an author's name needs to hold to match one of these names."""
+        return set(self._index)
 
     def _candidates(self, author: str) -> list[int]:
         """Followed names `author` could match, in the subscriber's order; no parsing."""

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from .models import arxiv_id_from
 from .names import parse as parse_name
-from .text import has_controls, quoted
+from .text import has_controls, quoted, words
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 MAX_PHRASE = 200  # characters in a keyword, exclude phrase or name
@@ -103,8 +103,19 @@ def _check_fields(entry: dict[str, Any], who: str, line: Callable[..., str], bas
                     )
         elif name == "authors":
             for j, v in enumerate(items):
-                if parse_name(v) is None:
-                    bad(name, f"{quoted(v)} is not a name", *([j] if isinstance(entry[name], list) else []))
+                where = [j] if isinstance(entry[name], list) else []
+                if (person := parse_name(v)) is None:
+                    bad(name, f"{quoted(v)} is not a name", *where)
+                elif not person.first:
+                    bad(name, f"{quoted(v)} has no given name: add one, or its initial (A. Søgaard)", *where)
+        elif name == "always":
+            for j, v in enumerate(items):
+                if not any(len(w) > 1 for w in words(v)):
+                    bad(
+                        name,
+                        f"{quoted(v)} has no word of two or more letters or digits to look for",
+                        *([j] if isinstance(entry[name], list) else []),
+                    )
         elif name == "profile_papers":
             for j, v in enumerate(items):
                 if _missing_profile_file(v.strip(), base):

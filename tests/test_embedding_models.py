@@ -78,3 +78,31 @@ def test_the_bundled_minilm_loads_through_its_folder_offline_and_ranks_a_day(tmp
     assert ranked.exit_code == 0, ranked.output
     assert any(json.loads(ranked.output).values())
     assert os.environ.get("DIGEST_MODEL") is None  # the setting came from the command's environment
+
+
+def test_every_caller_builds_the_model_the_settings_name_download_included(tmp_path: Path, database: str):
+    from digest.daemon import Daemon
+    from digest.ranking.ranker import Ranker
+    from digest.store import open_store
+
+    (tmp_path / "subscribers.yaml").write_text("subscribers: []\n")
+    env = {"DIGEST_MODEL": "malteos/scincl", "DIGEST_MODEL_DOWNLOAD": "yes"}
+    settings = Settings.load(env=env, subscribers=tmp_path / "subscribers.yaml", db=database, state=tmp_path)
+    assert Daemon(settings).embedder.model_id == "malteos/scincl"  # nothing fetched yet
+    with open_store(settings) as store:
+        assert Ranker.for_settings(store, settings).embedder.model_id == "malteos/scincl"
+
+
+def test_a_download_under_make_s_offline_switches_says_to_unset_them(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ConfigError, match="HF_HUB_OFFLINE") as info:
+        SentenceModel("malteos/scincl", download=True).encode(["a text"])
+    assert "unset" in str(info.value) and len(str(info.value).splitlines()) == 1
+
+
+def test_a_model_folder_changed_in_place_gets_a_new_id(tmp_path: Path):
+    (tmp_path / "modules.json").write_text("[]")
+    (tmp_path / "model.safetensors").write_bytes(b"old weights")
+    before = embedder_for(str(tmp_path)).model_id
+    (tmp_path / "model.safetensors").write_bytes(b"new weights, longer")
+    assert embedder_for(str(tmp_path)).model_id != before

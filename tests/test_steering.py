@@ -7,6 +7,7 @@ import json
 from dataclasses import replace
 from datetime import date
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -67,11 +68,11 @@ def test_a_followed_authors_paper_comes_first_whatever_the_keywords(features):
 
 
 def test_an_always_phrase_comes_right_after_followed_authors_whole_words_any_case_either_number(features):
-    reader = replace(READER, authors=("L. Bottou",), always=("CROP YIELD", "soil moisture indexes"))
+    reader = replace(READER, authors=("L. Bottou",), always=("CROP YIELD",))
     picks = _picks(reader, features)
     titles = [p.paper.title for p in picks[:2]]
     assert titles == ["Soil moisture sensors in the field", "Crop yields from satellites"]
-    assert picks[1].always == "CROP YIELD" and picks[0].always is None  # followed says it first
+    assert picks[1].always == "CROP YIELD" and picks[1].followed is None
     assert "says “CROP YIELD”, which you always want" in render.why_line(picks[1])
     assert "Crop yields from satellites" not in _titles(replace(READER, always=("crop yi",)), features)
 
@@ -177,3 +178,48 @@ def test_the_followed_author_is_named_in_the_author_line_even_past_the_first_thr
     assert render.author_line(Ranked(paper, 0.5)) == "A One, B Two, C Three and 2 more"
     first = replace(paper, authors=("Léon Bottou", "B Two", "C Three", "D Four"))
     assert "including" not in render.author_line(Ranked(first, 0.5, followed="Leon Bottou"))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [
+        ("authors", "[Bottou]", "'Bottou' has no given name: add one, or its initial"),
+        ("always", "['++']", "'++' has no word of two or more letters or digits"),
+        ("always", "[C]", "'C' has no word of two or more letters or digits"),
+    ],
+)
+def test_a_steering_value_that_could_never_match_is_refused_with_what_to_do(
+    field: str, value: str, said: str
+):
+    text = f"subscribers:\n  - id: ann\n    email: ann@example.org\n    {field}: {value}\n    keywords: [x]\n"
+    with pytest.raises(ConfigError) as info:
+        parse_roster(text)
+    assert said in str(info.value) and "(line 4)" in str(info.value)
+
+
+def test_categories_match_in_any_case_and_by_archive(features):
+    lower = _titles(replace(READER, max_papers=10, categories=("cs.ro",)), features)
+    assert "Diffusion for robots" in lower and "Faster diffusion models" not in lower
+    archive = _titles(replace(READER, max_papers=10, categories=("cs",)), features)
+    assert {"Faster diffusion models", "Diffusion for robots"} <= set(archive)
+
+
+def test_a_pinned_paper_about_an_exclude_phrase_or_voted_on_stays_out(features):
+    from digest.ranking.learn import Votes
+
+    reader = replace(READER, authors=("Ada Lovelace",), exclude=("soil moisture",))
+    assert "Soil moisture sensors in the field" not in _titles(reader, features)
+    voted = Votes((PAPERS[2].id,), (PAPERS[2].title,), np.array([-1.0]), features.vectors[[2]])
+    history = {"ann": History(votes=voted)}
+    picks = rank.rank_subscribers(
+        [replace(READER, authors=("Ada Lovelace",))], features, HashingEmbedder(), history=history
+    )
+    assert "Soil moisture sensors in the field" not in [r.paper.title for r in picks["ann"]]
+
+
+def test_every_paper_with_limit_zero_starts_with_the_pins(features):
+    reader = replace(READER, authors=("Ada Lovelace",), always=("crop yield",))
+    ranked = rank.rank_subscribers([reader], features, HashingEmbedder(), history={"ann": History()}, limit=0)
+    titles = [r.paper.title for r in ranked["ann"]]
+    assert titles[:2] == ["Soil moisture sensors in the field", "Crop yields from satellites"]
+    assert len(titles) == len(PAPERS)

@@ -192,8 +192,13 @@ def footer(subscriber: Subscriber, *, voting: bool) -> dict[str, str]:
         picked.append(f"your interests ({shown})")
     if subscriber.profile_papers:
         picked.append("your own papers")
+    if subscriber.authors:
+        picked.append("the authors you follow")
+    if subscriber.always:
+        picked.append("the phrases you always want")
     why = f"You get this digest at {subscriber.email} because you are on the Paper Digest list"
-    why += f"; its papers are picked for {' and '.join(picked)}." if picked else "."
+    listed = ", ".join(picked[:-1]) + f" and {picked[-1]}" if len(picked) > 1 else "".join(picked)
+    why += f"; its papers are picked for {listed}." if picked else "."
     return {
         "why": one_line(why),
         "votes": "“More like this” and “Less like this” teach it what you want." if voting else "",

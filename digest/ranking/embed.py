@@ -18,6 +18,7 @@ from ..errors import ConfigError
 from ..text import words
 
 if TYPE_CHECKING:
+    from ..settings import RankingSettings
     from ..store import RankingStore
 
 
@@ -62,6 +63,10 @@ def normalize(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.maximum(norms, 1e-12)
 
 
+_OFFLINE = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+_YES = ("1", "true", "yes", "on")
+
+
 class SentenceModel:
     """A sentence-transformers model on the CPU, loaded on first use from `source`: a local
     folder (read offline), or a hub name, downloaded only when `download` is allowed."""
@@ -102,6 +107,11 @@ class SentenceModel:
             if not self.download:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            elif offline := [v for v in _OFFLINE if os.environ.get(v, "").lower() in _YES]:
+                raise ConfigError(
+                    f"DIGEST_MODEL={self.source} is to be downloaded, but {' and '.join(offline)} forbid"
+                    " it (make sets them): unset them for this run, or download it once and name its folder"
+                )
             if not self.progress:
                 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
             try:
@@ -284,6 +294,20 @@ class CachedEmbedder:
         return docs, pooled
 
 
+def _fingerprint(folder: Path) -> str:
+    """The files of a model folder by name, size and time: weights replaced in place make a new
+    model id, so their vectors never meet the old ones in the cache."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    stamp = "\n".join(f"{p.relative_to(folder)} {p.stat().st_size} {p.stat().st_mtime_ns}" for p in files)
+    return hashlib.sha256(stamp.encode()).hexdigest()[:12]
+
+
+def embedder_of(ranking: RankingSettings) -> Embedder:
+    """The embedder the ranking settings name (DIGEST_MODEL, DIGEST_MODEL_DOWNLOAD): every caller
+    builds it here, so none forgets a setting."""
+    return embedder_for(ranking.model, download=ranking.download)
+
+
 def embedder_for(name: str, *, download: bool = False) -> Embedder:
     """The embedder DIGEST_MODEL names: "minilm" (the default, bundled), "hashing" (tests, quick
     checks), a folder holding a sentence-transformers model (read offline), or a model's name on
@@ -298,7 +322,7 @@ def embedder_for(name: str, *, download: bool = False) -> Embedder:
         resolved = folder.resolve()
         if not (resolved / "modules.json").is_file() and not (resolved / "config.json").is_file():
             raise ConfigError(f"DIGEST_MODEL={name}: the folder holds no sentence-transformers model")
-        return SentenceModel(str(resolved), f"folder:{resolved}")
+        return SentenceModel(str(resolved), f"folder:{resolved}@{_fingerprint(resolved)}")
     if download:
         return SentenceModel(name, name, download=True)
     raise ConfigError(

@@ -15,6 +15,7 @@ from functools import cached_property
 import numpy as np
 
 from ..models import Paper
+from ..names import author_index
 from ..text import words
 from . import keyphrases
 from .embed import Embedder, text_hash
@@ -54,6 +55,12 @@ class PaperFeatures:
     def position(self) -> dict[str, int]:
         """Paper id -> its column."""
         return {p.id: i for i, p in enumerate(self.papers)}
+
+    @cached_property
+    def authors(self) -> dict[str, list[int]]:
+        """The papers' author names indexed once by their folded words (digest.names), for
+        every follower of the day."""
+        return author_index([p.authors for p in self.papers])
 
     @cached_property
     def lexicon(self) -> Lexicon:

@@ -13,8 +13,9 @@ view of the day is then what their signals (digest.ranking.signals) say, asked i
     pinned(p)    = by a followed author, or saying an `always` phrase: first, whatever the rest
                    says (vetoes aside), followed authors' papers before always-phrases'
 
-with w the subscriber's trending_weight. Selection keeps a fair share per interest, and each pick
-says why (the keywords it matched, the own paper it is close to, the liked paper it is like).
+with w the subscriber's trending_weight. The pinned papers come first; selection fills the rest of
+max_papers keeping a fair share per interest, and each pick says why (the followed author, the
+always-phrase, the keywords it matched, the own paper it is close to, the liked paper it is like).
 
 Speed: the score matrices cover the union of a block of subscribers' keywords (blocks of bounded
 size, so memory stays bounded however many subscribers there are); a subscriber is then the max
@@ -97,16 +98,22 @@ def vetoed(signals: Sequence[Signal], n: int) -> np.ndarray:
 def pinned(signals: Sequence[Signal], view: Blend, never: np.ndarray) -> list[int]:
     """The papers pinned first, each signal's in REGISTRY order, best score first within one."""
     out: list[int] = []
+    taken: set[int] = set()
     for s in signals:
         if (pins := s.pin()) is not None:
             ids = np.flatnonzero(pins & ~never)
-            out += [int(i) for i in ids[np.argsort(-view.score[ids], kind="stable")] if int(i) not in out]
+            for i in ids[np.argsort(-view.score[ids], kind="stable")].tolist():
+                if i not in taken:
+                    taken.add(i)
+                    out.append(i)
     return out
 
 
 def select(reader: Reader, *, limit: int | None = None) -> list[Ranked]:
-    """The subscriber's papers, best first. `limit=None` applies their max_papers and min_score
-    and the per-interest quota; `limit=0` returns every eligible paper, scored."""
+    """The subscriber's papers: the pinned ones (followed authors, then always-phrases), then the
+    rest best first. `limit=None` applies their max_papers (pins included), min_score and the
+    per-interest quota to the rest; `limit=0` returns the pins and every other paper (in their
+    categories, vetoes aside), scored."""
     signals = signals_for(reader)
     view = blend(reader, signals)
     if not reader.features.papers:

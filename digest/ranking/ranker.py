@@ -22,7 +22,7 @@ from ..models import Ranked, Subscriber
 from ..settings import Settings
 from ..store import RankingStore
 from . import learn, rank
-from .embed import CachedEmbedder, Embedder, embedder_for, text_hash
+from .embed import CachedEmbedder, Embedder, embedder_of, text_hash
 from .features import PaperFeatures, featurize, keyphrase_cache_key
 from .learn import Votes
 from .profile import PROFILE_MAX, Profile, distill_profile
@@ -52,7 +52,7 @@ class Ranker:
         loaded (the daemon), others get a fresh one that loads the model on first use."""
         return cls(
             store,
-            embedder or embedder_for(settings.ranking.model),
+            embedder or embedder_of(settings.ranking),
             settings.ranking.catchup_days,
             profiles_from=settings.subscribers.resolve().parent,
         )

@@ -13,7 +13,10 @@ from .base import Reader, Signal
 class FollowedAuthors(Signal):
     def __init__(self, reader: Reader):
         followed = Followed(reader.subscriber.authors)
-        self.by = [followed.match(paper.authors) for paper in reader.features.papers]
+        papers, index = reader.features.papers, reader.features.authors
+        self.by: list[str | None] = [None] * len(papers)
+        for i in sorted({i for word in followed.words for i in index.get(word, ())}):  # a few papers
+            self.by[i] = followed.match(papers[i].authors)
 
     @classmethod
     def of(cls, reader: Reader) -> FollowedAuthors | None:

@@ -11,10 +11,11 @@ from .base import Reader, Signal
 
 class Categories(Signal):
     def __init__(self, reader: Reader):
-        wanted = [c.strip() for c in reader.subscriber.categories]
+        wanted = [c.strip().casefold() for c in reader.subscriber.categories]  # "cs.ro" is cs.RO
         exact = {c for c in wanted if not c.endswith(".*")}
         groups = tuple(c[:-1] for c in wanted if c.endswith(".*"))  # "cs.*" -> "cs."
         def wanted_one(category: str) -> bool:
+            category = category.casefold()
             return category in exact or category.startswith(groups) or category.split(".")[0] in exact
 
         papers = reader.features.papers
