@@ -119,6 +119,7 @@ def render(
             "matched": [one_line(k) for k in r.matched],
             "upvotes": r.paper.upvotes,
             "why": one_line(why_line(r)),
+            "keyphrases": [one_line(readable(k)) for k in r.keyphrases[:3]],  # for operators' templates
             "more": links.feedback.get(r.paper.id, (None, None))[0],
             "less": links.feedback.get(r.paper.id, (None, None))[1],
         }

@@ -155,6 +155,8 @@ class SentenceModel:
         The pooling stays in torch: numpy's BLAS threads between two batches fought torch's for
         the two cores and made this pass far slower than `encode` (benchmarks/rank_bench.py
         prints both)."""
+        if not getattr(self.model.tokenizer, "is_fast", False):  # no token offsets to pool by
+            return encode_spans_apart(self, texts, spans)
         import torch
 
         docs: list[np.ndarray] = [np.zeros(0)] * len(texts)
