@@ -75,6 +75,42 @@ def _as_str_list(value: Any) -> tuple[str, ...] | None:
     return None
 
 
+def _category_problem(value: str, base: Path) -> str | None:
+    found = _CATEGORY.match(value.strip())
+    if found and found.group(1) in ARXIV_ARCHIVES:
+        return None
+    return f"{quoted(value)} is not an arXiv category such as cs.RO, or a group such as cs.*"
+
+
+def _author_problem(value: str, base: Path) -> str | None:
+    if (person := parse_name(value)) is None:
+        return f"{quoted(value)} is not a name"
+    if not person.first:
+        return f"{quoted(value)} has no given name: add one, or its initial (A. Søgaard)"
+    return None
+
+
+def _always_problem(value: str, base: Path) -> str | None:
+    if any(len(w) > 1 for w in words(value)):
+        return None
+    return f"{quoted(value)} has no word of two or more letters or digits to look for"
+
+
+def _profile_problem(value: str, base: Path) -> str | None:
+    if not _missing_profile_file(value.strip(), base):
+        return None
+    return f"{quoted(value)} is neither a file (relative to {base}) nor the id of a paper such as 2401.12345"
+
+
+# the checks of each item of a list field (relative paths against `base`): a problem, or None
+_ITEM_CHECKS: dict[str, Callable[[str, Path], str | None]] = {
+    "categories": _category_problem,
+    "authors": _author_problem,
+    "always": _always_problem,
+    "profile_papers": _profile_problem,
+}
+
+
 def _check_fields(entry: dict[str, Any], who: str, line: Callable[..., str], base: Path) -> list[str]:
     """Problems with one subscriber's (or the defaults') field values; `line(name, *index)` says
     where a field (or an item of its list) is, `base` is the folder profile files are relative to."""
@@ -92,39 +128,11 @@ def _check_fields(entry: dict[str, Any], who: str, line: Callable[..., str], bas
             bad(name, "must be a list of strings")
         elif problem := next(filter(None, (_text_problem(v, longest) for v in items)), None):
             bad(name, problem)
-        elif name == "categories":
+        elif (check := _ITEM_CHECKS.get(name)) is not None:
+            indexed = isinstance(entry[name], list)  # a lone string has no item line of its own
             for j, v in enumerate(items):
-                found = _CATEGORY.match(v.strip())
-                if not found or found.group(1) not in ARXIV_ARCHIVES:
-                    bad(
-                        name,
-                        f"{quoted(v)} is not an arXiv category such as cs.RO, or a group such as cs.*",
-                        *([j] if isinstance(entry[name], list) else []),
-                    )
-        elif name == "authors":
-            for j, v in enumerate(items):
-                where = [j] if isinstance(entry[name], list) else []
-                if (person := parse_name(v)) is None:
-                    bad(name, f"{quoted(v)} is not a name", *where)
-                elif not person.first:
-                    bad(name, f"{quoted(v)} has no given name: add one, or its initial (A. Søgaard)", *where)
-        elif name == "always":
-            for j, v in enumerate(items):
-                if not any(len(w) > 1 for w in words(v)):
-                    bad(
-                        name,
-                        f"{quoted(v)} has no word of two or more letters or digits to look for",
-                        *([j] if isinstance(entry[name], list) else []),
-                    )
-        elif name == "profile_papers":
-            for j, v in enumerate(items):
-                if _missing_profile_file(v.strip(), base):
-                    bad(
-                        name,
-                        f"{quoted(v)} is neither a file (relative to {base}) nor the id of a paper "
-                        "such as 2401.12345",
-                        *([j] if isinstance(entry[name], list) else []),
-                    )
+                if (what := check(v, base)) is not None:
+                    bad(name, what, *([j] if indexed else []))
     if "timezone" in entry:
         try:
             ZoneInfo(str(entry["timezone"]))

@@ -63,6 +63,13 @@ class PaperFeatures:
         return author_index([p.authors for p in self.papers])
 
     @cached_property
+    def acronyms(self) -> list[int]:
+        """The keyphrase rows (of phrase_vectors) that are acronyms alone ("CODE-GEN"), found once
+        for every block of keywords."""
+        flat = (ph for group in self.keyphrases for ph in group)
+        return [row for row, ph in enumerate(flat) if keyphrases.is_acronym(ph)]
+
+    @cached_property
     def lexicon(self) -> Lexicon:
         """The papers' words indexed once for the phrase match of every block of keywords."""
         return Lexicon.of(self.token_lists)

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import keyphrases
 from .features import Lexicon, PaperFeatures, tfidf_similarity, tokens
 
 # Evidence s(k, p), absolute: the paper as a whole says most; its best keyphrase catches a
@@ -93,9 +92,8 @@ def score_matrix(
         owners, starts = np.unique(features.phrase_owner, return_index=True)
         cosines = features.phrase_vectors @ keyword_vectors.T
         phrase[:, owners] = np.maximum.reduceat(cosines, starts, axis=0).T
-        flat = [ph for group in features.keyphrases for ph in group]
-        acronyms = [row for row, ph in enumerate(flat) if keyphrases.is_acronym(ph)]
-        if acronyms:
+        if acronyms := features.acronyms:
+            flat = [ph for group in features.keyphrases for ph in group]
             _drop_acronyms(cosines, [flat[row] for row in acronyms], acronyms, keywords)
             worded[:, owners] = np.maximum.reduceat(cosines, starts, axis=0).T
         else:

@@ -13,7 +13,7 @@ from .base import Reader, Signal
 class Always(Signal):
     def __init__(self, reader: Reader):
         joined = reader.features.lexicon.joined
-        phrases = [(p, f" {' '.join(words(p))} ") for p in reader.subscriber.always if words(p)]
+        phrases = [(p, f" {' '.join(ws)} ") for p in reader.subscriber.always if (ws := words(p))]
         self.said = [next((p for p, needle in phrases if needle in text), None) for text in joined]
 
     @classmethod
