@@ -5,15 +5,21 @@ one of our digests (Message-ID <...2026-11-20.SUBSCRIBER@digest.example.org>).""
 
 from __future__ import annotations
 
+import imaplib
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import pytest
+from conftest import free_port
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from digest.delivery.mailbox import IMAPMailbox, _quoted, open_mailbox
 from digest.delivery.reports import DIAGNOSTIC_CHARS, Report, Skip, parse
+from digest.errors import ConfigError
 
 BOUNCES = Path(__file__).resolve().parent / "fixtures" / "bounces"
 DOMAIN = "digest.example.org"
@@ -380,3 +386,208 @@ def test_a_fixture_cut_short_or_with_bytes_flipped_never_raises(name: str, data:
         if raw:
             raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
     assert isinstance(parse(bytes(raw)), Report | Skip)
+
+
+# --- Maildir -----------------------------------------------------------------------------------
+
+# A Maildir as a mail client leaves it: one message just delivered (new/, no info), one read
+# (cur/, ":2,S"), one read and flagged; plus the bounces. Names follow the Maildir convention.
+HUMAN_NEW = "1795154401.M103P2211.mail.digest.example.org"
+OOO_SEEN = "1795154402.M204P2211.mail.digest.example.org:2,S"
+BOUNCE_FLAGGED = "1795154403.M305P2211.mail.digest.example.org:2,FS"
+BOUNCE_NEW = "1795154404.M406P2211.mail.digest.example.org"
+
+
+def make_maildir(root: Path) -> Path:
+    for sub in ("tmp", "new", "cur"):
+        (root / sub).mkdir(parents=True)
+    (root / "new" / HUMAN_NEW).write_bytes(fixture("human_reply.eml"))
+    (root / "cur" / OOO_SEEN).write_bytes(fixture("out_of_office_quoting_550.eml"))
+    (root / "cur" / BOUNCE_FLAGGED).write_bytes(fixture("postfix_hard_user_unknown.eml"))
+    (root / "new" / BOUNCE_NEW).write_bytes(fixture("exim_plain_failed.eml"))
+    return root
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    """Every file under `root` by its path: where it is, under which name (flags included)."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_reading_a_maildir_moves_renames_and_flags_nothing(tmp_path: Path) -> None:
+    root = make_maildir(tmp_path / "Maildir")
+    before = tree(root)
+    with open_mailbox(str(root)) as box:
+        read = dict(box.messages())
+    assert tree(root) == before  # new/ stays new/, ":2,S" stays ":2,S", nothing added
+    assert sorted(read) == sorted(
+        name.split(":")[0] for name in (HUMAN_NEW, OOO_SEEN, BOUNCE_FLAGGED, BOUNCE_NEW)
+    )
+    assert read[BOUNCE_FLAGGED.split(":")[0]] == fixture("postfix_hard_user_unknown.eml")
+
+
+def test_processed_moves_that_message_alone_into_the_processed_folder(tmp_path: Path) -> None:
+    root = make_maildir(tmp_path / "Maildir")
+    with open_mailbox(str(root)) as box:
+        for key, raw in box.messages():
+            if isinstance(parse(raw), Report):
+                box.processed(key)
+        left = [key for key, _ in box.messages()]
+    after = tree(root)
+    # the two bounces: same subfolder, same name, same flags, inside Maildir++'s .processed
+    assert f".processed/cur/{BOUNCE_FLAGGED}" in after and f".processed/new/{BOUNCE_NEW}" in after
+    assert ".processed/maildirfolder" in after
+    # the rest exactly where and as they were
+    assert after[f"new/{HUMAN_NEW}"] == fixture("human_reply.eml")
+    assert after[f"cur/{OOO_SEEN}"] == fixture("out_of_office_quoting_550.eml")
+    assert {p for p in after if not p.startswith(".processed/")} == {f"new/{HUMAN_NEW}", f"cur/{OOO_SEEN}"}
+    assert sorted(left) == sorted([HUMAN_NEW, OOO_SEEN.split(":")[0]])
+
+
+def test_a_message_another_client_moved_or_flagged_meanwhile_is_still_found_or_let_be(tmp_path: Path) -> None:
+    root = make_maildir(tmp_path / "Maildir")
+    box = open_mailbox(str(root))
+    keys = [key for key, _ in box.messages()]
+    # a mail client reads the new bounce meanwhile: new/NAME becomes cur/NAME:2,S
+    (root / "new" / BOUNCE_NEW).rename(root / "cur" / f"{BOUNCE_NEW}:2,S")
+    box.processed(BOUNCE_NEW)
+    assert (root / ".processed" / "cur" / f"{BOUNCE_NEW}:2,S").is_file()
+    box.processed(BOUNCE_NEW)  # again: already gone, nothing to do
+    (root / "new" / HUMAN_NEW).unlink()  # another client deleted it
+    box.processed(HUMAN_NEW)
+    assert len(keys) == 4 and tree(root).keys() == {
+        f"cur/{OOO_SEEN}",
+        f"cur/{BOUNCE_FLAGGED}",
+        ".processed/maildirfolder",
+        f".processed/cur/{BOUNCE_NEW}:2,S",
+    }
+
+
+def test_maildir_urls_name_the_same_folder(tmp_path: Path) -> None:
+    root = make_maildir(tmp_path / "Mail dir")
+    with open_mailbox(f"maildir://{quote(str(root))}") as box:
+        assert len(list(box.messages())) == 4
+
+
+@pytest.mark.parametrize("made", ["missing", "plain folder"])
+def test_a_folder_that_is_not_a_maildir_is_refused_and_not_created(tmp_path: Path, made: str) -> None:
+    path = tmp_path / "bounces"
+    if made == "plain folder":
+        path.mkdir()
+    with pytest.raises(
+        ConfigError, match=r"^DIGEST_BOUNCE_MAILBOX=.*bounces: not a Maildir folder .*new/"
+    ) as err:
+        open_mailbox(str(path))
+    assert "\n" not in str(err.value)
+    assert path.exists() == (made == "plain folder") and not (path / "new").exists()
+
+
+# --- opening by URL ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "password", "message"),
+    [
+        ("pop3://bounces@mail.example.org/", "pw", "unknown scheme pop3://; give a Maildir folder's path"),
+        ("imaps://mail.example.org/INBOX", "pw", "name the user and host"),
+        ("imaps://bounces@mail.example.org:99999/", "pw", "the port is not a number"),
+        ("imaps://bounces@mail.example.org/INBOX", None, "DIGEST_BOUNCE_PASSWORD is not set"),
+        (
+            "imaps://bounces:hunter2@mail.example.org/",
+            "pw",
+            "put the IMAP password in DIGEST_BOUNCE_PASSWORD",
+        ),
+        ("pop3://bounces:hunter2@mail.example.org/", "pw", "unknown scheme"),
+    ],
+)
+def test_a_mailbox_setting_that_cannot_work_is_refused_in_one_line(
+    spec: str, password: str | None, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)) as err:
+        open_mailbox(spec, password=password)
+    text = str(err.value)
+    assert "DIGEST_BOUNCE_MAILBOX" in text and "\n" not in text and "hunter2" not in text
+
+
+def test_an_imap_server_that_refuses_the_connection_is_named_with_what_to_check() -> None:
+    port = free_port()  # bound, then closed: nobody listens there
+    with pytest.raises(
+        ConfigError, match=rf"cannot connect to IMAP 127.0.0.1:{port} .*check the host and port"
+    ):
+        open_mailbox(f"imap://bounces@127.0.0.1:{port}/INBOX", password="pw", timeout=5)
+
+
+def test_folder_names_are_sent_in_modified_utf7() -> None:
+    assert _quoted("~peter/mail/台北/日本語") == '"~peter/mail/&U,BTFw-/&ZeVnLIqe-"'  # RFC 3501 5.1.3
+    assert _quoted('Bounces & "odd"') == '"Bounces &- \\"odd\\""'
+
+
+# --- IMAP, against a real server ---------------------------------------------------------------
+
+
+@pytest.fixture
+def imap(request: pytest.FixtureRequest) -> Any:
+    """The `imap_server` fixture (host, port, user, password, maildir, url: imap://user@host:port/INBOX)
+    of a real Dovecot, when the checkout has one; skipped otherwise."""
+    try:
+        return request.getfixturevalue("imap_server")
+    except pytest.FixtureLookupError:
+        pytest.skip("no imap_server fixture (a Dovecot) in this checkout")
+
+
+def imap_client(server: Any) -> imaplib.IMAP4:
+    client = imaplib.IMAP4(server.host, server.port, timeout=10)
+    client.login(server.user, server.password)
+    return client
+
+
+def flags_by_message_id(client: imaplib.IMAP4, folder: str) -> dict[str, set[str]]:
+    """{Message-ID: flags} of every message in `folder`, read with EXAMINE (changes nothing)."""
+    assert client.select(f'"{folder}"', readonly=True)[0] == "OK"
+    _, data = client.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+    found = {}
+    for item in data:
+        if isinstance(item, tuple):
+            flags = set(re.search(rb"FLAGS \(([^)]*)\)", item[0]).group(1).decode().split())
+            found[item[1].decode().split(":", 1)[1].strip()] = flags - {"\\Recent"}
+    return found
+
+
+@pytest.mark.parametrize("move", [True, False], ids=["MOVE", "COPY-STORE-EXPUNGE"])
+def test_imap_reads_without_setting_seen_and_moves_only_what_is_processed(imap: Any, move: bool) -> None:
+    client = imap_client(imap)
+    stored = {
+        "human_reply.eml": r"(\Flagged)",
+        "out_of_office_quoting_550.eml": "()",
+        "postfix_hard_user_unknown.eml": r"(\Seen)",
+        "exim_plain_failed.eml": "()",
+    }
+    for name, flags in stored.items():
+        assert client.append("INBOX", flags, None, fixture(name).replace(b"\n", b"\r\n"))[0] == "OK"
+    before = flags_by_message_id(client, "INBOX")
+
+    with open_mailbox(imap.url, password=imap.password) as box:
+        assert isinstance(box, IMAPMailbox)
+        if not move:  # the path for servers without MOVE, against the same real server
+            box.capabilities = box.capabilities - {"MOVE"}
+        reports = {}
+        for key, raw in box.messages():
+            verdict = parse(raw)
+            if isinstance(verdict, Report):
+                reports[verdict.message_id] = key
+                box.processed(key)
+    assert len(reports) == 2
+
+    after = flags_by_message_id(client, "INBOX")
+    assert after == {mid: flags for mid, flags in before.items() if mid not in reports}  # no \Seen added
+    moved = flags_by_message_id(client, "processed")
+    assert {mid: moved[mid] for mid in reports} == {mid: before[mid] for mid in reports}
+    client.logout()
+
+
+def test_imap_login_refused_and_missing_folder_are_config_errors(imap: Any) -> None:
+    with pytest.raises(ConfigError, match="login as .* refused .*DIGEST_BOUNCE_PASSWORD") as err:
+        open_mailbox(imap.url, password="not-the-password-4711")
+    assert "not-the-password-4711" not in str(err.value)
+    missing = imap.url.rsplit("/", 1)[0] + "/NoSuchFolder"
+    with pytest.raises(ConfigError, match="no IMAP folder 'NoSuchFolder'"):
+        open_mailbox(missing, password=imap.password)
