@@ -8,6 +8,7 @@ from __future__ import annotations
 import imaplib
 import re
 from datetime import UTC, datetime
+from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -573,7 +574,7 @@ def test_imap_reads_without_setting_seen_and_moves_only_what_is_processed(imap: 
         for key, raw in box.messages():
             verdict = parse(raw)
             if isinstance(verdict, Report):
-                reports[verdict.message_id] = key
+                reports[message_from_bytes(raw)["Message-ID"]] = key  # the report's own id
                 box.processed(key)
     assert len(reports) == 2
 

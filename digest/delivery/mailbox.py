@@ -2,7 +2,7 @@
 
 ::
 
-    box = open_mailbox(settings.bounce_mailbox, password=os.environ.get(PASSWORD_ENV))
+    box = open_mailbox(os.environ[ENV], password=os.environ.get(PASSWORD_ENV))
     with box:
         for key, raw in box.messages():       # bytes as stored; nothing marked \\Seen or moved
             verdict = reports.parse(raw)
