@@ -68,9 +68,8 @@ FETCH_TIMEOUT = 5.0  # seconds; SNS itself waits 15 s for our answer
 
 HASHES: dict[str, type[hashes.HashAlgorithm]] = {"1": hashes.SHA1, "2": hashes.SHA256}
 # Every post has these; the confirmations add SubscribeURL and Token (string_to_sign asks for them).
-ENVELOPE = (
-    "Type", "MessageId", "TopicArn", "Message", "Timestamp", "SignatureVersion", "Signature", "SigningCertURL"
-)
+ENVELOPE = ("Type", "MessageId", "TopicArn", "Message", "Timestamp", "SignatureVersion", "Signature",
+            "SigningCertURL")  # fmt: skip
 # The fields SNS signs, in the order it signs them (each as "Key\nValue\n"); Subject only when present.
 _CONFIRMATION = ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type")
 SIGNED: dict[str, tuple[str, ...]] = {
