@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from ..errors import InputError
-from ..text import one_line
+from ..text import one_line, quoted
 from .reports import Kind, Report
 
 
@@ -63,7 +63,7 @@ CERT_NAME = re.compile(r"sns[a-z0-9.-]*\.amazonaws\.com(\.cn)?")
 # SNS gives up retrying an HTTP(S) endpoint after 3600 s; five more minutes for clock skew.
 MAX_AGE = timedelta(hours=1, minutes=5)
 FUTURE_SKEW = timedelta(minutes=5)
-CERT_MAX_BYTES = 64 * 1024  # SNS's certificates are under 2 KiB
+CERT_MAX_BYTES = 64 * 1024  # a PEM certificate is a few KiB; more is not a certificate
 FETCH_TIMEOUT = 5.0  # seconds; SNS itself waits 15 s for our answer
 
 HASHES: dict[str, type[hashes.HashAlgorithm]] = {"1": hashes.SHA1, "2": hashes.SHA256}
@@ -98,7 +98,7 @@ def check_sns_url(url: object, *, pem: bool, host_pattern: re.Pattern[str] = SNS
         raise SnsError("the SNS URL is not https", forged=True)
     host = parts.hostname or ""
     if "@" in parts.netloc or port is not None or not host_pattern.fullmatch(host):
-        raise SnsError(f"the SNS URL's host {host!r} is not an Amazon SNS host", forged=True)
+        raise SnsError(f"the SNS URL's host {quoted(host)} is not an Amazon SNS host", forged=True)
     if pem and (not parts.path.endswith(".pem") or parts.query or parts.fragment):
         raise SnsError("the signing certificate URL is not a .pem file", forged=True)
     return url
@@ -115,7 +115,7 @@ def string_to_sign(message: Mapping[str, Any]) -> bytes:
     """The bytes SNS signed: each signed field present, as "Key\\nValue\\n", in SNS's order."""
     kind = _field(message, "Type")
     if kind not in SIGNED:
-        raise SnsError(f"the SNS message Type {kind!r} is not one digest knows")
+        raise SnsError(f"the SNS message Type {quoted(kind)} is not one digest knows")
     lines = []
     for key in SIGNED[kind]:
         if key in OPTIONAL and message.get(key) is None:  # as AWS's SDKs: a null Subject is no Subject
@@ -209,15 +209,16 @@ def verify(
     signed = string_to_sign(message)
     version = message["SignatureVersion"]
     if version not in HASHES:
-        raise SnsError(f"SignatureVersion {version!r} is not 1 (SHA1withRSA) or 2 (SHA256withRSA)")
+        raise SnsError(f"SignatureVersion {quoted(version)} is not 1 (SHA1withRSA) or 2 (SHA256withRSA)")
     url = check_sns_url(message["SigningCertURL"], pem=True, host_pattern=cert_host_pattern)
+    topic, timestamp = quoted(message["TopicArn"]), quoted(message["Timestamp"])
     if topics is not None and message["TopicArn"] not in topics:
-        raise SnsError(f"topic {message['TopicArn']!r} is not one of DIGEST_SES_TOPIC_ARNS", forged=True)
+        raise SnsError(f"topic {topic} is not one of DIGEST_SES_TOPIC_ARNS", forged=True)
     stamp, current = _parse_time(message["Timestamp"]), now()
     if stamp is None:
-        raise SnsError(f"the SNS Timestamp {message['Timestamp']!r} is not an ISO 8601 time")
+        raise SnsError(f"the SNS Timestamp {timestamp} is not an ISO 8601 time")
     if stamp < current - max_age or stamp > current + FUTURE_SKEW:
-        raise SnsError(f"the SNS Timestamp {message['Timestamp']} is out of date (a replay?)", forged=True)
+        raise SnsError(f"the SNS Timestamp {timestamp} is out of date (a replay?)", forged=True)
     try:
         signature = base64.b64decode(message["Signature"], validate=True)
     except (binascii.Error, ValueError) as exc:
@@ -325,7 +326,8 @@ class _Mail:
         common = mail.get("commonHeaders")
         common = common if isinstance(common, Mapping) else {}
         headers = {}
-        for header in mail.get("headers") or []:
+        listed = mail.get("headers")
+        for header in listed if isinstance(listed, list) else []:
             if isinstance(header, Mapping) and isinstance(header.get("name"), str):
                 headers.setdefault(header["name"].lower(), header.get("value"))
         # commonHeaders.messageId is our Message-ID header; mail.messageId is SES's own id, which
@@ -370,7 +372,7 @@ def _bounces(body: Mapping[str, Any], mail: _Mail) -> list[Report]:
     bounce = _obj(body, "bounce")
     bounce_type = _text(bounce, "bounceType") or ""
     if bounce_type not in BOUNCE_KINDS:
-        raise SnsError(f"the SES bounceType {bounce_type!r} is not Permanent, Transient or Undetermined")
+        raise SnsError(f"the SES bounceType {quoted(bounce_type)} is not one SES documents")
     summary = f"SES {bounce_type} bounce ({_text(bounce, 'bounceSubType') or 'no subtype'})"
     arrived = _parse_time(_text(bounce, "timestamp") or "")
     kind = BOUNCE_KINDS[bounce_type]
