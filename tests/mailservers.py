@@ -15,7 +15,7 @@ creates; local(8) delivers to a file named in an alias as `default_privs` (nobod
 belongs to nobody, and Dovecot reads it as nobody too, with its own `dovecot` and `dovenull`
 accounts for its internal and login processes.
 
-    from mailservers import imap_server, postfix_server  # noqa: F401   (the session fixtures)
+    pytest_plugins = ["mailservers"]   # in a conftest or a test module: the session fixtures
 """
 
 from __future__ import annotations
@@ -259,7 +259,9 @@ class PostfixServer:
         return _run("/usr/sbin/postqueue", "-c", str(self.folder / "etc"), "-p").stdout
 
     def log(self) -> str:
-        return (self.folder / "maillog").read_text(errors="replace") if (self.folder / "maillog").exists() else ""
+        """What Postfix logged (its maillog_file), for a failing test's message."""
+        log = self.folder / "maillog"
+        return log.read_text(errors="replace") if log.exists() else ""
 
     def wait_for_mail(self, count: int = 1, seconds: float = 15) -> list[Message]:
         """The Maildir's messages once it holds at least `count` (flushing the queue as it waits),
@@ -276,7 +278,8 @@ class PostfixServer:
     def stop(self) -> None:
         try:
             if (self.folder / "queue" / "pid" / "master.pid").exists():
-                subprocess.run([POSTFIX, "-c", str(self.folder / "etc"), "stop"], capture_output=True, timeout=60)
+                stop = [POSTFIX, "-c", str(self.folder / "etc"), "stop"]
+                subprocess.run(stop, capture_output=True, timeout=60)
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -375,6 +378,10 @@ class DovecotServer:
             server.stop()
             return f"Dovecot did not listen ({tail}): mail server not tested"
         return server
+
+    def deliver(self, raw: bytes) -> Path:
+        """Put a message into the served Maildir as a delivery agent would; its file."""
+        return Maildir(self.maildir).place(raw, f"{time.time_ns()}.digest-test.{os.getpid()}")
 
     def stop(self) -> None:
         """Kill the server's processes at once: `dovecot stop` waits a second or more for them, and

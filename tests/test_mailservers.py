@@ -6,9 +6,16 @@ import imaplib
 import smtplib
 import uuid
 from email.message import EmailMessage, Message
+from typing import TYPE_CHECKING
 
 import pytest
-from mailservers import DovecotServer, Maildir, PostfixServer, imap_server, postfix_server  # noqa: F401
+
+if TYPE_CHECKING:  # imported at run time by pytest_plugins alone, so that pytest can rewrite it
+    from mailservers import DovecotServer, PostfixServer
+
+# The session's `postfix_server` and `imap_server`, registered once for the whole run however many
+# modules (or the conftest) name the plugin.
+pytest_plugins = ["mailservers"]
 
 
 def _mail(to: str, subject: str) -> EmailMessage:
@@ -41,7 +48,10 @@ def test_postfix_returns_one_rfc3464_dsn_to_a_verp_sender_for_an_unknown_local_u
 
     dsns = _about(postfix_server.wait_for_mail(before + 1, seconds=20), subject)
 
-    assert len(dsns) == 1, postfix_server.log()[-2000:]
+    assert len(dsns) >= 1, postfix_server.log()[-2000:]
+    assert "Mail queue is empty" in postfix_server.queue()  # nothing more is on its way
+    dsns = _about(postfix_server.maildir.messages(), subject)
+    assert len(dsns) == 1
     dsn = dsns[0]
     assert dsn.get_content_type() == "multipart/report"
     assert dsn.get_param("report-type") == "delivery-status"
@@ -96,7 +106,8 @@ def test_dovecot_serves_a_message_in_its_maildir_and_peeking_leaves_it_unseen(
     imap_server: DovecotServer,
 ) -> None:
     subject = f"imap {uuid.uuid4().hex}"
-    Maildir(imap_server.maildir).place(bytes(_mail("bounces@digest-test.localdomain", subject)), uuid.uuid4().hex)
+    message = _mail("bounces@digest-test.localdomain", subject)
+    imap_server.deliver(bytes(message))
 
     with imaplib.IMAP4(imap_server.host, imap_server.port, timeout=10) as imap:
         imap.login(imap_server.user, imap_server.password)
@@ -114,5 +125,33 @@ def test_dovecot_serves_a_message_in_its_maildir_and_peeking_leaves_it_unseen(
         imap.logout()
 
 
+def test_a_dsn_from_postfix_is_read_over_imap_unseen(
+    postfix_server: PostfixServer, imap_server: DovecotServer
+) -> None:
+    subject = f"both {uuid.uuid4().hex}"
+    before = len(postfix_server.maildir.files())
+    token = uuid.uuid4().hex
+    missing = f"nobody-here@{postfix_server.domain}"
+    _send(postfix_server, postfix_server.verp_address(token), missing, subject)
+    assert _about(postfix_server.wait_for_mail(before + 1), subject)
+
+    with imaplib.IMAP4(imap_server.host, imap_server.port, timeout=10) as imap:
+        imap.login(imap_server.user, imap_server.password)
+        imap.select("INBOX", readonly=True)
+        # the VERP token that the DSN was addressed to names the mail it reports on
+        typ, found = imap.search(None, "UNSEEN", "HEADER", "Delivered-To", postfix_server.verp_address(token))
+        assert typ == "OK" and len(found[0].split()) == 1
+        typ, fetched = imap.fetch(found[0].split()[0], "(BODY.PEEK[HEADER.FIELDS (CONTENT-TYPE)])")
+        assert b"multipart/report" in fetched[0][1] and b"delivery-status" in fetched[0][1]
+        imap.logout()
+
+
 def test_imap_url_names_the_user_loopback_port_and_inbox(imap_server: DovecotServer) -> None:
     assert imap_server.url == f"imap://{imap_server.user}@127.0.0.1:{imap_server.port}/INBOX"
+
+
+def test_a_missing_server_program_gives_a_one_line_reason_to_skip() -> None:
+    from mailservers import _why_not
+
+    reason = _why_not("/nonexistent/sbin/postfix", "postfix")
+    assert reason and "\n" not in reason and "make test" in reason
