@@ -111,10 +111,6 @@ class Maildir:
     def messages(self) -> list[Message]:
         return [message_from_bytes(p.read_bytes()) for p in self.files()]
 
-    def clear(self) -> None:
-        for p in self.files():
-            p.unlink(missing_ok=True)
-
     def place(self, raw: bytes, name: str) -> Path:
         """Put a message in new/ as a delivery agent does (tmp/ then a rename), owned by its user."""
         account = pwd.getpwnam(MAIL_ACCOUNT)
@@ -148,16 +144,12 @@ alias_database =
 local_recipient_maps =
 recipient_delimiter = +
 mail_spool_directory = {folder}/spool
-home_mailbox = Maildir/
 allow_mail_to_commands =
 biff = no
 append_dot_mydomain = no
 smtpd_peername_lookup = no
-smtp_dns_support_level = disabled
-disable_dns_lookups = yes
 smtputf8_enable = no
 readme_directory = no
-delay_warning_time = 0
 bounce_queue_lifetime = 0
 maximal_queue_lifetime = 0
 queue_run_delay = 1s
@@ -263,25 +255,27 @@ class PostfixServer:
         log = self.folder / "maillog"
         return log.read_text(errors="replace") if log.exists() else ""
 
-    def wait_for_mail(self, count: int = 1, seconds: float = 15) -> list[Message]:
-        """The Maildir's messages once it holds at least `count` (flushing the queue as it waits),
-        or whatever it holds when `seconds` run out."""
+    def wait_for_mail(self, about: str, count: int = 1, seconds: float = 15) -> list[Message]:
+        """The Maildir's messages whose text holds `about` (a token, a subject), once there are at
+        least `count` of them (flushing the queue while it waits), or those there are when
+        `seconds` run out."""
         deadline = time.monotonic() + seconds
         next_flush = time.monotonic() + 2
-        while len(self.maildir.files()) < count and time.monotonic() < deadline:
+        while True:
+            found = [m for m in self.maildir.messages() if about in m.as_string()]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
             if time.monotonic() > next_flush:
                 self.flush()
                 next_flush = time.monotonic() + 2
             time.sleep(0.05)
-        return self.maildir.messages()
 
     def stop(self) -> None:
-        try:
-            if (self.folder / "queue" / "pid" / "master.pid").exists():
-                stop = [POSTFIX, "-c", str(self.folder / "etc"), "stop"]
-                subprocess.run(stop, capture_output=True, timeout=60)
-        finally:
-            shutil.rmtree(self.folder, ignore_errors=True)
+        """Kill the server's processes at once (`postfix stop` polls once a second until they are
+        gone, and a test server has nothing to save), then remove its folder."""
+        config = f"MAIL_CONFIG={self.folder / 'etc'}"
+        _kill_group(self.folder / "queue" / "pid" / "master.pid", config, "environ")
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 _DOVECOT_CONF = """\
@@ -297,7 +291,6 @@ disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_internal_user = dovecot
 default_login_user = dovenull
-first_valid_uid = 1
 mail_uid = {uid}
 mail_gid = {gid}
 mail_location = maildir:{maildir}
@@ -316,14 +309,6 @@ service imap-login {{
   }}
   inet_listener imaps {{
     port = 0
-  }}
-}}
-service stats {{
-  unix_listener stats-reader {{
-    mode = 0600
-  }}
-  unix_listener stats-writer {{
-    mode = 0666
   }}
 }}
 """
@@ -384,18 +369,22 @@ class DovecotServer:
         return Maildir(self.maildir).place(raw, f"{time.time_ns()}.digest-test.{os.getpid()}")
 
     def stop(self) -> None:
-        """Kill the server's processes at once: `dovecot stop` waits a second or more for them, and
-        a test server has nothing to save. Dovecot's master leads a process group of its own and
-        every process it starts is in it; the group is killed only if it is still this server."""
-        try:
-            master = int((self.folder / "run" / "master.pid").read_text().strip())
-            command = Path(f"/proc/{master}/cmdline").read_bytes()
-            if os.getpgid(master) == master and str(self.folder / "dovecot.conf").encode() in command:
-                os.killpg(master, signal.SIGKILL)
-        except (OSError, ValueError):
-            pass  # not started, or already gone
-        finally:
-            shutil.rmtree(self.folder, ignore_errors=True)
+        """Kill the server's processes at once (`dovecot stop` waits a second or more for them, and
+        a test server has nothing to save), then remove its folder."""
+        _kill_group(self.folder / "run" / "master.pid", str(self.folder / "dovecot.conf"), "cmdline")
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _kill_group(pid_file: Path, mark: str, where: str) -> None:
+    """SIGKILL the process group of the master named in `pid_file`. Postfix's and Dovecot's
+    masters each lead a session of their own, and every process they start is in it; the group is
+    killed only if its leader's /proc/PID/`where` still holds `mark` (this server, not a reused id)."""
+    try:
+        master = int(pid_file.read_text().split()[0])
+        if os.getpgid(master) == master and mark.encode() in Path(f"/proc/{master}/{where}").read_bytes():
+            os.killpg(master, signal.SIGKILL)
+    except (OSError, ValueError, IndexError):
+        pass  # never started, or already gone
 
 
 # --- the session's fixtures -------------------------------------------------------------------
