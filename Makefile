@@ -52,7 +52,7 @@ postgres:
 # own system instances are not wanted, so stop any that the install started.
 mailservers:
 	@{ command -v postfix >/dev/null 2>&1 || test -x /usr/sbin/postfix; } && \
-	  { command -v dovecot >/dev/null 2>&1 || test -x /usr/sbin/dovecot; } || { \
+	  test -x /usr/lib/dovecot/imap || { \
 	  echo "installing postfix and dovecot-imapd for the bounce tests"; \
 	  ( printf '%s\n' "postfix postfix/main_mailer_type select Local only" \
 	      "postfix postfix/mailname string digest-test.localdomain" | debconf-set-selections \

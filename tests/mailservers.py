@@ -327,7 +327,7 @@ class DovecotServer:
     @classmethod
     def start(cls, maildir: Maildir, folder: Path) -> DovecotServer | str:
         """The running server, or one line saying why there is none (the tests then skip)."""
-        why = _why_not(DOVECOT, "dovecot-imapd")
+        why = _why_not(DOVECOT, "dovecot-imapd") or _why_not("/usr/lib/dovecot/imap", "dovecot-imapd")
         if why:
             return why
         try:
