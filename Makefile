@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo test lint browser postgres bench clean
+.PHONY: install demo test lint browser postgres mailservers bench clean
 
 install: $(STAMP)
 
@@ -46,7 +46,23 @@ postgres:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
 	  || echo "could not install postgresql: the PostgreSQL tests will be skipped"; }
 
-test: install lint browser postgres
+# The bounce tests send through a private Postfix and read its DSNs over a private Dovecot, each
+# started by the tests in a temporary folder on a free loopback port (tests/mailservers.py). Install
+# Debian's packages when missing, answering Postfix's questions ahead ("Local only"); the packages'
+# own system instances are not wanted, so stop any that the install started.
+mailservers:
+	@{ command -v postfix >/dev/null 2>&1 || test -x /usr/sbin/postfix; } && \
+	  test -x /usr/lib/dovecot/imap || { \
+	  echo "installing postfix and dovecot-imapd for the bounce tests"; \
+	  ( printf '%s\n' "postfix postfix/main_mailer_type select Local only" \
+	      "postfix postfix/mailname string digest-test.localdomain" | debconf-set-selections \
+	    && apt-get update -qq \
+	    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix dovecot-imapd >/dev/null 2>&1 \
+	    && { /usr/sbin/postfix status >/dev/null 2>&1 && /usr/sbin/postfix stop >/dev/null 2>&1; \
+	         /usr/sbin/doveadm stop >/dev/null 2>&1; true; } ) \
+	  || echo "could not install postfix and dovecot-imapd: the mail server tests will be skipped"; }
+
+test: install lint browser postgres mailservers
 	$(BIN)/python -m pytest
 
 bench: install
