@@ -110,10 +110,26 @@ def test_one_up_vote_among_nine_down_votes_still_lifts_the_papers_like_it():
     assert learned.score[1] < np.median(learned.score)  # the topic voted down sinks
 
 
-def test_the_share_of_votes_grows_with_their_number_and_never_passes_half():
+def test_the_share_of_votes_grows_with_their_number_and_unclear_votes_never_pass_half():
     shares = [learn.share(n) for n in (0, 1, 5, 20, 100, 10_000)]
-    assert shares[0] == 0 and shares == sorted(shares) and max(shares) < learn.MAX_SHARE
-    assert learn.share(5) == pytest.approx(0.25) and learn.share(20) == pytest.approx(0.4)
+    assert shares[0] == 0 and shares == sorted(shares) and max(shares) < learn.MAX_SHARE * learn.UNCLEAR
+    assert learn.share(5) == pytest.approx(0.25 * learn.UNCLEAR)
+    assert learn.share(20) == pytest.approx(0.4 * learn.UNCLEAR)
+
+
+def test_clear_votes_take_the_share_further_but_a_few_votes_leave_the_keywords_ahead():
+    by_clarity = [learn.share(40, c) for c in (0.0, 0.25, 0.5, 0.75, 1.0)]
+    assert by_clarity == sorted(by_clarity) and by_clarity[-1] == pytest.approx(learn.CLEAR_SHARE)
+    # three votes, one up and two down, in perfect order: clarity at most 1 x 1 / (1 + CLEAR_HALF_AT)
+    rng = np.random.default_rng(9)
+    labels = np.array([1.0, -1.0, -1.0], dtype=np.float32)
+    clarity, _ = learn.judge(labels, np.array([2.0, -1.0, -0.5], dtype=np.float32))
+    assert clarity == pytest.approx(1 / (1 + learn.CLEAR_HALF_AT))
+    assert learn.share(3, clarity) < 0.5
+    # forty votes the model cannot tell apart (held-out outputs at random): keywords stay ahead
+    labels = np.where(rng.random(40) > 0.5, 1.0, -1.0).astype(np.float32)
+    clarity, _ = learn.judge(labels, rng.normal(size=40).astype(np.float32))
+    assert learn.share(40, clarity) < 0.4
 
 
 def test_a_handful_of_votes_cannot_bury_the_stated_interest():
@@ -135,8 +151,8 @@ def test_learning_is_one_batched_solve_for_many_readers():
         )
         for i in range(40)
     ]
-    weights = learn.fit(many, learn.background(vectors))
-    one = learn.fit([many[3]], learn.background(vectors))
+    weights = learn.fit(many, learn.background(vectors)).weights
+    one = learn.fit([many[3]], learn.background(vectors)).weights
     assert weights.shape == (40, 32) and np.allclose(weights[3], one[0], atol=1e-4)
 
 
@@ -213,11 +229,12 @@ def test_the_model_learns_from_the_newest_votes_and_their_weight_counts_them_all
     assert newest.paper_ids == votes.paper_ids[-5:] and newest.earlier == set(votes.paper_ids[:-5])
     assert newest.seen == votes.seen and newest.cast == 12
     negatives = learn.background(day)
-    (weights,) = learn.fit([votes], negatives)
+    fitted = learn.fit([votes], negatives)
+    (weights,) = fitted.weights
     assert np.allclose(weights, _dual_ridge(newest, negatives), atol=1e-4)
     assert not np.allclose(weights, _dual_ridge(votes, negatives), atol=1e-2)
-    (learned,) = learn.apply(weights[None], [votes], day, [f"p{i}" for i in range(30)])
-    assert len(learned.votes) == 5 and learned.share == learn.share(12)
+    (learned,) = learn.apply(fitted, [votes], day, [f"p{i}" for i in range(30)])
+    assert len(learned.votes) == 5 and learned.share == learn.share(12, learned.clarity)
 
 
 def test_a_paper_voted_on_before_the_newest_votes_is_never_embedded_nor_sent_again(
@@ -245,7 +262,7 @@ def test_the_blocked_fit_equals_a_plain_dual_ridge_solve_per_reader(monkeypatch:
     negatives = learn.background(normalize(rng.normal(size=(60, d))).astype(np.float32))
     plain = np.stack([_dual_ridge(votes, negatives) for votes in many])
     for budget in (10**9, 20_000):  # everyone at once, padded to the longest; many small groups
-        assert np.allclose(learn.fit(many, negatives, budget=budget), plain, atol=1e-4)
+        assert np.allclose(learn.fit(many, negatives, budget=budget).weights, plain, atol=1e-4)
 
 
 def test_a_reader_with_a_huge_history_changes_no_one_elses_weights_and_groups_stay_in_budget(
@@ -266,10 +283,10 @@ def test_a_reader_with_a_huge_history_changes_no_one_elses_weights_and_groups_st
 
     solve = learn._solve  # noqa: SLF001
     monkeypatch.setattr(learn, "_solve", spy)
-    alone = learn.fit(others, negatives, budget=budget)
+    alone = learn.fit(others, negatives, budget=budget).weights
     assert max(m * n * (n + d) for m, n in solved) <= budget
     solved.clear()
-    beside = learn.fit([*others, keen], negatives, budget=budget)
+    beside = learn.fit([*others, keen], negatives, budget=budget).weights
     assert np.allclose(beside[:-1], alone, atol=1e-5)
     assert max(m * n * (n + d) for m, n in solved) <= budget  # the keen reader padded no one
     assert max(n for _, n in solved) == learn.MAX_VOTES + len(negatives)  # and was cut to the newest

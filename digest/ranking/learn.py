@@ -58,6 +58,9 @@ MAX_VOTES = 400
 # (1.89 to 2.70 s; the same case measured twice in that run took 1.37 and 1.89 s), and with less
 # memory than from 4,000,000 up (47 MB; 337 MB at 64,000,000).
 FIT_CELLS = 1_000_000
+CLEAR_SHARE = 1.0  # votes that speak clearly may weigh up to this (`share`)
+CLEAR_HALF_AT = 2  # votes of the rarer kind at which clarity is half believed (`judge`)
+UNCLEAR = 0.7  # what is left of the count's share for votes their model cannot tell apart
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,8 @@ class Learned:
     score: np.ndarray  # (P,) 0..1: how much the votes say they will like each paper
     votes: Votes
     paper_vectors: np.ndarray  # (P, d) the day's papers, for explanations on demand
+    clarity: float = 0.0  # 0..1: how clearly the votes speak (`judge`)
+    boundary: float = float("nan")  # the score halfway between their ups and downs (NaN: one kind)
 
     def like(self, index: np.ndarray) -> tuple[np.ndarray, list[str]]:
         """For papers `index`: the cosine to the closest up-voted paper and its title (0 and
@@ -118,11 +123,13 @@ class Learned:
         return cos.max(axis=0), titles[cos.argmax(axis=0)].tolist()
 
 
-def share(n_votes: int) -> float:
+def share(n_votes: int, clarity: float = 0.0) -> float:
     """The weight of the votes: n_votes counts every vote cast (Votes.cast), not only the newest
     MAX_VOTES the model learns from, so the cap bounds memory without changing the weight (which
-    is within 0.03 of MAX_SHARE from a hundred votes on anyway)."""
-    return MAX_SHARE * n_votes / (n_votes + HALF_AT)
+    is within 0.03 of MAX_SHARE from a hundred votes on anyway). Votes that speak clearly
+    (`judge`) take it further, toward CLEAR_SHARE."""
+    by_count = MAX_SHARE * n_votes / (n_votes + HALF_AT)
+    return by_count * (UNCLEAR + (1 - UNCLEAR) * clarity) + clarity * (CLEAR_SHARE - by_count)
 
 
 def background(paper_vectors: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -134,15 +141,27 @@ def background(paper_vectors: np.ndarray, seed: int = 0) -> np.ndarray:
     return paper_vectors[np.sort(take)]
 
 
-def fit(all_votes: Sequence[Votes], negatives: np.ndarray, budget: int = FIT_CELLS) -> np.ndarray:
-    """(m, d) weights, one row per reader: each from their newest MAX_VOTES votes and the day's
-    weak negatives, solved a group of readers at a time (`groups`)."""
+@dataclass(frozen=True)
+class Fitted:
+    """Readers' models, one row each: the weights, how clearly their votes speak (0..1) and the
+    model's raw output halfway between their up- and down-votes (NaN with one kind only)."""
+
+    weights: np.ndarray  # (m, d)
+    clarity: np.ndarray  # (m,)
+    boundary: np.ndarray  # (m,)
+
+
+def fit(all_votes: Sequence[Votes], negatives: np.ndarray, budget: int = FIT_CELLS) -> Fitted:
+    """Each reader's model from their newest MAX_VOTES votes and the day's weak negatives, solved
+    a group of readers at a time (`groups`)."""
     d = negatives.shape[1] if negatives.ndim == 2 else 0
     weights = np.zeros((len(all_votes), d), dtype=np.float32)
+    clarity = np.zeros(len(all_votes), dtype=np.float32)
+    boundary = np.full(len(all_votes), np.nan, dtype=np.float32)
     kept = [votes.newest(MAX_VOTES) for votes in all_votes]
     for group in groups([len(votes) for votes in kept], len(negatives), d, budget):
-        weights[group] = _solve([kept[i] for i in group], negatives)
-    return weights
+        weights[group], clarity[group], boundary[group] = _solve([kept[i] for i in group], negatives)
+    return Fitted(weights, clarity, boundary)
 
 
 def groups(lengths: Sequence[int], extra: int, d: int, budget: int = FIT_CELLS) -> list[np.ndarray]:
@@ -163,10 +182,11 @@ def groups(lengths: Sequence[int], extra: int, d: int, budget: int = FIT_CELLS) 
     return cut
 
 
-def _solve(group: Sequence[Votes], negatives: np.ndarray) -> np.ndarray:
+def _solve(group: Sequence[Votes], negatives: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(m, d) weights of one group from one batched dual ridge solve: each reader's votes, then
     the weak negatives, padded with zero rows to the group's longest history (a zero row adds
-    nothing but λ on its diagonal, so padding leaves each reader's solution as it was)."""
+    nothing but λ on its diagonal, so padding leaves each reader's solution as it was); and each
+    reader's clarity and boundary (`judge`), read off the same inverse."""
     n = max(len(votes) for votes in group) + len(negatives)
     x = np.zeros((len(group), n, negatives.shape[1]), dtype=np.float32)
     y = np.zeros((len(group), n), dtype=np.float32)
@@ -178,18 +198,44 @@ def _solve(group: Sequence[Votes], negatives: np.ndarray) -> np.ndarray:
         y[i, k : k + len(negatives)] = BACKGROUND_LABEL
     gram = x @ x.transpose(0, 2, 1)  # each reader's X Xᵀ
     gram[:, np.arange(n), np.arange(n)] += RIDGE
-    alpha = np.linalg.solve(gram, y[..., None])[..., 0]
-    return np.einsum("mn,mnd->md", alpha, x)
+    inverse = np.linalg.inv(gram)
+    alpha = np.einsum("mij,mj->mi", inverse, y)
+    # leave-one-out outputs in closed form: y_i - a_i / [(K + λI)⁻¹]_ii, no refit per vote
+    held_out = y - alpha / np.diagonal(inverse, axis1=1, axis2=2)
+    judged = [judge(votes.labels, held_out[i, : len(votes)]) for i, votes in enumerate(group)]
+    clarity = np.array([c for c, _ in judged], dtype=np.float32)
+    boundary = np.array([b for _, b in judged], dtype=np.float32)
+    return np.einsum("mn,mnd->md", alpha, x), clarity, boundary
+
+
+def judge(labels: np.ndarray, held_out: np.ndarray) -> tuple[float, float]:
+    """How clearly a reader's votes speak, and where their model divides "yes" from "no".
+
+    clarity: how well the model, fitted without a vote, tells that vote's sign (the area under
+    the ROC curve of the leave-one-out outputs, up-votes against down-votes, rescaled so that
+    chance is 0 and perfect order 1), times how many votes of the rarer kind back it
+    (m / (m + CLEAR_HALF_AT)): ten consistent up-votes against thirty downs speak clearly;
+    two, or votes the model cannot tell apart (a reader of mixed tastes), do not.
+    boundary: halfway between the mean held-out output of the up-votes and of the down-votes
+    (NaN with one kind only): the exploration slot looks for papers near it."""
+    up, down = held_out[labels > 0], held_out[labels < 0]
+    if not len(up) or not len(down):
+        return 0.0, float("nan")
+    wins = (up[:, None] > down[None, :]).sum() + 0.5 * (up[:, None] == down[None, :]).sum()
+    auc = wins / (len(up) * len(down))
+    rarer = min(len(up), len(down))
+    clarity = max(0.0, 2 * auc - 1) * rarer / (rarer + CLEAR_HALF_AT)
+    return float(clarity), float((up.mean() + down.mean()) / 2)
 
 
 def apply(
-    weights: np.ndarray, all_votes: Sequence[Votes], paper_vectors: np.ndarray, paper_ids: Sequence[str]
+    fitted: Fitted, all_votes: Sequence[Votes], paper_vectors: np.ndarray, paper_ids: Sequence[str]
 ) -> list[Learned]:
     """Each reader's model on the day's papers: one matrix product for every reader. Their
     Learned keeps the newest MAX_VOTES votes (the ones `like` looks through); the share counts
-    them all."""
+    them all, and grows with their clarity."""
     all_votes = [votes.newest(MAX_VOTES) for votes in all_votes]
-    raw = weights @ paper_vectors.T  # (m, P)
+    raw = fitted.weights @ paper_vectors.T  # (m, P)
     position = {pid: i for i, pid in enumerate(paper_ids)}
     # stretched over the day's papers the reader has not voted on: their favourite of the day is
     # 1, the least liked 0, so the share is the most votes can move a paper on any day
@@ -200,10 +246,12 @@ def apply(
             span[row, voted] = np.nan
     if raw.shape[1]:
         low, high = np.nanmin(span, axis=1, keepdims=True), np.nanmax(span, axis=1, keepdims=True)
-        scores = np.clip((raw - low) / np.maximum(high - low, 1e-6), 0.0, 1.0).astype(np.float32)
+        width = np.maximum(high - low, 1e-6)
+        scores = np.clip((raw - low) / width, 0.0, 1.0).astype(np.float32)
+        boundary = ((fitted.boundary[:, None] - low) / width)[:, 0]
     else:
-        scores = raw.astype(np.float32)
+        scores, boundary = raw.astype(np.float32), fitted.boundary
     return [
-        Learned(share(votes.cast), score, votes, paper_vectors)
-        for votes, score in zip(all_votes, scores, strict=True)
+        Learned(share(votes.cast, float(clear)), score, votes, paper_vectors, float(clear), float(edge))
+        for votes, score, clear, edge in zip(all_votes, scores, fitted.clarity, boundary, strict=True)
     ]

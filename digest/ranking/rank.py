@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..models import Ranked, Subscriber
+from . import explore
 from .embed import Embedder
 from .features import PaperFeatures
 from .learn import Learned, apply, background, fit
@@ -122,12 +123,11 @@ def select(reader: Reader, *, limit: int | None = None) -> list[Ranked]:
     first = pinned(signals, view, vetoed(signals, n))
     mask = eligible(reader, signals, view, every=limit == 0)
     mask[first] = False
-    candidates = np.flatnonzero(mask)
-    order = candidates[np.argsort(-view.score[candidates], kind="stable")]  # ties: arrival order
+    order = _best_first(view, mask)
+    cap = reader.subscriber.max_papers if limit in (None, 0) else limit
     if limit == 0:
         chosen = first + order.tolist()
     else:
-        cap = reader.subscriber.max_papers if limit is None else limit
         first = first[:cap]
         if len(view.relevance_rows):
             interests = view.relevance_rows[:, order].argmax(axis=0)  # only for the few eligible
@@ -135,6 +135,13 @@ def select(reader: Reader, *, limit: int | None = None) -> list[Ranked]:
             interests = np.zeros(len(order), dtype=np.int64)
         pairs = list(zip(order.tolist(), interests.tolist(), strict=True))
         chosen = first + select_diverse(pairs, cap - len(first), n_interests=len(view.relevance_rows))
+    slot = None
+    if explore.wanted(reader.subscriber, reader.learned is not None) and cap > 1 and len(first) < cap:
+        every = order if limit == 0 else _best_first(view, eligible(reader, signals, view, every=True))
+        slot = explore.pick(reader, [i for i in every.tolist() if i not in first], chosen[: cap - 1])
+    if slot is not None:  # the digest's last place, whatever it held; its length is kept
+        rest = [i for i in chosen if i != slot]
+        chosen = rest[: cap - 1] + [slot] + (rest[cap - 1 :] if limit == 0 else [])
     why: dict[str, list] = {}
     for s in signals:
         why.update(s.explain(chosen))
@@ -147,6 +154,7 @@ def select(reader: Reader, *, limit: int | None = None) -> list[Ranked]:
             keyphrases=features.keyphrases[i],
             relevance=round(relevance, 4),
             trending=round(trend, 4),
+            explore=i == slot,
             **{name: values[n] for name, values in why.items()},
         )
         for n, (i, score, relevance, trend) in enumerate(
@@ -159,6 +167,12 @@ def select(reader: Reader, *, limit: int | None = None) -> list[Ranked]:
             )
         )
     ]
+
+
+def _best_first(view: Blend, mask: np.ndarray) -> np.ndarray:
+    """The papers of `mask`, best score first (ties: arrival order)."""
+    ids = np.flatnonzero(mask)
+    return ids[np.argsort(-view.score[ids], kind="stable")]
 
 
 def select_diverse(ranked: Sequence[tuple[int, int]], cap: int, n_interests: int) -> list[int]:
@@ -214,8 +228,8 @@ def rank_subscribers(
         learned: dict[str, Learned] = {}
         if voters and len(features.papers):
             votes = [history[sid].votes for sid in voters]
-            weights = fit(votes, negatives)  # one batched solve for the block
-            learned = dict(zip(voters, apply(weights, votes, features.vectors, ids), strict=True))
+            fitted = fit(votes, negatives)  # one batched solve for the block
+            learned = dict(zip(voters, apply(fitted, votes, features.vectors, ids), strict=True))
         for s in block:
             profile = profiles.get(s.id)
             reader = Reader(
