@@ -148,6 +148,8 @@ class Subscriber:
     trending_weight: float = 0.0
     send_empty: bool = False
     active: bool = True
+    # the exploration slot (digest.ranking.explore): None, the default, is on once they have voted
+    explore: bool | None = None
 
     @property
     def display_name(self) -> str:
@@ -169,6 +171,7 @@ class Ranked:
     from_papers: tuple[str, ...] = ()  # phrases distilled from the reader's own papers it matches
     followed: str | None = None  # the followed author it is by, as the reader wrote the name
     always: str | None = None  # the `always` phrase it says
+    explore: bool = False  # the exploration slot's paper: outside their usual picks, asked about
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,7 @@ def ranked(picks: Sequence[Ranked]) -> list[Line]:
     for i, r in enumerate(picks, start=1):
         why = [f"by {r.followed}"] if r.followed else []
         why += [f"always: {r.always}"] if r.always else []
+        why += ["something different: does it fit?"] if r.explore else []
         matched = one_line(", ".join([*why, *r.matched])) or "-"
         lines.append(
             Line(f"  {i:>2}. {r.score:.3f}  {one_line(readable(r.paper.title))[:70]:<70}  [{matched}]")
@@ -124,6 +125,7 @@ def ranked_json(ranking: Mapping[str, Sequence[Ranked]]) -> str:
                     "from_papers": list(r.from_papers),
                     "followed": r.followed,
                     "always": r.always,
+                    "explore": r.explore,
                     "matched": list(r.matched),
                     "keyphrases": list(r.keyphrases),
                 }
@@ -227,6 +229,9 @@ def _steering(s: Subscriber) -> list[Line]:
         lines.append(Line(f"{'':<14} always: {', '.join(s.always)}"))
     if s.categories:
         lines.append(Line(f"{'':<14} categories: {', '.join(s.categories)} (papers without any: by content)"))
+    if s.explore is not None:
+        said = "on: one paper outside their usual picks, to vote on" if s.explore else "off"
+        lines.append(Line(f"{'':<14} exploration slot: {said}"))
     return lines
 
 

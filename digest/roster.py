@@ -183,6 +183,7 @@ def _parse_roster(text: str, path: str, smtp_host: str | None) -> Roster:
                 trending_weight=float(merged.get("trending_weight", 0.0)),
                 send_empty=bool(merged.get("send_empty", False)),
                 active=bool(merged.get("active", True)),
+                explore=merged.get("explore"),
             )
         )
     if problems:

@@ -153,7 +153,7 @@ def _check_fields(entry: dict[str, Any], who: str, line: Callable[..., str], bas
             v = entry[name]
             if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1:
                 bad(name, f"{quoted(v)} must be a number from 0 to 1")
-    for name in ("send_empty", "active"):
+    for name in ("send_empty", "active", "explore"):
         if name in entry and not isinstance(entry[name], bool):
             bad(name, f"{quoted(entry[name])} must be true or false")
     if "name" in entry:

@@ -85,15 +85,20 @@ def day_label(day: date) -> str:
     return f"{day:%a} {day.day} {day:%b}"
 
 
+def _usual(papers: Sequence[Ranked]) -> list[Ranked]:
+    """The papers but the exploration slot's, which speaks for none of the reader's interests."""
+    return [r for r in papers if not r.explore]
+
+
 def subject_for(papers: Sequence[Ranked], day: date) -> str:
     if not papers:
         return f"No new papers for your interests today — {day_label(day)}"
     n = len(papers)
-    topics = ", ".join(gist(papers))  # the reader's words, never phrases we distilled
+    topics = ", ".join(gist(_usual(papers)))  # the reader's words, never phrases we distilled
     noun = "paper" if n == 1 else "papers"
     if topics:
         return f"{n} new {noun} on {topics} — {day_label(day)}"
-    if near_own_papers(papers):
+    if near_own_papers(_usual(papers)):
         return f"{n} new {noun} close to your papers — {day_label(day)}"
     return f"{n} new {noun} — {day_label(day)}"
 
@@ -119,13 +124,14 @@ def render(
             "matched": [one_line(k) for k in r.matched],
             "upvotes": r.paper.upvotes,
             "why": one_line(why_line(r)),
+            "explore": r.explore,
             "keyphrases": [one_line(readable(k)) for k in r.keyphrases[:3]],  # for operators' templates
             "more": links.feedback.get(r.paper.id, (None, None))[0],
             "less": links.feedback.get(r.paper.id, (None, None))[1],
         }
         for i, r in enumerate(papers, start=1)
     ]
-    topics = [one_line(t) for t in gist(papers)]
+    topics = [one_line(t) for t in gist(_usual(papers))]
     context = {
         "own": near_own_papers(papers),
         "footer": footer(subscriber, voting=bool(links.feedback)),
@@ -136,6 +142,7 @@ def render(
         "subject": one_line(subject),
         "preheader": one_line(_preheader(papers, topics)),
         "papers": items,
+        "explore_label": EXPLORE_LABEL,
         "topics": topics,
         "links": links,
     }
@@ -151,6 +158,7 @@ def greeting_name(subscriber: Subscriber) -> str:
     return words[0] if words else subscriber.id
 
 
+EXPLORE_LABEL = "Something different: does it fit?"  # over the exploration slot's paper
 WHY_TITLE_CHARS = 60  # a title quoted in a why-line is cut to this, at a word
 
 
@@ -158,6 +166,8 @@ def why_line(r: Ranked) -> str:
     """One short sentence, at most two reasons, each saying where it comes from: a followed author
     and an `always` phrase first; the reader's keywords are "your interest", a phrase distilled
     from their papers is "your papers on ...", their own paper and the paper they liked are named."""
+    if r.explore:
+        return "It is outside your usual picks: a vote either way on it teaches your digest the most."
     reasons = []
     if r.followed:
         reasons.append(f"is by {r.followed}, whom you follow")
