@@ -18,12 +18,12 @@ from . import (
     cli_admin,  # noqa: F401 - registers the operator's commands
     printing,
 )
+from .addresses import check_address
 from .app import RunReport
 from .cli_common import _day_option, _opened, _roster, _settings, _subscribers, cli, echo, handles_errors
 from .delivery.queue import require_postgres
 from .ingest.files import inbox_files
 from .roster import load_sources
-from .settings import check_address
 from .text import one_line, readable
 
 

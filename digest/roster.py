@@ -34,10 +34,10 @@ import yaml
 from email_validator import EmailNotValidError
 
 from . import yamlfile
+from .addresses import mailbox
 from .errors import ConfigError, NotFoundError
 from .models import Roster, Source, Subscriber
 from .roster_fields import _as_str_list, _check_fields, _did_you_mean, _text_problem
-from .settings import mailbox
 from .text import SLUG, http_url, quoted
 
 log = logging.getLogger("digest")
@@ -60,7 +60,7 @@ def parse_subscribers(
 def parse_roster(text: str, path: str = "subscribers.yaml", *, smtp_host: str | None = None) -> Roster:
     """The whole file, subscribers and sources, read once; ConfigError listing every problem.
     `smtp_host` (DIGEST_SMTP_HOST; None: the outbox) decides whether an address at a host
-    without a dot (root@localhost) can be delivered (digest.settings.mailbox)."""
+    without a dot (root@localhost) can be delivered (digest.addresses.mailbox)."""
     with yamlfile.collector_paused():
         return _parse_roster(text, path, smtp_host)
 

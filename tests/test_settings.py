@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from digest.addresses import check_address
 from digest.errors import ConfigError
 from digest.roster import MAX_SUBSCRIBERS_BYTES, load_subscribers, parse_subscribers
-from digest.settings import Settings, check_address, redacted
+from digest.settings import Settings, redacted
 
 ONE = """\
 subscribers:

@@ -19,9 +19,10 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Protocol
 
+from ..addresses import mail_address
 from ..errors import ConfigError, SendError
 from ..models import Digest
-from ..settings import DKIM, SMTPSettings, mail_address
+from ..settings import DKIM, SMTPSettings
 from ..text import one_line
 
 # Headers a machine parses as they are (RFC 2369, RFC 8058): never folded or RFC 2047-encoded,
