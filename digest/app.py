@@ -31,7 +31,9 @@ import numpy as np
 
 from . import progress, schedule
 from .delivery import queue
-from .delivery.send import DeliveryReport, Mailroom, send_ranked, still_due
+from .delivery.bounces import BounceRun, read_mailbox
+from .delivery.send import DeliveryReport, Mailroom, send_ranked, still_due, suppressed
+from .errors import DigestError
 from .ingest.fetch import FetchOutcome, all_sources_failed, fetch_sources
 from .ingest.files import FileOutcome, inbox_files, ingest
 from .models import Delivery, Ranked, Roster, Source, Status, Subscriber
@@ -41,6 +43,7 @@ from .ranking.profile import Profile
 from .ranking.ranker import Ranker
 from .settings import Settings
 from .store import IngestedFile, SourceState, Store, Unsubscribe, open_store
+from .store.bounces import Suppression
 
 
 @dataclass
@@ -50,6 +53,8 @@ class RunReport:
     fetched: list[FetchOutcome] = field(default_factory=list)
     ingested: list[FileOutcome] = field(default_factory=list)
     deliveries: list[DeliveryReport] = field(default_factory=list)
+    bounces: BounceRun | None = None  # the bounce mailbox, read before sending (when set)
+    bounce_error: str | None = None  # why it could not be read: the mail still goes out
 
     @property
     def every_source_failed(self) -> bool:
@@ -62,6 +67,7 @@ class RunReport:
             any(not o.ok for o in self.fetched)
             or any(o.error or o.notes for o in self.ingested)
             or any(r.failed or r.stopped for r in self.deliveries)
+            or self.bounce_error is not None
         )
 
 
@@ -78,6 +84,7 @@ class StatusView:
     sources: dict[str, SourceState]
     counts: dict[str, int]
     gone: dict[str, Unsubscribe]
+    suppressed: dict[str, Suppression]  # by reader, at the address they still have
     last_sent: dict[str, date]
     unsettled: list[Delivery]
 
@@ -257,7 +264,7 @@ class Digest:
         now = now or self.settings.clock()
         # a local date is at most a day from the UTC one: only the last few days can be due
         taken = self.store.taken_days(since=now.date() - timedelta(days=2))
-        gone = self.store.unsubscribed()
+        gone = {*self.store.unsubscribed(), *suppressed(self.store, subscribers)}
         groups = schedule.due([s for s in subscribers if s.id not in gone], now, taken)
         return [self.deliver(group, day, **kw) for day, group in sorted(groups.items())]
 
@@ -282,6 +289,12 @@ class Digest:
         if inbox:
             report.ingested = self.ingest_inbox(today=day)
             told(report, "ingested")
+        if self.settings.bounces.mailbox:  # before sending: a dead address is not mailed again
+            try:
+                report.bounces = self.read_bounces(roster.subscribers)
+            except DigestError as exc:
+                report.bounce_error = str(exc)
+            told(report, "bounces")
         subscribers = [s for s in roster.subscribers if only is None or s.id == only]
         no_empty = report.every_source_failed
         if day is not None:
@@ -292,7 +305,11 @@ class Digest:
         told(report, "delivered")
         return report
 
-    def status(self) -> StatusView:
+    def read_bounces(self, subscribers: Sequence[Subscriber]) -> BounceRun:
+        """Read DIGEST_BOUNCE_MAILBOX: reports tied to readers are recorded and acted on."""
+        return read_mailbox(self.settings, self.store, subscribers)
+
+    def status(self, subscribers: Sequence[Subscriber] = ()) -> StatusView:
         store = self.store
         return StatusView(
             database=self.settings.store.description,
@@ -304,6 +321,7 @@ class Digest:
             sources=store.source_states(),
             counts=store.delivery_counts(),
             gone=store.unsubscribed(),
+            suppressed=suppressed(store, subscribers),
             last_sent=store.last_sent(),
             unsettled=store.unsettled(),
         )

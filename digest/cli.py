@@ -204,6 +204,8 @@ def run(day: date | None, enqueue: bool) -> None:
             echo(printing.fetched(report.fetched, quiet=not terminal))
         elif stage == "ingested":
             echo(printing.ingested(report.ingested, show_skipped=terminal))
+        elif stage == "bounces":
+            echo(printing.bounces_read(report.bounces, report.bounce_error))
         else:
             if report.every_source_failed:
                 click.echo("digest: every source failed: nobody was sent an empty digest", err=True)

@@ -11,6 +11,7 @@ import click
 from . import printing
 from .app import Digest
 from .cli_common import _opened, _quiet, _roster, _settings, _subscribers, cli, echo, handles_errors
+from .delivery.send import suppressed
 from .errors import ConfigError, DigestError, NotFoundError
 from .roster import find
 from .settings import Settings
@@ -39,7 +40,8 @@ def schedule(list_only: bool) -> None:
         subs = _subscribers(settings)
         with _opened(settings) as digest:
             gone = digest.store.unsubscribed()
-        echo(printing.schedule_list(subs, settings.clock(), gone))
+            stopped = suppressed(digest.store, subs)
+        echo(printing.schedule_list(subs, settings.clock(), gone, stopped))
         return
     _roster(settings)  # its addresses checked against the SMTP host before the daemon starts
     from .daemon import Daemon
@@ -79,21 +81,42 @@ def feedback(subscriber_id: str, paper_id: str, vote: str) -> None:
     click.echo(f"{sub.id}: {paper_id} {'vote cleared' if vote == 'clear' else vote}")
 
 
+@cli.command("bounces")
+@handles_errors
+def bounces_cmd() -> None:
+    """Read the bounce mailbox (DIGEST_BOUNCE_MAILBOX) now, as `digest run` does before sending:
+    hard bounces and complaints stop a reader's mail, soft ones count; each report acted on is
+    moved to the "processed" folder, every other message left where it is."""
+    settings = _settings()
+    if not settings.bounces.mailbox:
+        raise ConfigError(
+            "DIGEST_BOUNCE_MAILBOX is not set: give a Maildir folder or an imap(s)://user@host/folder"
+            " URL (password in DIGEST_BOUNCE_PASSWORD); see the README's 'Bounces and complaints'"
+        )
+    subs = _subscribers(settings)
+    with _opened(settings) as digest:
+        run = digest.read_bounces(subs)
+    echo(printing.bounces_read(run, None))
+
+
 @cli.group()
 def subscribers() -> None:
-    """Inspect subscribers.yaml; lift an unsubscribe."""
+    """Inspect subscribers.yaml; lift an unsubscribe or a suppression."""
 
 
 @subscribers.command("resubscribe")
 @click.argument("subscriber_id")
 @handles_errors
 def subscribers_resubscribe(subscriber_id: str) -> None:
-    """Lift SUBSCRIBER_ID's unsubscribe (they asked to come back); editing subscribers.yaml never does."""
+    """Lift SUBSCRIBER_ID's unsubscribe (they asked to come back) and any suppression (a bounce
+    or complaint stopped their mail); editing subscribers.yaml never lifts an unsubscribe."""
     settings = _settings()
     sub = find(_subscribers(settings), subscriber_id)
     with _opened(settings) as digest:
         lifted = digest.store.resubscribe(sub.id)
-    click.echo(f"{sub.id}: {'subscribed again' if lifted else 'was not unsubscribed'}")
+        unsuppressed = digest.store.lift_suppression(sub.id)
+    said = [w for w, done in (("subscribed again", lifted), ("suppression lifted", unsuppressed)) if done]
+    click.echo(f"{sub.id}: {'; '.join(said) if said else 'was neither unsubscribed nor suppressed'}")
 
 
 @subscribers.command("check")
@@ -104,11 +127,12 @@ def subscribers_check() -> None:
     subs = _subscribers(settings)
     with _opened(settings) as digest:
         gone = digest.store.unsubscribed()
+        stopped = suppressed(digest.store, subs)
         votes: dict[str, list[int]] = {}
         for vote in digest.store.votes():
             votes.setdefault(vote.subscriber_id, []).append(vote.vote)
         distilled = {s.id: digest.profile(s).phrases for s in subs if s.profile_papers}  # type: ignore[union-attr]
-    echo(printing.subscribers_checked(subs, settings.clock(), gone, votes, distilled))
+    echo(printing.subscribers_checked(subs, settings.clock(), gone, votes, distilled, stopped))
     click.echo(f"{settings.subscribers}: {len(subs)} subscribers, no problems")
 
 
@@ -145,10 +169,10 @@ def db_copy(target: str, no_cache: bool) -> None:
 def status() -> None:
     """Show the last ingests and the deliveries that need attention."""
     settings = _settings()
-    with _opened(settings) as digest:
-        view = digest.status()
     try:
         subs: list | str = _subscribers(settings)
     except DigestError as exc:
         subs = str(exc).splitlines()[0]
+    with _opened(settings) as digest:
+        view = digest.status(subs if isinstance(subs, list) else ())
     echo(printing.status(view, subs, settings.clock()))

@@ -101,6 +101,13 @@ def _log_stage(report: RunReport, stage: str) -> None:
             detail = f" ({o.detail})" if o.detail else ""
             (log.info if o.ok else log.error)("source %s: %s%s", o.source, o.status, detail)
         return
+    if stage == "bounces":
+        if report.bounce_error:
+            log.error("bounce mailbox not read (%s); sending goes on", report.bounce_error)
+        elif report.bounces is not None:
+            for s in report.bounces.suppressed:
+                log.warning("%s suppressed: %s %s (%s)", s.subscriber_id, s.kind, s.status or "", s.source)
+        return
     for delivered in report.deliveries if stage == "delivered" else ():
         for o in delivered.outcomes:
             line = f"{delivered.day} {o.subscriber}: {o.status}, {o.papers} papers" + (

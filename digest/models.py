@@ -216,6 +216,7 @@ class Status(StrEnum):
     SKIPPED = "skipped"  # nothing new matched and they did not ask for empty digests
     DRY_RUN = "dry-run"
     UNSUBSCRIBED = "unsubscribed"  # they said so (one-click, the page or the CLI): never mailed
+    SUPPRESSED = "suppressed"  # their address bounced for good or they complained (delivery.bounces)
     NOT_TRIED = "not-tried"  # the run stopped before their turn
     QUEUED = "queued"  # handed to the workers (digest run --enqueue, digest.delivery.queue)
 

@@ -5,12 +5,14 @@ Everything a stranger wrote (titles, file names, server replies) passes through 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from .app import StatusView
+from .delivery.bounces import BounceRun
 from .delivery.send import PROBLEMS, DeliveryReport, archived
 from .ingest.fetch import FetchOutcome
 from .ingest.files import FileOutcome
@@ -19,6 +21,7 @@ from .names import ambiguous_name as ambiguous
 from .schedule import next_send
 from .settings import Settings
 from .store import Unsubscribe
+from .store.bounces import Suppression
 from .text import mask_query, one_line, readable
 from .tldr import tldr
 
@@ -164,22 +167,55 @@ def source_name(source: str | None) -> str | None:
     return one_line(mask_query(source) if "://" in source else source)
 
 
-def next_send_text(sub: Subscriber, now: datetime, gone: Mapping[str, Unsubscribe], fmt: str) -> str:
+def next_send_text(
+    sub: Subscriber,
+    now: datetime,
+    gone: Mapping[str, Unsubscribe],
+    fmt: str,
+    stopped: Mapping[str, Suppression] | None = None,
+) -> str:
     """When the subscriber's next digest goes, in their zone (`fmt`), or why none will."""
     if sub.id in gone:
         return f"unsubscribed {gone[sub.id].at[:10]} ({gone[sub.id].how})"
+    if stopped and sub.id in stopped:
+        return f"suppressed {stopped[sub.id].at[:10]} ({stopped[sub.id].reason})"
     return format(next_send(sub, now), fmt) if sub.active else "inactive"
 
 
+def bounces_read(run: BounceRun | None, error: str | None) -> list[Line]:
+    """What reading the bounce mailbox did: reports acted on, readers suppressed, what was left."""
+    if error is not None:
+        return [Line(f"digest: bounce mailbox not read ({one_line(error)}); sending goes on", err=True)]
+    if run is None:
+        return []
+    left = [f"{n} {reason}" for reason, n in sorted(run.skipped.items())]
+    left += [f"{run.untied} about nobody on the list"] if run.untied else []
+    lines = [
+        Line(
+            f"bounce mailbox: {run.read} messages, {len(run.acted)} reports acted on"
+            + (f"; left in place: {', '.join(left)}" if left else "")
+        )
+    ]
+    for s in run.suppressed:
+        why = f" — {one_line(s.diagnostic)[:120]}" if s.diagnostic else ""
+        lines.append(Line(f"  {s.subscriber_id} suppressed: {s.reason} ({s.source}){why}"))
+    return lines
+
+
 def schedule_list(
-    subscribers: Iterable[Subscriber], now: datetime, gone: Mapping[str, Unsubscribe]
+    subscribers: Iterable[Subscriber],
+    now: datetime,
+    gone: Mapping[str, Unsubscribe],
+    stopped: Mapping[str, Suppression] | None = None,
 ) -> list[Line]:
     """`digest schedule --list`: each subscriber's next send in their zone and in UTC; one who
-    unsubscribed (`gone`) or is not `active` is shown so, with no next send."""
+    unsubscribed (`gone`), is suppressed (`stopped`) or is not `active` is shown so, with no
+    next send."""
+    stopped = stopped or {}
     lines = [Line(f"{'subscriber':<14} {'time zone':<22} {'next send (local)':<24} next send (UTC)")]
     for s in subscribers:
-        local = next_send_text(s, now, gone, "%a %d %b %H:%M %Z")
-        due = s.active and s.id not in gone
+        local = next_send_text(s, now, gone, "%a %d %b %H:%M %Z", stopped)
+        due = s.active and s.id not in gone and s.id not in stopped
         utc = f"{next_send(s, now).astimezone(UTC):%a %d %b %H:%M}" if due else "-"
         lines.append(Line(f"{s.id:<14} {s.timezone:<22} {local:<24} {utc}"))
     return lines
@@ -191,14 +227,26 @@ def subscribers_checked(
     gone: Mapping[str, Unsubscribe],
     votes: Mapping[str, Sequence[int]],
     distilled: Mapping[str, Sequence[str]],
+    stopped: Mapping[str, Suppression] | None = None,
 ) -> list[Line]:
-    """`digest subscribers check`: each subscriber's next send, keywords, votes and profile."""
+    """`digest subscribers check`: each subscriber's next send, keywords, votes and profile, and
+    for a suppressed one the report that stopped them."""
     from .ranking.learn import share
 
+    stopped = stopped or {}
     lines = [Line(f"{'subscriber':<14} {'email':<28} {'next send (local)':<36} keywords")]
     for s in subscribers:
-        when = next_send_text(s, now, gone, f"%a %d %b %H:%M {s.timezone}")
+        when = next_send_text(s, now, gone, f"%a %d %b %H:%M {s.timezone}", stopped)
         lines.append(Line(f"{s.id:<14} {s.email:<28} {when:<36} {', '.join(s.keywords)}"))
+        if s.id in stopped:
+            held = stopped[s.id]
+            lines.append(
+                Line(
+                    f"{'':<14} {held.reason} on {held.at[:10]} ({held.source}):"
+                    f" {one_line(held.diagnostic) or 'no diagnostic'}; lift it with `digest subscribers"
+                    f" resubscribe {s.id}` or a new address"
+                )
+            )
         if cast := votes.get(s.id):
             up = sum(1 for v in cast if v > 0)
             lines.append(
@@ -270,13 +318,18 @@ def status(view: StatusView, subscribers: Sequence[Subscriber] | str, now: datet
     lines.append(
         Line("deliveries: " + (", ".join(f"{n} {s}" for s, n in sorted(view.counts.items())) or "none"))
     )
+    kinds = Counter(s.what for s in view.suppressed.values())
+    if kinds:
+        shown = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+        said = f"suppressed: {len(view.suppressed)} ({shown}); `digest subscribers check` says why"
+        lines.append(Line(said))
     if isinstance(subscribers, str):
         lines.append(Line(f"subscribers: cannot be read ({subscribers})"))
         subscribers = []
     if subscribers:
         lines.append(Line(f"  {'subscriber':<14} {'last digest sent':<17} next due (local)"))
     for sub in subscribers:
-        nxt = next_send_text(sub, now, view.gone, "%a %d %b %H:%M %Z")
+        nxt = next_send_text(sub, now, view.gone, "%a %d %b %H:%M %Z", view.suppressed)
         lines.append(Line(f"  {sub.id:<14} {str(view.last_sent.get(sub.id, 'never')):<17} {nxt}"))
     for d in view.unsettled:
         why = one_line(d.reply or (f"Message-ID {d.message_id}" if d.message_id else ""))

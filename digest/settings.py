@@ -7,6 +7,7 @@ groups that each part of digest takes whole:
     settings.web       the public origin of `digest serve` and the links' secret
     settings.store     the database (a SQLite file or a PostgreSQL URL), the state folder, the cache
     settings.ranking   the embedding model and the catch-up window
+    settings.bounces   the bounce mailbox, the VERP return path, the soft-bounce rule, the SES webhook
 
 and the few that belong to the run itself (subscribers.yaml, the inbox and outbox, templates,
 the clock, the log level).
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .addresses import LOCAL_ONLY, check_sender, is_this_machine, mail_address
+from .addresses import LOCAL_ONLY, check_address, check_sender, is_this_machine, mail_address
 from .errors import ConfigError
 from .text import http_url, quoted
 
@@ -126,6 +127,24 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class BounceSettings:
+    """Bounces and complaints (digest.delivery.bounces): DIGEST_BOUNCE_MAILBOX (a Maildir folder
+    or an imap:// / imaps:// URL, its password in DIGEST_BOUNCE_PASSWORD), DIGEST_BOUNCE_ADDRESS
+    (bounces@your.domain: each digest's return path becomes bounces+TOKEN@your.domain, VERP),
+    DIGEST_SOFT_BOUNCES within DIGEST_SOFT_BOUNCE_DAYS (soft bounces that stop the mail), and the
+    Amazon SES webhook's DIGEST_SES_TOPIC_ARNS (the only SNS topics it believes) and
+    DIGEST_SES_AUTO_CONFIRM (confirm its subscription by itself)."""
+
+    mailbox: str | None = None
+    password: str | None = field(default=None, repr=False)
+    address: str | None = None
+    soft_limit: int = 3
+    soft_days: int = 7
+    ses_topics: tuple[str, ...] = ()
+    ses_auto_confirm: bool = True
+
+
+@dataclass(frozen=True)
 class RankingSettings:
     """DIGEST_MODEL (minilm, the bundled all-MiniLM-L6-v2; hashing, a tiny lexical stand-in for
     fast tests; a folder holding a sentence-transformers model; a hub name, fetched only with
@@ -151,6 +170,7 @@ class Settings:
     web: WebSettings = field(default_factory=WebSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     ranking: RankingSettings = field(default_factory=RankingSettings)
+    bounces: BounceSettings = field(default_factory=BounceSettings)
 
     def clock(self) -> datetime:
         return self.now or datetime.now(UTC)
@@ -221,6 +241,28 @@ class _Reader:
                 catchup_days=self.number("DIGEST_CATCHUP_DAYS", int, 1),
                 download=self.flag("DIGEST_MODEL_DOWNLOAD"),
             ),
+            bounces=self.bounces(),
+        )
+
+    def bounces(self) -> BounceSettings:
+        address = self.raw("DIGEST_BOUNCE_ADDRESS")
+        if address is not None:
+            address = check_address(address, "DIGEST_BOUNCE_ADDRESS", self.raw("DIGEST_SMTP_HOST"))
+            if "+" in address.partition("@")[0]:
+                raise ConfigError(
+                    f"DIGEST_BOUNCE_ADDRESS={quoted(address)} holds a '+': give the plain address"
+                    " (bounces@example.org); each digest adds +TOKEN to it"
+                )
+        topics = tuple(t.strip() for t in (self.raw("DIGEST_SES_TOPIC_ARNS") or "").split(",") if t.strip())
+        return self.given(
+            BounceSettings,
+            mailbox=self.raw("DIGEST_BOUNCE_MAILBOX"),
+            password=self.env.get("DIGEST_BOUNCE_PASSWORD") or None,
+            address=address,
+            soft_limit=self.number("DIGEST_SOFT_BOUNCES", int, 1),
+            soft_days=self.number("DIGEST_SOFT_BOUNCE_DAYS", int, 1),
+            ses_topics=topics or None,
+            ses_auto_confirm=self.flag("DIGEST_SES_AUTO_CONFIRM"),
         )
 
     def smtp(self) -> SMTPSettings:

@@ -19,6 +19,7 @@ from pgserver import fresh_schema
 from digest.cli import cli
 from digest.errors import StoreError
 from digest.store import SourceState, copy_store
+from digest.store.bounces import Bounce, Suppression
 from digest.store.copy import TABLES
 
 DAY = "2026-11-20"  # the newest sample day: the old machine sent alice and bob its digest
@@ -102,6 +103,10 @@ def lived_in(env: dict[str, str]) -> list[dict[str, Any]]:
     unvoted = alice_ranked(env)
     with opened(env["DIGEST_DB"]) as store:
         store.unsubscribe("carol", "one-click")
+        # her address bounced too, before she unsubscribed: the report and its suppression move along
+        gone = ("carol", "carol@example.org", "hard", "5.1.1", "gone", "dsn", "x")
+        store.record_bounce(Bounce("<dsn-1@mx.example.org>", *gone))
+        store.suppress(Suppression("carol", "carol@example.org", "hard", "x", "5.1.1", "gone", "dsn"))
         store.save_source_state(SourceState("arxiv", "https://example.org/rss", etag='"e1"', status="new"))
         store.save_plans(date(2026, 11, 21), {"bob": {"picks": []}})
     # what she would have read last is what she wants more of; her top paper, less of

@@ -73,7 +73,7 @@ def test_451_beyond_the_retries_is_left_pending_and_the_next_run_sends_it(env):
     assert [handler.copies(a) for a in ADDRESSES] == [1, 1, 1]
 
 
-def test_550_for_one_recipient_is_recorded_and_the_others_still_arrive(env):
+def test_550_for_one_recipient_is_recorded_suppresses_them_and_the_others_still_arrive(env):
     handler = Scripted({"bob@example.org": ["550 5.1.1 no such user"]})
     with serving(handler) as controller:
         result = send(smtp(env, controller))
@@ -82,9 +82,22 @@ def test_550_for_one_recipient_is_recorded_and_the_others_still_arrive(env):
     assert "550 5.1.1 no such user" in result.output
     assert [handler.copies(a) for a in ADDRESSES] == [1, 0, 1]
     assert ledger(env) == {"alice": "sent", "bob": "failed", "carol": "sent"}
-    assert again.exit_code == 1 and handler.copies("bob@example.org") == 0  # failed for good, not retried
+    # a hard bounce at RCPT stops bob's mail: not retried, and the next runs skip him, saying so
+    assert again.exit_code == 0 and handler.copies("bob@example.org") == 0
+    assert "bob" in again.output and "suppressed" in again.output
     status = CliRunner().invoke(cli, ["status"], env=env).output
     assert "bob: failed, 1 attempt(s) — 550 5.1.1 no such user" in status
+    assert "suppressed: 1 (1 hard bounce)" in status
+
+
+def test_a_policy_refusal_is_not_the_readers_fault_and_stops_nobody(env):
+    # 5.7.x (a spam filter, our own DKIM): counted as soft, a run of them never empties the list
+    handler = Scripted({"bob@example.org": ["554 5.7.1 message refused by policy"]})
+    with serving(handler) as controller:
+        send(smtp(env, controller))
+    with opened(env["DIGEST_DB"]) as store:
+        assert store.suppressed() == {}
+        assert [(b.subscriber_id, b.kind, b.status) for b in store.bounces()] == [("bob", "soft", "5.7.1")]
 
 
 def test_a_dropped_connection_is_reopened_and_nobody_is_lost_or_doubled(env):

@@ -315,7 +315,8 @@ def test_plans_are_deleted_once_their_digests_have_settled_and_old_ones_at_the_n
         }
         assert _plans(env) == [("alice", "2026-11-01"), ("bob", "2026-11-19")]  # sent and failed: gone
         again = digest(mail, "run", "--enqueue", "--day", DAY)
-        assert f"{'carol':<14} failed" in again.output  # (exit status 1 for her)
+        # a 550 at RCPT suppressed her: the next run says so and does not try her again
+        assert f"{'carol':<14} suppressed" in again.output and "hard bounce 5.1.1" in again.output
     assert _plans(env) == [("bob", "2026-11-19")]  # the old day's went; the unknown one stays a week
 
 

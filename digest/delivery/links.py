@@ -165,3 +165,35 @@ def archive_url(base: str, key: str, subscriber: Subscriber, day: date | None = 
         f"/archive/{day.isoformat()}/{quote(subscriber.id)}" if day else f"/archive/{quote(subscriber.id)}"
     )
     return f"{base}{where}?t={make_token(key, 'archive', subscriber, extra)}"
+
+
+# --- VERP: a return path per reader, so a bounce names its reader whatever it quotes ----------
+
+_VERP_MAC = 10  # bytes: 80 bits, 16 base32 characters; a local part has at most 64 characters
+
+
+def _verp_mac(key: str, subscriber: Subscriber) -> str:
+    mac = _mac(key, "bounce", subscriber.id, subscriber.email, "")[:_VERP_MAC]
+    return base64.b32encode(mac).decode("ascii").lower()
+
+
+def return_path(bounce_address: str, key: str, subscriber: Subscriber) -> str:
+    """bounces+ID=MAC@domain for `subscriber`: the MAC binds the id to their address, so nobody
+    can make a bounce land on another reader, and a changed address no longer matches. The plain
+    `bounce_address` when the result would not be a valid address (a local part over 64
+    characters, or two dots in a row)."""
+    local, _, domain = bounce_address.rpartition("@")
+    tagged = f"{local}+{subscriber.id}={_verp_mac(key, subscriber)}"
+    if len(tagged) > 64 or ".." in tagged or tagged.endswith("."):
+        return bounce_address
+    return f"{tagged}@{domain}"
+
+
+def verp_subscriber(key: str, token: str, subscribers: Sequence[Subscriber]) -> Subscriber | None:
+    """The reader a VERP token (ID=MAC, the part after the '+') was made for, at their address
+    of now; None for a token we did not make or an address since changed."""
+    sid, _, mac = token.rpartition("=")
+    for sub in subscribers:
+        if sub.id == sid:
+            return sub if hmac.compare_digest(mac.lower(), _verp_mac(key, sub)) else None
+    return None

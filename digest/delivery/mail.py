@@ -110,10 +110,11 @@ class Outgoing:
 DKIM_HEADERS = ("From", "To", "Subject", "Date", "Message-ID", "List-Unsubscribe", "List-Unsubscribe-Post")
 
 
-def serialize(message: EmailMessage, smtp: SMTPSettings, *, key: str) -> Outgoing:
-    """The wire form of `message` (CRLF line ends), signed with DKIM when it is configured."""
+def serialize(message: EmailMessage, smtp: SMTPSettings, *, key: str, sender: str | None = None) -> Outgoing:
+    """The wire form of `message` (CRLF line ends), signed with DKIM when it is configured.
+    `sender`: the envelope sender (the return path bounces go to); the From address if None."""
     recipients = tuple(a.addr_spec for a in message["To"].addresses)
-    sender = smtp.from_address.addr_spec
+    sender = sender or smtp.from_address.addr_spec
     smtputf8 = not all(a.isascii() for a in (sender, *recipients))
     data = message.as_bytes(policy=SMTPUTF8_POLICY if smtputf8 else SMTP_POLICY)
     if smtp.dkim is not None:

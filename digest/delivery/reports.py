@@ -99,7 +99,7 @@ _ENHANCED = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d])")
 _REPLY_CODE = re.compile(r"(?:^[ \t>]*|said:?\s+)([45])\d\d(?=[ \t-])", re.MULTILINE | re.IGNORECASE)
 _TYPE_PREFIX = re.compile(r"^\s*[A-Za-z][\w.-]*\s*;\s*")  # "smtp; ", "rfc822;", "X-Postfix; "
 _ADDRESS = re.compile(r"[\w.%+'=-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-_VERP = re.compile(r"bounces\+(?P<token>[^@\s]+)@(?P<domain>[^@\s]+)", re.IGNORECASE)
+_VERP_TAIL = r"\+(?P<token>[^@\s]+)@(?P<domain>[^@\s]+)"  # after the bounce address's own local part
 
 # Anchored at the start (after any "Re:"): Exchange's "Undeliverable: <our subject>" quotes our
 # subject, and a paper titled "Automatic Reply Generation" must not make a bounce an auto-reply.
@@ -133,7 +133,7 @@ _TEMPORARY = re.compile(
 )
 
 
-def parse(raw: bytes, *, bounce_domain: str | None = None) -> Report | Skip:
+def parse(raw: bytes, *, bounce_domain: str | None = None, bounce_local: str = "bounces") -> Report | Skip:
     """The verdict on one message from the bounce mailbox: a Report, or a Skip saying why not.
 
     Never raises: the bytes come from strangers, and one message the email package chokes on
@@ -144,7 +144,9 @@ def parse(raw: bytes, *, bounce_domain: str | None = None) -> Report | Skip:
         msg = message_from_bytes(raw, policy=compat32)
         verdict = _classify(msg)
         if isinstance(verdict, Report):
-            verdict = replace(verdict, verp_token=verp_token(msg, bounce_domain), arrived=_arrived(msg))
+            verdict = replace(
+                verdict, verp_token=verp_token(msg, bounce_domain, bounce_local), arrived=_arrived(msg)
+            )
     except Exception as exc:  # the email package raises many kinds on hostile bytes; none is ours
         return Skip("malformed", f"cannot be read as mail ({type(exc).__name__})")
     return verdict
@@ -332,13 +334,14 @@ def _from_mail_system(msg: Message) -> bool:
 # --- VERP and Date ----------------------------------------------------------------------------
 
 
-def verp_token(msg: Message, bounce_domain: str | None = None) -> str | None:
+def verp_token(msg: Message, bounce_domain: str | None = None, bounce_local: str = "bounces") -> str | None:
     """TOKEN from the envelope recipient bounces+TOKEN@domain. Delivered-To and X-Original-To
     (Postfix), Envelope-To (Exim) carry the envelope; To is the last resort, because an MTA
     writes a bounce To the envelope sender it returns the message to."""
+    pattern = re.compile(rf"{re.escape(bounce_local)}{_VERP_TAIL}", re.IGNORECASE)
     for name in ("Delivered-To", "X-Original-To", "Envelope-To", "To"):
         for _, addr in getaddresses([clean(str(v)) for v in msg.get_all(name) or []]):
-            found = _VERP.fullmatch(addr.strip())
+            found = pattern.fullmatch(addr.strip())
             if found and (bounce_domain is None or found["domain"].lower() == bounce_domain.lower()):
                 return found["token"]
     return None

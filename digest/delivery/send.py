@@ -24,12 +24,14 @@ from pathlib import Path
 from .. import progress
 from ..errors import DigestError
 from ..models import Digest, Links, Ranked, Status, Subscriber
-from ..settings import Settings, SMTPSettings
+from ..settings import BounceSettings, Settings, SMTPSettings
 from ..store import DeliveryStore
+from ..store.bounces import Suppression
 from ..text import one_line
 from . import render
+from .bounces import absorb, smtp_report
 from .dispatch import Policy, Stopped, dispatch
-from .links import LinkMaker
+from .links import LinkMaker, return_path
 from .mail import Mailer, Outgoing, atomic_write, build_message, mailer_factory, serialize
 
 log = logging.getLogger("digest")
@@ -69,6 +71,7 @@ class Mailroom:
     archive: Path  # <state>/archive: <day>/<subscriber>.html
     links: LinkMaker
     templates: Path | None = None
+    bounces: BounceSettings = field(default_factory=BounceSettings)
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Mailroom:
@@ -78,7 +81,14 @@ class Mailroom:
             archive=cls.archive_of(settings),
             links=LinkMaker.for_settings(settings),
             templates=settings.templates,
+            bounces=settings.bounces,
         )
+
+    def return_path(self, sub: Subscriber) -> str | None:
+        """The envelope sender of `sub`'s digest: their VERP address when DIGEST_BOUNCE_ADDRESS
+        is set (digest.delivery.bounces), else None (the From address)."""
+        address = self.bounces.address
+        return return_path(address, self.links.key, sub) if address else None
 
     @staticmethod
     def archive_of(settings: Settings) -> Path:
@@ -135,12 +145,14 @@ def still_due(
     to: str | None = None,
     retry_unknown: bool = False,
 ) -> tuple[DeliveryReport, list[Subscriber]]:
-    """Who of `subscribers` still needs `day`'s digest, as the ledger and the unsubscribes say;
-    and a report that already names the others (sent before, unsubscribed, unknown...)."""
+    """Who of `subscribers` still needs `day`'s digest, as the ledger, the unsubscribes and the
+    suppressions say; and a report that already names the others (sent before, unsubscribed,
+    suppressed, unknown...)."""
     report = DeliveryReport(day)
     few = [s.id for s in subscribers] if len(subscribers) <= 500 else None  # a batch: its own rows
     rows = {d.subscriber_id: d for d in store.deliveries(day=day, subscribers=few)}
     gone = set() if to else set(store.unsubscribed())  # a test mail (--to) still goes
+    stopped = {} if to else suppressed(store, subscribers)
     due: list[Subscriber] = []
     for s in subscribers:
         row = None if to else rows.get(s.id)
@@ -149,6 +161,10 @@ def still_due(
         if s.id in gone:
             report.outcomes.append(Outcome(s.id, Status.UNSUBSCRIBED))
             continue
+        if s.id in stopped:
+            why = f"{stopped[s.id].reason} on {stopped[s.id].at[:10]}"
+            report.outcomes.append(Outcome(s.id, Status.SUPPRESSED, detail=why))
+            continue
         if row is None or row.status == Status.PENDING or (retry_unknown and row.status == Status.SENDING):
             due.append(s)
         else:
@@ -156,6 +172,12 @@ def still_due(
             status = Status.ALREADY if row.status == Status.SENT else row.status
             report.outcomes.append(Outcome(s.id, status, len(row.paper_ids), row.location, detail))
     return report, due
+
+
+def suppressed(store: DeliveryStore, subscribers: Iterable[Subscriber]) -> dict[str, Suppression]:
+    """The suppressions that stop mail to `subscribers` now: at the address they still have."""
+    held = store.suppressed()
+    return {s.id: held[s.id] for s in subscribers if s.id in held and held[s.id].holds_for(s.email)}
 
 
 def skipped(sub: Subscriber, papers: Sequence[Ranked], *, no_empty: bool = False) -> Outcome | None:
@@ -209,7 +231,8 @@ def send_ranked(
                 digest = mailroom.render(sub, day, papers)
                 message = build_message(digest, mailroom.smtp, to=to)
                 name = f"{key}/{sub.id}" if to is None else f"{key}/test-{sub.id}"
-                outgoing = serialize(message, mailroom.smtp, key=name)
+                sender = mailroom.return_path(sub) if to is None else None
+                outgoing = serialize(message, mailroom.smtp, key=name, sender=sender)
             except Exception as exc:  # noqa: BLE001 - one digest's failure is its own, whatever it is
                 reason = one_line(f"cannot build the digest: {_describe(exc)}")
                 log.debug("building %s's digest failed", sub.id, exc_info=True)
@@ -242,6 +265,8 @@ def send_ranked(
                 )
                 if result.status == Status.SENT:
                     detail = mailroom.keep(digest)
+                elif result.status == Status.FAILED:
+                    _refused(store, mailroom, sub, result.reply or "", result.outgoing.message_id)
             report.outcomes.append(Outcome(sub.id, result.status, len(ids), result.location, detail))
     except Stopped as exc:
         report.stopped = str(exc)
@@ -250,6 +275,18 @@ def send_ranked(
             Outcome(s.id, Status.NOT_TRIED, detail="the run stopped first") for s in due if s.id not in seen
         ]
     return report
+
+
+def _refused(store: DeliveryStore, mailroom: Mailroom, sub: Subscriber, reply: str, message_id: str) -> None:
+    """A 5xx at RCPT or after DATA is a bounce like any other (digest.delivery.bounces): a hard
+    one stops the next morning's mail at once. Recording it never fails the send loop."""
+    report = smtp_report(reply, sub.email, message_id)
+    if report is None:
+        return
+    try:
+        absorb(store, sub, report, f"smtp:{message_id}", mailroom.bounces)
+    except DigestError as exc:
+        log.warning("could not record %s's refusal as a bounce: %s", sub.id, exc)
 
 
 def _describe(exc: BaseException) -> str:

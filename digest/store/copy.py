@@ -71,6 +71,8 @@ TABLES: tuple[Table, ...] = (
     _table("votes", "subscriber paper_id vote at", key="subscriber paper_id", rowid=True),
     _table("sources", "name url etag last_modified last_attempt last_ok status detail", key="name"),
     _table("plans", "subscriber day picks made_at", key="subscriber day"),
+    _table("bounces", "key subscriber email kind status diagnostic source at", key="key"),
+    _table("suppressions", "subscriber email kind at status diagnostic source", key="subscriber"),
     _table("embeddings", "model text_hash vector added_at", key="model text_hash", rowid=True, cache=True),
     _table("keyphrases", "model text_hash phrases", key="model text_hash", cache=True),
 )

@@ -125,6 +125,29 @@ MIGRATIONS: list[tuple[str, ...]] = [
         # for every machine); one row per rate limit
         f"CREATE TABLE send_pace (name {_T} PRIMARY KEY, next_at DOUBLE PRECISION NOT NULL)",
     ),
+    # 2: bounces and complaints, each report once, and the readers they stopped (SQLite's 9)
+    (
+        f"""CREATE TABLE bounces (
+            key {_T} PRIMARY KEY,
+            subscriber {_T} NOT NULL,
+            email {_T} NOT NULL,
+            kind {_T} NOT NULL CHECK (kind IN ('hard', 'soft', 'complaint')),
+            status {_T},
+            diagnostic {_T} NOT NULL DEFAULT '',
+            source {_T} NOT NULL,
+            at {_T} NOT NULL
+        )""",
+        "CREATE INDEX bounces_by_reader ON bounces(subscriber, email, kind, at)",
+        f"""CREATE TABLE suppressions (
+            subscriber {_T} PRIMARY KEY,
+            email {_T} NOT NULL,
+            kind {_T} NOT NULL CHECK (kind IN ('hard', 'soft', 'complaint')),
+            at {_T} NOT NULL,
+            status {_T},
+            diagnostic {_T} NOT NULL DEFAULT '',
+            source {_T} NOT NULL
+        )""",
+    ),
 ]
 
 

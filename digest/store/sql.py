@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import StoreError
 from ..models import Paper
 from .base import AddResult, IngestedFile, SourceState
+from .bounces import BounceQueries
 from .common import Connection, Row, chunks, day_of, iso, utc_now
 from .ledger import LedgerQueries
 
@@ -30,7 +31,7 @@ _PAPER_COLUMNS = (
 _SOURCE_COLUMNS = "name, url, etag, last_modified, last_attempt, last_ok, status, detail"
 
 
-class SQLStore(LedgerQueries):
+class SQLStore(LedgerQueries, BounceQueries):
     """The queries of `Store` over a backend's connection. Use as a context manager."""
 
     def __init__(self, conn: Connection):

@@ -149,6 +149,29 @@ MIGRATIONS: list[tuple[str, ...]] = [
             PRIMARY KEY (subscriber, day)
         )""",
     ),
+    # 9: bounces and complaints, each report once, and the readers they stopped
+    (
+        """CREATE TABLE bounces (
+            key TEXT PRIMARY KEY,
+            subscriber TEXT NOT NULL,
+            email TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('hard', 'soft', 'complaint')),
+            status TEXT,
+            diagnostic TEXT NOT NULL DEFAULT '',
+            source TEXT NOT NULL,
+            at TEXT NOT NULL
+        )""",
+        "CREATE INDEX bounces_by_reader ON bounces(subscriber, email, kind, at)",
+        """CREATE TABLE suppressions (
+            subscriber TEXT PRIMARY KEY,
+            email TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('hard', 'soft', 'complaint')),
+            at TEXT NOT NULL,
+            status TEXT,
+            diagnostic TEXT NOT NULL DEFAULT '',
+            source TEXT NOT NULL
+        )""",
+    ),
 ]
 
 
