@@ -34,6 +34,9 @@ SHARED = ROOT.parent / "shared"
 # The tests' own subscriber list. The checkout's subscribers.yaml is the operator's to edit (the
 # README says so): loopback sources or a relative profile_papers path there must not break a test.
 SUBSCRIBERS = FIXTURES / "subscribers.yaml"
+# the bounce tests' private Postfix and Dovecot (tests/mailservers.py): session fixtures
+# postfix_server and imap_server, each skipping with its reason where it cannot run
+pytest_plugins = ["mailservers"]
 
 
 # --- what an operator edits is never read by a test -------------------------------------------
@@ -331,6 +334,7 @@ class Scripted:
         self.script = {k: list(v) for k, v in (script or {}).items()}
         self.data_delay = data_delay
         self.received: list[tuple[list[str], bytes]] = []
+        self.senders: list[str] = []  # each message's envelope sender (MAIL FROM), in order
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
         steps = self.script.get(address)
@@ -347,6 +351,7 @@ class Scripted:
         if self.data_delay:
             await asyncio.sleep(self.data_delay)
         self.received.append((list(envelope.rcpt_tos), envelope.original_content or envelope.content))
+        self.senders.append(envelope.mail_from)
         return "250 OK"
 
     def copies(self, address: str) -> int:

@@ -148,11 +148,21 @@ class MaildirMailbox(_Closing):
         return None
 
     def _processed_folder(self) -> Path:
+        """Created when missing, owned as the mailbox itself is: digest run as root on the mail
+        user's Maildir must not leave a folder the IMAP server (running as that user) cannot
+        write into."""
         folder = self.path / f".{PROCESSED}"
+        owner = self.path.stat()
         try:
-            for sub in ("tmp", "new", "cur"):
-                (folder / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
-            (folder / "maildirfolder").touch(exist_ok=True)  # Maildir++: a subfolder, not a root
+            for path in (folder, *(folder / sub for sub in ("tmp", "new", "cur")), folder / "maildirfolder"):
+                if path.exists():
+                    continue
+                if path.name == "maildirfolder":
+                    path.touch()  # Maildir++: a subfolder, not a root
+                else:
+                    path.mkdir(mode=0o700)
+                if os.geteuid() == 0 and (owner.st_uid, owner.st_gid) != (0, 0):
+                    os.chown(path, owner.st_uid, owner.st_gid)
         except OSError as exc:
             raise ConfigError(
                 f"{ENV}={self.path}: cannot create {folder} ({exc.strerror}); make the folder writable"
