@@ -316,3 +316,33 @@ def test_the_imap_mailbox_is_read_and_only_the_report_moves(tmp_path: Path, data
         for p in (processed / sub).iterdir()
     )
     shutil.rmtree(processed)  # the session's shared mailbox, as other tests expect it
+
+
+@pytest.mark.parametrize(
+    ("env", "said"),
+    [
+        ({"DIGEST_BOUNCE_ADDRESS": "bounces+x@example.org"}, "holds a '+'"),
+        ({"DIGEST_BOUNCE_ADDRESS": "not an address"}, "DIGEST_BOUNCE_ADDRESS 'not an address' is not"),
+        ({"DIGEST_SOFT_BOUNCES": "0"}, "DIGEST_SOFT_BOUNCES='0' must be at least 1"),
+        ({"DIGEST_SOFT_BOUNCE_DAYS": "a week"}, "DIGEST_SOFT_BOUNCE_DAYS='a week' is not a whole number"),
+        ({"DIGEST_SES_AUTO_CONFIRM": "maybe"}, "DIGEST_SES_AUTO_CONFIRM='maybe' must be yes or no"),
+    ],
+)
+def test_bounce_settings_are_checked_with_one_line_errors(env: dict[str, str], said: str):
+    from digest.errors import ConfigError
+    from digest.settings import Settings
+
+    with pytest.raises(ConfigError) as info:
+        Settings.load(env=env)
+    assert said in str(info.value) and len(str(info.value).splitlines()) == 1
+
+
+def test_bounce_settings_have_documented_defaults():
+    from digest.settings import Settings
+
+    bounces = Settings.load(
+        env={"DIGEST_SES_TOPIC_ARNS": "arn:aws:sns:eu-west-1:1:a, arn:aws:sns:eu-west-1:1:b"}
+    ).bounces
+    assert (bounces.mailbox, bounces.address, bounces.soft_limit, bounces.soft_days) == (None, None, 3, 7)
+    assert bounces.ses_topics == ("arn:aws:sns:eu-west-1:1:a", "arn:aws:sns:eu-west-1:1:b")
+    assert bounces.ses_auto_confirm is True
