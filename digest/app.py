@@ -31,7 +31,7 @@ import numpy as np
 
 from . import progress, schedule
 from .delivery import queue
-from .delivery.bounces import BounceRun, read_mailbox
+from .delivery.bounces import BounceRun, read_mailbox, recent_soft
 from .delivery.send import DeliveryReport, Mailroom, send_ranked, still_due, suppressed
 from .errors import DigestError
 from .ingest.fetch import FetchOutcome, all_sources_failed, fetch_sources
@@ -43,7 +43,7 @@ from .ranking.profile import Profile
 from .ranking.ranker import Ranker
 from .settings import Settings
 from .store import IngestedFile, SourceState, Store, Unsubscribe, open_store
-from .store.bounces import Suppression
+from .store.bounces import Bounce, Suppression
 
 
 @dataclass
@@ -85,6 +85,7 @@ class StatusView:
     counts: dict[str, int]
     gone: dict[str, Unsubscribe]
     suppressed: dict[str, Suppression]  # by reader, at the address they still have
+    soft: dict[str, list[Bounce]]  # by reader: soft bounces within DIGEST_SOFT_BOUNCE_DAYS
     last_sent: dict[str, date]
     unsettled: list[Delivery]
 
@@ -322,6 +323,7 @@ class Digest:
             counts=store.delivery_counts(),
             gone=store.unsubscribed(),
             suppressed=suppressed(store, subscribers),
+            soft=recent_soft(store, self.settings.bounces, self.settings.clock()),
             last_sent=store.last_sent(),
             unsettled=store.unsettled(),
         )

@@ -11,6 +11,7 @@ import click
 from . import printing
 from .app import Digest
 from .cli_common import _opened, _quiet, _roster, _settings, _subscribers, cli, echo, handles_errors
+from .delivery.bounces import recent_soft
 from .delivery.send import suppressed
 from .errors import ConfigError, DigestError, NotFoundError
 from .roster import find
@@ -128,11 +129,16 @@ def subscribers_check() -> None:
     with _opened(settings) as digest:
         gone = digest.store.unsubscribed()
         stopped = suppressed(digest.store, subs)
+        soft = recent_soft(digest.store, settings.bounces, settings.clock())
         votes: dict[str, list[int]] = {}
         for vote in digest.store.votes():
             votes.setdefault(vote.subscriber_id, []).append(vote.vote)
         distilled = {s.id: digest.profile(s).phrases for s in subs if s.profile_papers}  # type: ignore[union-attr]
-    echo(printing.subscribers_checked(subs, settings.clock(), gone, votes, distilled, stopped))
+    echo(
+        printing.subscribers_checked(
+            subs, settings.clock(), gone, votes, distilled, stopped, (soft, settings.bounces)
+        )
+    )
     click.echo(f"{settings.subscribers}: {len(subs)} subscribers, no problems")
 
 

@@ -19,9 +19,9 @@ from .ingest.files import FileOutcome
 from .models import Paper, Ranked, Status, Subscriber
 from .names import ambiguous_name as ambiguous
 from .schedule import next_send
-from .settings import Settings
+from .settings import BounceSettings, Settings
 from .store import Unsubscribe
-from .store.bounces import Suppression
+from .store.bounces import Bounce, Suppression
 from .text import mask_query, one_line, readable
 from .tldr import tldr
 
@@ -228,6 +228,7 @@ def subscribers_checked(
     votes: Mapping[str, Sequence[int]],
     distilled: Mapping[str, Sequence[str]],
     stopped: Mapping[str, Suppression] | None = None,
+    soft: tuple[Mapping[str, Sequence[Bounce]], BounceSettings] | None = None,
 ) -> list[Line]:
     """`digest subscribers check`: each subscriber's next send, keywords, votes and profile, and
     for a suppressed one the report that stopped them."""
@@ -245,6 +246,15 @@ def subscribers_checked(
                     f"{'':<14} {held.reason} on {held.at[:10]} ({held.source}):"
                     f" {one_line(held.diagnostic) or 'no diagnostic'}; lift it with `digest subscribers"
                     f" resubscribe {s.id}` or a new address"
+                )
+            )
+        elif soft and (recent := soft[0].get(s.id)):
+            limit, days = soft[1].soft_limit, soft[1].soft_days
+            last = recent[-1]
+            lines.append(
+                Line(
+                    f"{'':<14} {len(recent)} soft bounce(s) in {days} days ({limit} stop the mail); last"
+                    f" {last.at[:10]} {last.status or ''} ({last.source}): {one_line(last.diagnostic)[:160]}"
                 )
             )
         if cast := votes.get(s.id):
@@ -323,6 +333,10 @@ def status(view: StatusView, subscribers: Sequence[Subscriber] | str, now: datet
         shown = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
         said = f"suppressed: {len(view.suppressed)} ({shown}); `digest subscribers check` says why"
         lines.append(Line(said))
+    counting = {sid: b for sid, b in view.soft.items() if sid not in view.suppressed}
+    if counting:
+        shown = ", ".join(f"{sid} {len(b)}" for sid, b in sorted(counting.items()))
+        lines.append(Line(f"soft bounces counting toward suppression: {shown}"))
     if isinstance(subscribers, str):
         lines.append(Line(f"subscribers: cannot be read ({subscribers})"))
         subscribers = []

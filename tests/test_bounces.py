@@ -188,7 +188,7 @@ def test_a_run_reads_the_mailbox_first_and_only_hard_bounces_and_complaints_stop
 ):
     folder, files = _maildir(tmp_path, ACTED + LEFT)
     left_before = {name: files[name].read_bytes() for name in LEFT}
-    env = _env(tmp_path, database, DIGEST_BOUNCE_MAILBOX=str(folder))
+    env = _env(tmp_path, database, DIGEST_BOUNCE_MAILBOX=str(folder), DIGEST_NOW="2026-11-21T07:00:00Z")
     result = _digest(env, "run", "--day", DAY)
     assert result.exit_code == 0, result.output
     assert "bounce mailbox: 5 messages, 3 reports acted on" in result.output
@@ -205,9 +205,11 @@ def test_a_run_reads_the_mailbox_first_and_only_hard_bounces_and_complaints_stop
     status = _digest(env, "status").output
     assert "suppressed: 2 (1 complaint, 1 hard bounce)" in status
     assert "carol" in status and "suppressed 20" in status
+    assert "soft bounces counting toward suppression: bob 1" in status
     check = _digest(env, "subscribers", "check").output
     assert "hard bounce 5.1.1 on" in check and "User unknown" in check
     assert "complaint on" in check and "resubscribe grace" in check
+    assert "1 soft bounce(s) in 7 days (3 stop the mail); last 2026-11-20 4.4.1 (dsn)" in check
     with opened(database) as store:
         assert sorted((b.subscriber_id, b.kind) for b in store.bounces()) == [
             ("bob", "soft"),

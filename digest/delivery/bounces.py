@@ -131,6 +131,17 @@ def tie(
     return None
 
 
+def recent_soft(store: DeliveryStore, settings: BounceSettings, now: datetime) -> dict[str, list[Bounce]]:
+    """Each reader's soft bounces within the window (`soft_days`), oldest first: the count that
+    stops their mail at `soft_limit`, for `status` and `subscribers check` to show before it does."""
+    since = (now - timedelta(days=settings.soft_days)).astimezone(UTC).isoformat(timespec="seconds")
+    out: dict[str, list[Bounce]] = {}
+    for b in store.bounces():
+        if b.kind == "soft" and b.at >= since:
+            out.setdefault(b.subscriber_id, []).append(b)
+    return out
+
+
 @dataclass
 class BounceRun:
     """What one reading of the bounce mailbox did."""
