@@ -53,19 +53,9 @@ import numpy as np  # noqa: E402
 
 from digest.models import Paper, Subscriber  # noqa: E402
 from digest.ranking import learn, rank  # noqa: E402
-from digest.ranking.embed import (  # noqa: E402
-    CachedEmbedder,
-    embedder_for,
-    normalize,
-    text_hash,  # noqa: E402
-)
-from digest.ranking.features import (  # noqa: E402
-    PaperFeatures,
-    _fit_tfidf,
-    featurize,
-    keyphrase_cache_key,
-    tokens,
-)
+from digest.ranking.embed import CachedEmbedder, embedder_for, normalize  # noqa: E402
+from digest.ranking.features import PaperFeatures, _fit_tfidf, tokens  # noqa: E402
+from digest.ranking.ranker import Ranker  # noqa: E402
 from digest.ranking.signals import History  # noqa: E402
 from digest.store import SQLiteStore  # noqa: E402
 
@@ -377,12 +367,7 @@ TWO_HELD_OUT = tuple(range(201, 211))
 
 def product_features(papers: list[Paper], embedder, store: SQLiteStore) -> PaperFeatures:  # noqa: ANN001
     """The day's features as the product builds them (keyphrases included, cached in CACHE)."""
-    model = keyphrase_cache_key(embedder.model_id)
-    cached = store.cached_keyphrases(model, [text_hash(p.text) for p in papers])
-    features, fresh = featurize(papers, embedder, cached)
-    if fresh:
-        store.cache_keyphrases(model, fresh)
-    return features
+    return Ranker(store, embedder).features(papers)
 
 
 def two_readers(rows: list[dict], embedder, store: SQLiteStore, seed: int) -> dict[str, int]:  # noqa: ANN001

@@ -28,11 +28,12 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -409,15 +410,14 @@ def _give_back_folder() -> None:
         _shared["folder"] = None
 
 
-@pytest.fixture(scope="session")
-def postfix_server() -> Iterator[PostfixServer]:
-    """A private Postfix on loopback for the session (see the module's docstring)."""
-    why = _why_not(POSTFIX, "postfix")
+def _session_server(binary: str, package: str, start: Callable[[Path], Any]) -> Iterator[Any]:
+    """One server for the session in the shared folder, or a skip saying why there is none."""
+    why = _why_not(binary, package)
     if why:
         pytest.skip(why)
     folder = _take_folder()
     try:
-        server = PostfixServer.start(Maildir(folder / "Maildir"), folder / "postfix")
+        server = start(folder)
         if isinstance(server, str):
             pytest.skip(server)
         try:
@@ -426,22 +426,21 @@ def postfix_server() -> Iterator[PostfixServer]:
             server.stop()
     finally:
         _give_back_folder()
+
+
+@pytest.fixture(scope="session")
+def postfix_server() -> Iterator[PostfixServer]:
+    """A private Postfix on loopback for the session (see the module's docstring)."""
+    yield from _session_server(
+        POSTFIX, "postfix", lambda f: PostfixServer.start(Maildir(f / "Maildir"), f / "postfix")
+    )
 
 
 @pytest.fixture(scope="session")
 def imap_server() -> Iterator[DovecotServer]:
     """A private Dovecot on loopback for the session, serving the bounces Maildir as INBOX."""
-    why = _why_not(DOVECOT, "dovecot-imapd")
-    if why:
-        pytest.skip(why)
-    folder = _take_folder()
-    try:
-        server = DovecotServer.start(Maildir(folder / "Maildir"), folder / "dovecot")
-        if isinstance(server, str):
-            pytest.skip(server)
-        try:
-            yield server
-        finally:
-            server.stop()
-    finally:
-        _give_back_folder()
+    yield from _session_server(
+        DOVECOT,
+        "dovecot-imapd",
+        lambda f: DovecotServer.start(Maildir(f / "Maildir"), f / "dovecot"),
+    )

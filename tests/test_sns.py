@@ -89,16 +89,8 @@ ORDER = {
         "TopicArn",
         "Type",
     ],
-    "UnsubscribeConfirmation": [
-        "Message",
-        "MessageId",
-        "SubscribeURL",
-        "Timestamp",
-        "Token",
-        "TopicArn",
-        "Type",
-    ],
 }
+ORDER["UnsubscribeConfirmation"] = ORDER["SubscriptionConfirmation"]  # the same fields, signed alike
 
 
 def sign(message: dict[str, Any], key: rsa.RSAPrivateKey, version: str = "2") -> dict[str, Any]:
