@@ -138,7 +138,10 @@ class SesWebhook:
         if kind == "SubscriptionConfirmation":
             return await self.confirm(message)
         if kind == "UnsubscribeConfirmation":
-            log.warning("serve: %s: SNS says topic %s no longer posts here", PATH, topic)
+            again = message.get("SubscribeURL")
+            log.warning(
+                "serve: %s: topic %s no longer posts here (to subscribe again: %s)", PATH, topic, again
+            )
             return _plain("Noted.")
         return await self.notification(message)
 
