@@ -9,6 +9,7 @@
     POST /feedback?t=T                 vote=confirm: records the vote (a later one replaces it)
     GET  /archive/DAY/ID?t=T           a sent digest, as archived (no live links in it)
     GET  /archive/ID?t=T               the reader's past digests
+    POST /webhooks/ses                 Amazon SES bounces and complaints via SNS (digest.webhook)
 
 Only a POST with its expected form changes anything: GET and HEAD (which Starlette answers on
 every GET route) only ever show a page, whatever they carry. Every token is checked by
@@ -43,6 +44,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from . import webhook
 from .app import Digest
 from .delivery import links, render
 from .errors import StoreError
@@ -79,13 +81,13 @@ T = TypeVar("T")
 
 
 class Guard:
-    """ASGI middleware: bodies over MAX_BODY get 413 and bodies slower than `body_timeout` get
-    408 before the app sees them; every response gets the security headers."""
+    """ASGI middleware: bodies over MAX_BODY (or their path's cap in `limits`) get 413 and bodies
+    slower than `body_timeout` get 408 before the app sees them; every response gets the security headers."""
 
-    def __init__(self, app: ASGIApp, max_body: int = MAX_BODY, body_timeout: float = BODY_TIMEOUT):
-        self.app = app
-        self.max_body = max_body
-        self.body_timeout = body_timeout
+    def __init__(
+        self, app: ASGIApp, body_timeout: float = BODY_TIMEOUT, limits: dict[str, int] | None = None
+    ):
+        self.app, self.body_timeout, self.limits = app, body_timeout, limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -104,7 +106,8 @@ class Guard:
             await send(message)
 
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+        max_body = self.limits.get(scope["path"], MAX_BODY)
+        if declared is not None and (not declared.isdigit() or int(declared) > max_body):
             await _plain("Request body too large.\n", 413)(scope, receive, send_guarded)
             return
         body = b""
@@ -115,7 +118,7 @@ class Guard:
                     if message["type"] != "http.request":
                         return  # the client went away
                     body += message.get("body", b"")
-                    if len(body) > self.max_body:
+                    if len(body) > max_body:
                         await _plain("Request body too large.\n", 413)(scope, receive, send_guarded)
                         return
                     if not message.get("more_body", False):
@@ -360,8 +363,10 @@ async def _form(request: Request) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
 
 
-def create_app(settings: Settings, *, body_timeout: float = BODY_TIMEOUT) -> ASGIApp:
+def create_app(settings: Settings, *, body_timeout: float = BODY_TIMEOUT, **fetchers: Any) -> ASGIApp:
+    """The app; `fetchers`: SesWebhook's fetchers (tests inject their own, never calling AWS)."""
     pages = Pages(settings)
+    ses = webhook.SesWebhook(settings, pages.store, pages.file, lambda: pages.key, **fetchers)
     app = Starlette(
         routes=[
             Route("/healthz", pages.healthz, methods=["GET"]),
@@ -370,10 +375,11 @@ def create_app(settings: Settings, *, body_timeout: float = BODY_TIMEOUT) -> ASG
             Route("/feedback", pages.feedback, methods=["GET", "POST"]),
             Route("/archive/{day:str}/{sid:str}", pages.archive_day, methods=["GET"]),
             Route("/archive/{sid:str}", pages.archive_list, methods=["GET"]),
+            Route(webhook.PATH, ses.post, methods=["POST"]),
         ],
         exception_handlers={StoreError: pages.unavailable, Exception: pages.failed},
     )
-    return Guard(app, body_timeout=body_timeout)
+    return Guard(app, body_timeout=body_timeout, limits={webhook.PATH: webhook.MAX_BODY})
 
 
 class SlowClientTimeouts(H11Protocol):
