@@ -348,3 +348,28 @@ def test_bounce_settings_have_documented_defaults():
     assert (bounces.mailbox, bounces.address, bounces.soft_limit, bounces.soft_days) == (None, None, 3, 7)
     assert bounces.ses_topics == ("arn:aws:sns:eu-west-1:1:a", "arn:aws:sns:eu-west-1:1:b")
     assert bounces.ses_auto_confirm is True
+
+
+def test_a_bounce_through_a_forward_stops_the_readers_own_address(store):
+    forwarded = _report(recipient="bob@forward.example.net", original_to="bob@example.org")
+    bounces.absorb(store, BOB, forwarded, "mail:fw", BounceSettings())
+    assert store.suppressed()["bob"].holds_for(BOB.email)
+    by_verp = _report(recipient="bob@forward.example.net", verp_token="bob=abc")
+    carol = Subscriber(id="bob", email="bob@example.org", keywords=("x",))
+    store.lift_suppression("bob")
+    bounces.absorb(store, carol, by_verp, "mail:verp", BounceSettings())
+    assert store.suppressed()["bob"].holds_for(BOB.email)
+
+
+def test_a_stray_report_about_another_address_never_lifts_a_suppression_that_holds(store):
+    bounces.absorb(store, BOB, _report(), "mail:1", BounceSettings())
+    stray = _report("complaint", None, recipient="someone@else.example", original_to="someone@else.example")
+    bounces.absorb(store, BOB, stray, "mail:2", BounceSettings())
+    assert store.suppressed()["bob"].holds_for(BOB.email) and store.suppressed()["bob"].kind == "hard"
+
+
+def test_a_bounce_of_an_address_the_reader_left_stops_nothing(store):
+    moved = Subscriber(id="bob", email="bob@new.example.org", keywords=("x",))
+    old = _report(recipient="bob@example.org", original_to="bob@example.org")
+    bounces.absorb(store, moved, old, "mail:old", BounceSettings())
+    assert not store.suppressed()["bob"].holds_for(moved.email)

@@ -97,7 +97,7 @@ def absorb(
     """Record `report` about `reader` (once, by `key`) and apply the rule."""
     now = now or datetime.now(UTC)
     at = (report.arrived or now).astimezone(UTC).isoformat(timespec="seconds")
-    email = (report.recipient or report.original_to or reader.email).strip().lower()
+    email = address_of(reader, report)
     kind = effective_kind(report)
     bounce = Bounce(key, reader.id, email, kind, report.status, report.diagnostic, report.source, at)
     if not store.record_bounce(bounce):
@@ -107,8 +107,23 @@ def absorb(
         since = (now - timedelta(days=settings.soft_days)).astimezone(UTC).isoformat(timespec="seconds")
         if store.soft_bounces(reader.id, email, since) < settings.soft_limit:
             return Absorbed(bounce, None, new=True)
+    held = store.suppressed().get(reader.id)
+    if held is not None and held.holds_for(reader.email) and email != held.email:
+        return Absorbed(bounce, None, new=True)  # their mail is stopped already: a stray report keeps it so
     suppression = Suppression(reader.id, email, why, at, report.status, report.diagnostic, report.source)
     return Absorbed(bounce, suppression if store.suppress(suppression) else None, new=True)
+
+
+def address_of(reader: Subscriber, report: Report) -> str:
+    """The address a report stops, lower case: the reader's own when the report was for it (our
+    digest's To, or the failed recipient, is their address of now; or their VERP return path,
+    which binds it), so a bounce through a forward stops the mail that feeds the forward;
+    otherwise the address it names (one they no longer have: it stops nothing)."""
+    current = reader.email.strip().lower()
+    named = [a.strip().lower() for a in (report.original_to, report.recipient) if a]
+    if not named or current in named or (report.verp_token or "").rpartition("=")[0] == reader.id:
+        return current
+    return named[0]
 
 
 def tie(
