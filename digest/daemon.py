@@ -106,7 +106,7 @@ def _log_stage(report: RunReport, stage: str) -> None:
             log.error("bounce mailbox not read (%s); sending goes on", report.bounce_error)
         elif report.bounces is not None:
             for s in report.bounces.suppressed:
-                log.warning("%s suppressed: %s %s (%s)", s.subscriber_id, s.kind, s.status or "", s.source)
+                log.warning("%s suppressed: %s (%s)", s.subscriber_id, s.reason, s.source)
         return
     for delivered in report.deliveries if stage == "delivered" else ():
         for o in delivered.outcomes:

@@ -159,3 +159,21 @@ def _wait_for(condition, seconds: float, log: Path) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out; daemon log:\n{log.read_text()[-3000:]}")
+
+
+def test_the_scheduler_reads_the_bounce_mailbox_before_it_sends(settings: Settings, caplog, tmp_path: Path):
+    """A hard bounce waiting in the mailbox at alice's send time stops that very send."""
+    import mailbox
+
+    settings.inbox.mkdir()
+    shutil.copy(SAMPLES / "2026-11-20.txt", settings.inbox)
+    report = (Path(__file__).parent / "fixtures" / "bounces" / "postfix_hard_user_unknown.eml").read_bytes()
+    box = mailbox.Maildir(tmp_path / "bounces", create=True)
+    box.add(report.replace(b"carol@example.net", b"alice@example.org"))
+    bounces = replace(settings.bounces, mailbox=str(tmp_path / "bounces"))
+    daemon = Daemon(replace(settings, bounces=bounces, now=_at("07:30")))
+    daemon.poll()  # the inbox, as the scheduler's poll reads it
+    with caplog.at_level(logging.INFO, logger="digest"):
+        daemon.send_due("alice")
+    assert "alice suppressed: hard bounce 5.1.1 (dsn)" in caplog.text
+    assert _outbox(settings) == []
