@@ -255,6 +255,13 @@ def report(runs: list[dict]) -> None:
         f"   the first {FIRST_SIX} readers over all orders, gain after 20 votes: {six_all['learned']:+.3f}"
         f" (up-votes +1: {six_all['plus_one']:+.3f})"
     )
+    on_day_3 = (ndcg["learned"] - ndcg["plain"])[:, :, 2].mean(axis=0)  # one day: noisier per reader
+    below = [
+        f"{hidden}/{keyword} {g:+.3f}"
+        for (hidden, keyword), g in zip(READERS, on_day_3, strict=True)
+        if g < -0.01
+    ]
+    print(f"   gain after 20 votes (day 3 alone), readers below -0.01: {', '.join(below) or 'none'}")
     per_reader = (ndcg["learned"] - ndcg["plain"])[:, :, 2:].mean(axis=(0, 2))
     print("   mean gain from day 3 on, per reader (all orders):")
     line = "     "
