@@ -31,9 +31,10 @@ from .scores import MATCH_FLOOR
 from .signals.base import Reader
 
 # how far down the day's ranking the slot looks, past the rest of the digest: near enough to
-# their interests that a vote on it says something about them. In benchmarks/feedback_bench.py
-# (paper orders 7, 1, 2, 3, 4; checked on all ten) 5 did best of 5, 10, 20, 30 and 100: the
-# gain after 20 votes falls and the worst reader's grows more negative as the pool deepens.
+# their interests that a vote on it says something about them. In benchmarks/feedback_bench.py's
+# simulation 5 did best of 5, 10 and 20 on paper orders 7, 1, 2, 3, 4 (checked on all ten), after
+# 30 and 100 had lost to 10 on orders 7, 1, 2: the deeper the pool, the lower the gain after 20
+# votes and the worse the worst reader.
 POOL = 5
 
 
