@@ -102,7 +102,6 @@ def absorb(
     bounce = Bounce(key, reader.id, email, kind, report.status, report.diagnostic, report.source, at)
     if not store.record_bounce(bounce):
         return Absorbed(bounce, None, new=False)
-    why = kind
     if kind == "soft":
         since = (now - timedelta(days=settings.soft_days)).astimezone(UTC).isoformat(timespec="seconds")
         if store.soft_bounces(reader.id, email, since) < settings.soft_limit:
@@ -110,7 +109,7 @@ def absorb(
     held = store.suppressed().get(reader.id)
     if held is not None and held.holds_for(reader.email) and email != held.email:
         return Absorbed(bounce, None, new=True)  # their mail is stopped already: a stray report keeps it so
-    suppression = Suppression(reader.id, email, why, at, report.status, report.diagnostic, report.source)
+    suppression = Suppression(reader.id, email, kind, at, report.status, report.diagnostic, report.source)
     return Absorbed(bounce, suppression if store.suppress(suppression) else None, new=True)
 
 
