@@ -54,9 +54,9 @@ MAX_VOTES = 400
 # Numbers a group of readers solved together may hold: readers x n x (n + d), their padded systems
 # (n x n) and their gathered paper vectors (n x d), n the group's longest history plus the weak
 # negatives; 4 MB in float32. In benchmarks/feedback_bench.py, 10,000 readers with 50 votes and 10
-# with 5,000 fit in 1.89 s and 26 MB more at this budget: no slower than from 250,000 to 64,000,000
-# (1.89 to 2.70 s; the same case measured twice in that run took 1.37 and 1.89 s), and with less
-# memory than from 4,000,000 up (47 MB; 337 MB at 64,000,000).
+# with 5,000 fit in 2.57 s and 31 MB more at this budget (since each fit also inverts its systems
+# for the votes' clarity): about as fast as from 250,000 to 64,000,000 (2.34 to 3.32 s), with less
+# memory than from 4,000,000 up (62 MB; 413 MB at 64,000,000).
 FIT_CELLS = 1_000_000
 CLEAR_SHARE = 1.0  # votes that speak clearly may weigh up to this (`share`)
 CLEAR_HALF_AT = 2  # votes of the rarer kind at which clarity is half believed (`judge`)
