@@ -20,6 +20,7 @@ ranker, the mailroom and the links. `digest run` and every other command, the sc
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ from .ranking.ranker import Ranker
 from .settings import Settings
 from .store import IngestedFile, SourceState, Store, Unsubscribe, open_store
 from .store.bounces import Bounce, Suppression
+
+log = logging.getLogger("digest")
 
 
 @dataclass
@@ -295,6 +298,9 @@ class Digest:
                 report.bounces = self.read_bounces(roster.subscribers)
             except DigestError as exc:
                 report.bounce_error = str(exc)
+            except Exception as exc:  # noqa: BLE001 - whatever breaks there, the morning's mail goes
+                log.debug("reading the bounce mailbox failed", exc_info=True)
+                report.bounce_error = f"{type(exc).__name__}: {exc}"
             told(report, "bounces")
         subscribers = [s for s in roster.subscribers if only is None or s.id == only]
         no_empty = report.every_source_failed

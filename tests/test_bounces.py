@@ -373,3 +373,17 @@ def test_a_bounce_of_an_address_the_reader_left_stops_nothing(store):
     old = _report(recipient="bob@example.org", original_to="bob@example.org")
     bounces.absorb(store, moved, old, "mail:old", BounceSettings())
     assert not store.suppressed()["bob"].holds_for(moved.email)
+
+
+def test_a_mailbox_that_breaks_in_an_unforeseen_way_still_lets_the_mail_go(
+    tmp_path: Path, database: str, monkeypatch: pytest.MonkeyPatch
+):
+    folder, _ = _maildir(tmp_path, ("postfix_hard_user_unknown.eml",))
+
+    def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise ConnectionResetError("the server went away mid-read")
+
+    monkeypatch.setattr(bounces, "open_mailbox", broken)
+    result = _digest(_env(tmp_path, database, DIGEST_BOUNCE_MAILBOX=str(folder)), "run", "--day", DAY)
+    assert "bounce mailbox not read (ConnectionResetError: the server went away mid-read)" in result.output
+    assert len(list((tmp_path / "outbox" / DAY).glob("*.eml"))) == 4
