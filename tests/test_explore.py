@@ -80,7 +80,7 @@ def test_leave_one_out_outputs_equal_refitting_without_each_vote():
         k = rows[keep] @ rows[keep].T + learn.RIDGE * np.eye(keep.sum())
         w = rows[keep].T @ np.linalg.solve(k, y[keep])
         held_out.append(float(rows[i] @ w))
-    clarity, boundary = learn.judge(labels, np.array(held_out, dtype=np.float32))
+    (clarity,), (boundary,) = learn.judge(labels, np.array(held_out, dtype=np.float32))
     assert fitted.clarity[0] == pytest.approx(clarity, abs=1e-4)
     assert fitted.boundary[0] == pytest.approx(boundary, abs=1e-3)
 
@@ -100,7 +100,7 @@ def test_clear_votes_weigh_more_than_the_count_alone_and_mixed_ones_do_not(featu
 
 def test_one_kind_of_vote_says_nothing_of_clarity():
     labels = np.array([-1.0, -1.0, -1.0], dtype=np.float32)
-    clarity, boundary = learn.judge(labels, np.array([0.1, -0.5, 0.3], dtype=np.float32))
+    (clarity,), (boundary,) = learn.judge(labels, np.array([0.1, -0.5, 0.3], dtype=np.float32))
     assert clarity == 0 and np.isnan(boundary)
 
 

@@ -123,12 +123,12 @@ def test_clear_votes_take_the_share_further_but_a_few_votes_leave_the_keywords_a
     # three votes, one up and two down, in perfect order: clarity at most 1 x 1 / (1 + CLEAR_HALF_AT)
     rng = np.random.default_rng(9)
     labels = np.array([1.0, -1.0, -1.0], dtype=np.float32)
-    clarity, _ = learn.judge(labels, np.array([2.0, -1.0, -0.5], dtype=np.float32))
+    (clarity,), (_,) = learn.judge(labels, np.array([2.0, -1.0, -0.5], dtype=np.float32))
     assert clarity == pytest.approx(1 / (1 + learn.CLEAR_HALF_AT))
     assert learn.share(3, clarity) < 0.5
     # forty votes the model cannot tell apart (held-out outputs at random): keywords stay ahead
     labels = np.where(rng.random(40) > 0.5, 1.0, -1.0).astype(np.float32)
-    clarity, _ = learn.judge(labels, rng.normal(size=40).astype(np.float32))
+    (clarity,), (_,) = learn.judge(labels, rng.normal(size=40).astype(np.float32))
     assert learn.share(40, clarity) < 0.4
 
 

@@ -208,13 +208,15 @@ def _solve(group: Sequence[Votes], negatives: np.ndarray) -> tuple[np.ndarray, n
     alpha = np.einsum("mij,mj->mi", inverse, y)
     # leave-one-out outputs in closed form: y_i - a_i / [(K + λI)⁻¹]_ii, no refit per vote
     held_out = y - alpha / np.diagonal(inverse, axis1=1, axis2=2)
-    judged = [judge(votes.labels, held_out[i, : len(votes)]) for i, votes in enumerate(group)]
-    clarity = np.array([c for c, _ in judged], dtype=np.float32)
-    boundary = np.array([b for _, b in judged], dtype=np.float32)
+    longest = max(len(votes) for votes in group)
+    labels = np.zeros((len(group), longest), dtype=np.float32)  # 0: padding, neither up nor down
+    for i, votes in enumerate(group):
+        labels[i, : len(votes)] = votes.labels
+    clarity, boundary = judge(labels, held_out[:, :longest])
     return np.einsum("mn,mnd->md", alpha, x), clarity, boundary
 
 
-def judge(labels: np.ndarray, held_out: np.ndarray) -> tuple[float, float]:
+def judge(labels: np.ndarray, held_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """How clearly a reader's votes speak, and where their model divides "yes" from "no".
 
     clarity: how well the model, fitted without a vote, tells that vote's sign (the area under
@@ -223,15 +225,23 @@ def judge(labels: np.ndarray, held_out: np.ndarray) -> tuple[float, float]:
     (m / (m + CLEAR_HALF_AT)): ten consistent up-votes against thirty downs speak clearly;
     two, or votes the model cannot tell apart (a reader of mixed tastes), do not.
     boundary: halfway between the mean held-out output of the up-votes and of the down-votes
-    (NaN with one kind only): the exploration slot looks for papers near it."""
-    up, down = held_out[labels > 0], held_out[labels < 0]
-    if not len(up) or not len(down):
-        return 0.0, float("nan")
-    wins = (up[:, None] > down[None, :]).sum() + 0.5 * (up[:, None] == down[None, :]).sum()
-    auc = wins / (len(up) * len(down))
-    rarer = min(len(up), len(down))
-    clarity = max(0.0, 2 * auc - 1) ** CLARITY_POWER * rarer / (rarer + CLEAR_HALF_AT)
-    return float(clarity), float((up.mean() + down.mean()) / 2)
+    (NaN with one kind only): the exploration slot looks for papers near it.
+
+    Rows are readers (labels +1 / -1, 0 for padding), judged at once: (m,) clarity, (m,) boundary."""
+    labels, held_out = np.atleast_2d(labels), np.atleast_2d(held_out).astype(np.float64)
+    up, down = labels > 0, labels < 0
+    n_up, n_down = up.sum(axis=1), down.sum(axis=1)
+    pairs = up[:, :, None] & down[:, None, :]  # (m, k, k): each up-vote against each down-vote
+    above = held_out[:, :, None] - held_out[:, None, :]
+    wins = (((above > 0) + 0.5 * (above == 0)) * pairs).sum(axis=(1, 2))
+    both = (n_up > 0) & (n_down > 0)
+    auc = np.where(both, wins / np.maximum(n_up * n_down, 1), 0.5)
+    rarer = np.minimum(n_up, n_down)
+    clarity = np.maximum(0.0, 2 * auc - 1) ** CLARITY_POWER * rarer / (rarer + CLEAR_HALF_AT)
+    mean_up = (held_out * up).sum(axis=1) / np.maximum(n_up, 1)
+    mean_down = (held_out * down).sum(axis=1) / np.maximum(n_down, 1)
+    boundary = np.where(both, (mean_up + mean_down) / 2, np.nan)
+    return clarity.astype(np.float32), boundary.astype(np.float32)
 
 
 def apply(
