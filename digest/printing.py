@@ -262,7 +262,7 @@ def subscribers_checked(
             lines.append(
                 Line(
                     f"{'':<14} {len(cast)} votes shape their ranking ({up} more, {len(cast) - up}"
-                    f" less like this; weight {share(len(cast)):.0%})"
+                    f" less like this; weight {share(len(cast)):.0%}, more the clearer they are)"
                 )
             )
         if s.id in distilled:
