@@ -27,6 +27,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
+from test_sns import ORDER as SIGNED  # the fields SNS signs, in its order
 
 from digest.delivery import links
 from digest.delivery.sns import SnsError
@@ -44,28 +45,6 @@ SUBSCRIBE_URL = (
     "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription"
     f"&TopicArn={TOPIC}&Token=2336412f37fb687f5d51e6e2425a8a5873e3d5b1d7fc4e0b66c0f7e14c4a9d0e"
 )
-# The fields SNS signs, in its order (spelled out apart from digest.delivery.sns).
-SIGNED = {
-    "Notification": ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"],
-    "SubscriptionConfirmation": [
-        "Message",
-        "MessageId",
-        "SubscribeURL",
-        "Timestamp",
-        "Token",
-        "TopicArn",
-        "Type",
-    ],
-    "UnsubscribeConfirmation": [
-        "Message",
-        "MessageId",
-        "SubscribeURL",
-        "Timestamp",
-        "Token",
-        "TopicArn",
-        "Type",
-    ],
-}
 ADDRESSES = {"alice": "alice@example.org", "bob": "bob@example.org", "carol": "carol@example.org"}
 SNS_HEADERS = {
     "Content-Type": "text/plain; charset=UTF-8",
