@@ -7,9 +7,9 @@ view of the day is then what their signals (digest.ranking.signals) say, asked i
     relevance(p) = max over interests of r      one square hit beats brushing every interest
                    (their keywords; their own papers), then moved by their votes' share
     score(p)     = (1 - w) * relevance(p) + w * trending(upvotes of p)          in 0..1
-    eligible(p)  = on topic for some signal (or admitted by their votes), score >= min_score,
-                   vetoed by none (sent before, voted on, about an `exclude` phrase), in their
+    allowed(p)   = vetoed by none (sent before, voted on, about an `exclude` phrase), in their
                    categories if they name some (a paper without categories is in)
+    eligible(p)  = allowed, on topic for some signal (or admitted by their votes), score >= min_score
     pinned(p)    = by a followed author, or saying an `always` phrase: first, whatever the rest
                    says (vetoes aside), followed authors' papers before always-phrases'
 
@@ -72,19 +72,24 @@ def blend(reader: Reader, signals: Sequence[Signal]) -> Blend:
     return Blend(relevance_rows, on_topic, relevance, reader.upvote_scale, score)
 
 
-def eligible(reader: Reader, signals: Sequence[Signal], view: Blend, *, every: bool = False) -> np.ndarray:
-    """Which papers may be picked: on topic (some signal says so, or admits it once the others
-    have spoken) and the score reaches min_score (`every` waives both), and no signal vetoes it."""
+def eligible(reader: Reader, signals: Sequence[Signal], view: Blend, allowed: np.ndarray) -> np.ndarray:
+    """Which of the `allowed` papers may be picked: on topic (some signal says so, or admits it
+    once the others have spoken) and the score reaches min_score."""
     on_topic = view.on_topic.copy()
     for s in signals:
         if (admitted := s.admit(on_topic)) is not None:
             on_topic |= admitted
-    n = len(reader.features.papers)
-    mask = np.ones(n, dtype=bool) if every else on_topic & (view.score >= reader.subscriber.min_score)
+    return allowed & on_topic & (view.score >= reader.subscriber.min_score)
+
+
+def allowed_by(signals: Sequence[Signal], never: np.ndarray) -> np.ndarray:
+    """(P,) papers any pick may come from: vetoed by none (`never`) and in every signal's
+    restriction (the reader's categories)."""
+    mask = ~never
     for s in signals:
         if (allowed := s.restrict()) is not None:
             mask &= allowed
-    return mask & ~vetoed(signals, n)
+    return mask
 
 
 def vetoed(signals: Sequence[Signal], n: int) -> np.ndarray:
@@ -120,8 +125,10 @@ def select(reader: Reader, *, limit: int | None = None) -> list[Ranked]:
     if not reader.features.papers:
         return []
     n = len(reader.features.papers)
-    first = pinned(signals, view, vetoed(signals, n))
-    mask = eligible(reader, signals, view, every=limit == 0)
+    never = vetoed(signals, n)
+    first = pinned(signals, view, never)
+    allowed = allowed_by(signals, never)
+    mask = allowed.copy() if limit == 0 else eligible(reader, signals, view, allowed)
     mask[first] = False
     order = _best_first(view, mask)
     cap = reader.subscriber.max_papers if limit in (None, 0) else limit
@@ -137,7 +144,7 @@ def select(reader: Reader, *, limit: int | None = None) -> list[Ranked]:
         chosen = first + select_diverse(pairs, cap - len(first), n_interests=len(view.relevance_rows))
     slot = None
     if explore.wanted(reader.subscriber, reader.learned is not None) and cap > 1 and len(first) < cap:
-        every = order if limit == 0 else _best_first(view, eligible(reader, signals, view, every=True))
+        every = order if limit == 0 else _best_first(view, allowed)
         slot = explore.pick(reader, [i for i in every.tolist() if i not in first], chosen[: cap - 1])
     if slot is not None:  # the digest's last place, whatever it held; its length is kept
         rest = [i for i in chosen if i != slot]
