@@ -95,3 +95,17 @@ class Signal:
 
     def explain(self, chosen: list[int]) -> dict[str, list]:
         return {}
+
+
+class Pinning(Signal):
+    """A signal that pins the papers it can name a reason for (`reasons[i]`, None for the rest)
+    and shows that reason in the Ranked field `field` (followed authors, always-phrases)."""
+
+    field: str
+    reasons: list[str | None]
+
+    def pin(self) -> np.ndarray:
+        return np.array([reason is not None for reason in self.reasons], dtype=bool)
+
+    def explain(self, chosen: list[int]) -> dict[str, list]:
+        return {self.field: [self.reasons[i] for i in chosen]}
