@@ -102,15 +102,11 @@ def absorb(
     bounce = Bounce(key, reader.id, email, kind, report.status, report.diagnostic, report.source, at)
     if not store.record_bounce(bounce):
         return Absorbed(bounce, None, new=False)
-    if kind == "soft":
-        since = (now - timedelta(days=settings.soft_days)).astimezone(UTC).isoformat(timespec="seconds")
-        if store.soft_bounces(reader.id, email, since) < settings.soft_limit:
-            return Absorbed(bounce, None, new=True)
-    held = store.suppressed().get(reader.id)
-    if held is not None and held.holds_for(reader.email) and email != held.email:
-        return Absorbed(bounce, None, new=True)  # their mail is stopped already: a stray report keeps it so
+    window = _window_start(now, settings)
+    if kind == "soft" and store.soft_bounces(reader.id, email, window) < settings.soft_limit:
+        return Absorbed(bounce, None, new=True)
     suppression = Suppression(reader.id, email, kind, at, report.status, report.diagnostic, report.source)
-    return Absorbed(bounce, suppression if store.suppress(suppression) else None, new=True)
+    return Absorbed(bounce, suppression if store.suppress(suppression, reader.email) else None, new=True)
 
 
 def address_of(reader: Subscriber, report: Report) -> str:
@@ -148,12 +144,15 @@ def tie(
 def recent_soft(store: DeliveryStore, settings: BounceSettings, now: datetime) -> dict[str, list[Bounce]]:
     """Each reader's soft bounces within the window (`soft_days`), oldest first: the count that
     stops their mail at `soft_limit`, for `status` and `subscribers check` to show before it does."""
-    since = (now - timedelta(days=settings.soft_days)).astimezone(UTC).isoformat(timespec="seconds")
     out: dict[str, list[Bounce]] = {}
-    for b in store.bounces():
-        if b.kind == "soft" and b.at >= since:
-            out.setdefault(b.subscriber_id, []).append(b)
+    for b in store.bounces(kind="soft", since=_window_start(now, settings)):
+        out.setdefault(b.subscriber_id, []).append(b)
     return out
+
+
+def _window_start(now: datetime, settings: BounceSettings) -> str:
+    """The oldest time, ISO in UTC, whose soft bounces still count (`soft_days` back from `now`)."""
+    return (now - timedelta(days=settings.soft_days)).astimezone(UTC).isoformat(timespec="seconds")
 
 
 @dataclass

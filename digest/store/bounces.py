@@ -89,8 +89,14 @@ class BounceQueries:
         )
         return int(rows[0][0])
 
-    def bounces(self, subscriber: str | None = None) -> list[Bounce]:
-        where, args = ("WHERE subscriber = ?", (subscriber,)) if subscriber else ("", ())
+    def bounces(
+        self, subscriber: str | None = None, *, kind: str | None = None, since: str | None = None
+    ) -> list[Bounce]:
+        """Recorded reports, oldest first: of one reader, of one kind, written at `since` or later."""
+        tests = [("subscriber = ?", subscriber), ("kind = ?", kind), ("at >= ?", since)]
+        given = [(test, value) for test, value in tests if value is not None]
+        where = "WHERE " + " AND ".join(test for test, _ in given) if given else ""
+        args = tuple(value for _, value in given)
         return [
             Bounce(
                 r["key"],
@@ -105,12 +111,14 @@ class BounceQueries:
             for r in self.conn.rows(f"SELECT * FROM bounces {where} ORDER BY at, key", args)
         ]
 
-    def suppress(self, s: Suppression) -> bool:
-        """Stop mail to the reader at `s.email`; False when it was stopped at that address already
-        (the first reason stays). A suppression of an address they no longer use gives way."""
+    def suppress(self, s: Suppression, current: str | None = None) -> bool:
+        """Stop mail to the reader at `s.email`; False when their mail is stopped already: at that
+        address (the first reason stays), or at `current`, their address of now (a report about
+        another address never lifts it). A suppression of an address they no longer use gives way."""
+        keep = {s.email, (current or s.email).strip().lower()}
         with self.transaction(immediate=True) as conn:
             held = conn.rows("SELECT email FROM suppressions WHERE subscriber = ?", (s.subscriber_id,))
-            if held and held[0][0] == s.email:
+            if held and held[0][0] in keep:
                 return False
             conn.execute("DELETE FROM suppressions WHERE subscriber = ?", (s.subscriber_id,))
             conn.execute(
