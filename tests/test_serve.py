@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from email import message_from_bytes, policy
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -66,8 +67,9 @@ def site(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[dict]:
 
 
 @contextmanager
-def serving(settings: Settings, port: int, **config: float) -> Iterator[str]:
-    """`digest serve`'s uvicorn (digest.web.server_config) on 127.0.0.1:`port` in a thread."""
+def serving(settings: Settings, port: int, **config: Any) -> Iterator[str]:
+    """`digest serve`'s uvicorn (digest.web.server_config) on 127.0.0.1:`port` in a thread;
+    `config`: server_config's (timeouts, and the SES webhook's fetchers)."""
     quiet = replace(settings, log_level="WARNING")
     server = uvicorn.Server(server_config(quiet, "127.0.0.1", port, **config))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -9,31 +9,26 @@ import base64
 import json
 import logging
 import shutil
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from conftest import SUBSCRIBERS, free_port, opened
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import NameOID
+from test_serve import serving  # digest serve's uvicorn in a thread
 from test_sns import ORDER as SIGNED  # the fields SNS signs, in its order
+from test_sns import _cert as sns_cert
 
 from digest.delivery import links
 from digest.delivery.sns import SnsError
 from digest.models import Subscriber
 from digest.settings import Settings
-from digest.web import server_config
 
 SECRET = "a-webhook-test-secret-of-enough-length"
 TOPIC = "arn:aws:sns:eu-west-1:204518337921:digest-ses-feedback"
@@ -64,19 +59,7 @@ def key() -> rsa.RSAPrivateKey:
 def pem(key: rsa.RSAPrivateKey) -> bytes:
     """A self-signed certificate named as SNS's are, valid around the real now (verify checks
     the real clock, as the server does)."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM)
+    return sns_cert(key, days=(-1, 30), now=datetime.now(UTC))
 
 
 def sign(message: dict[str, Any], key: rsa.RSAPrivateKey) -> dict[str, Any]:
@@ -209,25 +192,6 @@ class Hook:
             return suppressed, [(b.subscriber_id, b.email, b.kind) for b in store.bounces()]
 
 
-@contextmanager
-def serving(settings: Settings, **fetchers: Fetcher) -> Iterator[str]:
-    """`digest serve`'s uvicorn (digest.web.server_config) on a free port of 127.0.0.1, in a thread."""
-    server = uvicorn.Server(
-        server_config(replace(settings, log_level="WARNING"), "127.0.0.1", free_port(), **fetchers)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    try:
-        yield f"http://127.0.0.1:{server.config.port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
 @pytest.fixture
 def serve_hook(tmp_path: Path, database: str, key: rsa.RSAPrivateKey, pem: bytes):
     """Start `digest serve` with DIGEST_SES_TOPIC_ARNS=TOPIC and `env` on top; a Hook."""
@@ -249,7 +213,7 @@ def serve_hook(tmp_path: Path, database: str, key: rsa.RSAPrivateKey, pem: bytes
         )
         cert = cert or Fetcher(pem)
         confirm = Fetcher(b"<ConfirmSubscriptionResponse/>")
-        with serving(settings, fetch_cert=cert, fetch_confirm=confirm) as base:
+        with serving(settings, free_port(), fetch_cert=cert, fetch_confirm=confirm) as base:
             yield Hook(base, database, cert, confirm, key)
 
     return start

@@ -51,8 +51,12 @@ SUBSCRIBE_URL = (
 
 
 def _cert(
-    key: rsa.RSAPrivateKey, name: str = "sns.amazonaws.com", days: tuple[int, int] = (-30, 300)
+    key: rsa.RSAPrivateKey,
+    name: str = "sns.amazonaws.com",
+    days: tuple[int, int] = (-30, 300),
+    now: datetime = NOW,
 ) -> bytes:
+    """A self-signed certificate for `key`, issued to `name`, valid `days` around `now`."""
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     cert = (
         x509.CertificateBuilder()
@@ -60,8 +64,8 @@ def _cert(
         .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW + timedelta(days=days[0]))
-        .not_valid_after(NOW + timedelta(days=days[1]))
+        .not_valid_before(now + timedelta(days=days[0]))
+        .not_valid_after(now + timedelta(days=days[1]))
         .sign(key, hashes.SHA256())
     )
     return cert.public_bytes(serialization.Encoding.PEM)
