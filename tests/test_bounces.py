@@ -387,3 +387,28 @@ def test_a_mailbox_that_breaks_in_an_unforeseen_way_still_lets_the_mail_go(
     result = _digest(_env(tmp_path, database, DIGEST_BOUNCE_MAILBOX=str(folder)), "run", "--day", DAY)
     assert "bounce mailbox not read (ConnectionResetError: the server went away mid-read)" in result.output
     assert len(list((tmp_path / "outbox" / DAY).glob("*.eml"))) == 4
+
+
+def test_a_report_naming_only_a_forward_is_tied_by_the_message_id_in_the_ledger(
+    tmp_path: Path, database: str
+):
+    """A DSN from a forward names an address nobody on the list has; the Message-ID of our digest
+    it quotes (kept in the ledger when it was sent) names the reader, and stops their mail."""
+    from email import message_from_bytes
+
+    env = _env(tmp_path, database)
+    assert _digest(env, "run", "--day", DAY).exit_code == 0
+    sent = message_from_bytes((tmp_path / "outbox" / DAY / "carol.eml").read_bytes())
+    raw = (BOUNCES / "postfix_hard_user_unknown.eml").read_bytes()
+    quoted_id = b"<179515440300.48213.11735502187714520693.2026-11-20.carol@digest.example.org>"
+    raw = raw.replace(quoted_id, str(sent["Message-ID"]).encode())
+    # the forward's DSN names only the forward, and quotes our digest without its To
+    raw = raw.replace(b"To: Carol Nguyen <carol@example.net>\n", b"").replace(
+        b"carol@example.net", b"c@fwd.example"
+    )
+    folder = tmp_path / "bounces"
+    mailbox.Maildir(folder, create=True).add(raw)
+    read = _digest({**env, "DIGEST_BOUNCE_MAILBOX": str(folder)}, "bounces")
+    assert "carol suppressed: hard bounce 5.1.1 (dsn)" in read.output, read.output
+    with opened(database) as store:
+        assert store.suppressed()["carol"].holds_for("carol@example.net")  # not the forward: the reader

@@ -97,7 +97,8 @@ def absorb(
     """Record `report` about `reader` (once, by `key`) and apply the rule."""
     now = now or datetime.now(UTC)
     at = (report.arrived or now).astimezone(UTC).isoformat(timespec="seconds")
-    email = address_of(reader, report)
+    ours = report.message_id is not None and store.subscriber_of_message(report.message_id) == reader.id
+    email = address_of(reader, report, ours)
     kind = effective_kind(report)
     bounce = Bounce(key, reader.id, email, kind, report.status, report.diagnostic, report.source, at)
     if not store.record_bounce(bounce):
@@ -109,16 +110,23 @@ def absorb(
     return Absorbed(bounce, suppression if store.suppress(suppression, reader.email) else None, new=True)
 
 
-def address_of(reader: Subscriber, report: Report) -> str:
-    """The address a report stops, lower case: the reader's own when the report was for it (our
-    digest's To, or the failed recipient, is their address of now; or their VERP return path,
-    which binds it), so a bounce through a forward stops the mail that feeds the forward;
-    otherwise the address it names (one they no longer have: it stops nothing)."""
+def address_of(reader: Subscriber, report: Report, ours: bool = False) -> str:
+    """The address a report stops, lower case. A bounce through a forward names the forward, but
+    it is the mail to the reader's own address that feeds it, so that address is stopped when
+    the report shows our digest went there: it names that address (as the failed recipient or
+    our digest's To), or came back to their VERP return path (which binds their address of now);
+    else our digest's To as the report quotes it (an address they have since left stops
+    nothing); else, `ours`, the quoted Message-ID is one the ledger gave them; else the failed
+    recipient."""
     current = reader.email.strip().lower()
-    named = [a.strip().lower() for a in (report.original_to, report.recipient) if a]
-    if not named or current in named or (report.verp_token or "").rpartition("=")[0] == reader.id:
+    named = {a.strip().lower() for a in (report.recipient, report.original_to) if a}
+    if current in named or (report.verp_token or "").rpartition("=")[0] == reader.id:
         return current
-    return named[0]
+    if report.original_to:
+        return report.original_to.strip().lower()
+    if ours or not report.recipient:
+        return current
+    return report.recipient.strip().lower()
 
 
 def tie(
